@@ -26,7 +26,8 @@ def main(argv=None):
     v.add_argument('--seed', type=int, default=0)
     a = ap.parse_args(argv)
     if a.command == 'verify':
-        from qnb.verify import verify, CHECKS
+        from qnb.verify import verify, load_checks
+        CHECKS = load_checks()
         split = lambda s: s.split(',') if s else None
         kernels = split(a.kernels)
         unknown = [k for k in kernels or [] if k not in CHECKS]

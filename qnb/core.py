@@ -121,10 +121,25 @@ def fma_f32(a, b, c) -> np.ndarray:
     a, b, c = (np.asarray(v, dtype=np.float32) for v in (a, b, c))
     with np.errstate(invalid='ignore', over='ignore'):
         p = a.astype(np.float64) * b            # exact: 24 + 24 bits fit in 53
+        s = p + c.astype(np.float64)            # one rounding to float64 ...
+        r = s.astype(np.float32)                # ... and one to float32: right unless s sits on a float32 midpoint
+    shape = np.shape(s)
+    flat = np.reshape(s, -1)
+    suspect = ((flat.view(np.int64) & (2**29 - 1)) == 2**28) | (np.abs(flat) < 2.0**-125)   # midpoint / subnormal
+    if not suspect.any(): return r
+    r = np.array(r, dtype=np.float32).reshape(-1)
+    idx = np.nonzero(suspect)[0]
+    r[idx] = _fma_f32_exact(*(np.broadcast_to(v, shape).reshape(-1)[idx] for v in (a, b, c)))
+    return r.reshape(shape) if shape else r[0]
+
+def _fma_f32_exact(a, b, c) -> np.ndarray:
+    "fma_f32 for the elements whose float64 sum lies on a float32 midpoint: TwoSum decides the side."
+    with np.errstate(invalid='ignore', over='ignore'):
+        p = a.astype(np.float64) * b
         c64 = c.astype(np.float64)
-        s = p + c64                             # one rounding to float64 ...
+        s = p + c64
         t = s - p
-        err = (p - (s - t)) + (c64 - t)         # ... whose exact error TwoSum recovers
+        err = (p - (s - t)) + (c64 - t)         # exact error of the float64 sum
         r = s.astype(np.float32)
         d = s - r.astype(np.float64)            # exact (Sterbenz)
         away = np.nextafter(r, np.where(d > 0, np.float32(np.inf), np.float32(-np.inf)))

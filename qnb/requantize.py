@@ -18,17 +18,19 @@ __all__ = ['SCHEMES', 'cvtps_epi32', 'saturating_output', 'requantize_fp32', 'fb
 # %% ../nbs/01_requantize.ipynb #c2151195
 def cvtps_epi32(v) -> np.ndarray:
     "float32 to int32 as `cvtps2dq` does: round half to even; NaN and out-of-range give -2**31."
-    v = np.asarray(v, dtype=np.float32)
+    rounded = np.rint(np.asarray(v, dtype=np.float32))
     with np.errstate(invalid='ignore'):
-        inside = (v >= -2.0**31) & (v < 2.0**31)
-        return np.where(inside, np.rint(np.where(inside, v, 0)), -2.0**31).astype(np.int64)
+        outside = ~((rounded >= -2.0**31) & (rounded < 2.0**31))       # NaN compares False: outside
+    rounded[outside] = -2.0**31
+    return rounded.astype(np.int32)
 
 def saturating_output(rounded, zero_point, dtype, relu=False) -> np.ndarray:
     "int16-saturating pack, saturating add of the zero point, clamp to the dtype (or to [z, max] with ReLU)."
     lo, hi = dtype_range(dtype)
-    if dtype == 'qint32': biased = np.asarray(rounded) + np.asarray(zero_point)   # no 8-bit pack in this case
-    else: biased = np.clip(np.clip(rounded, -2**15, 2**15 - 1) + np.asarray(zero_point), -2**15, 2**15 - 1)
-    return np.clip(biased, np.maximum(lo, zero_point) if relu else lo, hi)
+    if dtype == 'qint32': return np.clip(np.asarray(rounded, np.int64) + np.asarray(zero_point), lo, hi)   # no 8-bit pack
+    biased = np.clip(rounded, -2**15, 2**15 - 1).astype(np.int32, copy=False)
+    biased += np.asarray(zero_point, dtype=np.int32)               # |.| < 2^16: the int16 saturation of the sum is
+    return np.clip(biased, np.maximum(lo, zero_point) if relu else lo, hi)   # implied by the 8-bit clamp after it
 
 # %% ../nbs/01_requantize.ipynb #4fb85085
 def requantize_fp32(acc, multiplier, zero_point, dtype='quint8', relu=False) -> np.ndarray:
@@ -76,12 +78,15 @@ def onednn_scales(input_scale, weight_scale, output_scale, op='linear', per_chan
 def requantize_onednn(acc, input_mult, weight_mult, output_mult, zero_point, dtype='quint8', bias=None, relu=False) -> np.ndarray:
     "Eq. (11): oneDNN's int8 output stage."
     lo, hi = dtype_range(check_dtype(dtype))
-    t = (np.asarray(acc, dtype=np.float32) * np.float32(input_mult)) * np.asarray(weight_mult, dtype=np.float32)
-    if bias is not None: t = t + np.asarray(bias, dtype=np.float32)
-    if relu: t = np.maximum(t, np.float32(0))
-    shifted = (t * np.float32(output_mult)) + np.float32(zero_point)
+    t = np.asarray(acc, dtype=np.float32) * np.float32(input_mult)     # a new array: the steps below are in place
+    t *= np.asarray(weight_mult, dtype=np.float32)
+    if bias is not None: t += np.asarray(bias, dtype=np.float32)
+    if relu: np.maximum(t, np.float32(0), out=t)
+    t *= np.float32(output_mult)
+    t += np.float32(zero_point)
     with np.errstate(invalid='ignore'):
-        return np.rint(np.clip(shifted, lo, hi)).astype(np.int64)
+        np.clip(t, lo, hi, out=t)
+    return np.rint(t, out=t).astype(np.int64)
 
 # %% ../nbs/01_requantize.ipynb #aa33d16d
 def quantize_multiplier(real):

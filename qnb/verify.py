@@ -12,9 +12,10 @@ from .core import QDTYPES, dtype_range, quantize_per_tensor, quantize_per_channe
 from .requantize import torch_linear_requant, linear_output
 
 # %% auto #0
-__all__ = ['CHECKS', 'SCALE_FAMILIES', 'LEVELS', 'CheckResult', 'register_check', 'draw_scales', 'draw_zero_points',
-           'draw_values', 'check_quantize_per_tensor', 'check_quantize_per_channel', 'check_dequantize',
-           'check_requantize', 'supported_engines', 'supported_capabilities', 'run_checks', 'verify', 'format_table']
+__all__ = ['CHECKS', 'SCALE_FAMILIES', 'LEVELS', 'KERNEL_MODULES', 'CheckResult', 'register_check', 'draw_scales',
+           'draw_zero_points', 'draw_values', 'check_quantize_per_tensor', 'check_quantize_per_channel',
+           'check_dequantize', 'check_requantize', 'call_isolated', 'supported_engines', 'supported_capabilities',
+           'load_checks', 'run_checks', 'verify', 'format_table']
 
 # %% ../nbs/02_verify.ipynb #d0debd37
 @dataclass
@@ -25,6 +26,8 @@ class CheckResult:
     compared: int = 0
     mismatches: int = 0
     max_abs_diff: float = 0.0
+    torch_crashes: int = 0        # cases where torch's kernel killed its process (qnb still computes them)
+    torch_faults: int = 0         # cases where torch's output is not the convolution/product it claims (see notebooks)
 
     def add(self, ours, theirs):
         "Count the elements where `ours` and `theirs` differ (float arrays compare bit patterns)."
@@ -171,7 +174,36 @@ def check_requantize(engine, rng, size):
         res.add(linear_output(acc, sx, sw, sy, zy, engine, bias, relu), theirs)
     return res
 
-# %% ../nbs/02_verify.ipynb #463acac3
+# %% ../nbs/02_verify.ipynb #2e63db7e
+def call_isolated(func, cases) -> tuple[list, list]:
+    "Run `func` ('module:function') on each case in child processes. Returns (results, crashed indices)."
+    import pickle, subprocess, sys
+    results, crashed, i = [None] * len(cases), [], 0
+    while i < len(cases):
+        p = subprocess.run([sys.executable, '-m', 'qnb.verify', '--isolated', func],
+                           input=pickle.dumps(cases[i:]), capture_output=True)
+        out, k = p.stdout, 0
+        while len(out) >= 8:
+            n = int.from_bytes(out[:8], 'little')
+            if len(out) < 8 + n: break
+            results[i + k] = pickle.loads(out[8:8 + n]); out = out[8 + n:]; k += 1
+        i += k
+        if p.returncode != 0 and i < len(cases):   # the case being computed killed the child
+            crashed.append(i); i += 1
+    return results, crashed
+
+def _isolated_worker(func):
+    "Child side of call_isolated: a length-prefixed pickle per case on stdout; exceptions become {'error': msg}."
+    import importlib, pickle, sys
+    module, name = func.split(':')
+    fn = getattr(importlib.import_module(module), name)
+    for case in pickle.loads(sys.stdin.buffer.read()):
+        try: r = fn(case)
+        except Exception as e: r = {'error': f"{type(e).__name__}: {e}"}
+        b = pickle.dumps(r)
+        sys.stdout.buffer.write(len(b).to_bytes(8, 'little') + b); sys.stdout.buffer.flush()
+
+# %% ../nbs/02_verify.ipynb #df0fec28
 LEVELS = {'quick': 3_000, 'default': 1_000_000, 'full': 10_000_000}
 
 def supported_engines():
@@ -184,8 +216,17 @@ def supported_capabilities():
     order = ['default', 'avx2', 'avx512']
     return order[:order.index(best) + 1] if best in order else ['default']
 
+KERNEL_MODULES = ('qnb.conv',)   # modules whose import registers more checks
+
+def load_checks():
+    "Import every kernel module so its checks are registered; returns CHECKS."
+    import importlib
+    for m in KERNEL_MODULES: importlib.import_module(m)
+    return CHECKS
+
 def run_checks(size, engines=None, kernels=None, seed=0):
     "Run the registered checks in this process; a list of CheckResult."
+    load_checks()
     rng = np.random.default_rng(seed)
     return [CHECKS[k](e, rng, size) for k in (kernels or CHECKS) for e in (engines or supported_engines())]
 
@@ -212,7 +253,8 @@ def format_table(rows) -> str:
     lines = [head, '-' * len(head)]
     for r in rows:
         mm = 'CRASH' if r['mismatches'] < 0 else r['mismatches']
-        lines.append(f"{r['kernel']:<22}{r['engine']:<9}{r['capability']:<12}{r['compared']:>12,}{mm:>12}{r['max_abs_diff']:>11.3g}")
+        torch_bad = ''.join(f"  torch {k.split('_')[1]}: {r[k]}" for k in ('torch_crashes', 'torch_faults') if r.get(k))
+        lines.append(f"{r['kernel']:<22}{r['engine']:<9}{r['capability']:<12}{r['compared']:>12,}{mm:>12}{r['max_abs_diff']:>11.3g}{torch_bad}")
         if 'error' in r: lines.append('    ' + r['error'])
     bad = sum(r['mismatches'] != 0 for r in rows)
     lines.append(f"{'all bit-exact' if not bad else f'{bad} row(s) with mismatches or crashes'}: "
@@ -226,9 +268,11 @@ def _worker():
     ap.add_argument('--size', type=int, default=LEVELS['default'])
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--engines'); ap.add_argument('--kernels')
+    ap.add_argument('--isolated', help='serve call_isolated: run FUNC on pickled cases from stdin')
     a = ap.parse_args()
+    if a.isolated: return _isolated_worker(a.isolated)
     res = run_checks(a.size, a.engines and a.engines.split(','), a.kernels and a.kernels.split(','), a.seed)
     print(json.dumps([dataclasses.asdict(r) for r in res]))
 
-# %% ../nbs/02_verify.ipynb #2e63db7e
+# %% ../nbs/02_verify.ipynb #943b4e14
 if __name__ == '__main__': _worker()
