@@ -217,17 +217,23 @@ def _fbgemm_depthwise_last(x, zx, w, zw, stride, padding) -> np.ndarray:
     wt = w.reshape(OC, -1).T.astype(np.int32)                  # taps, OC
     windows = [win for _, win in _tap_windows(xp, kernel, stride, (1,) * len(kernel), out_size)]
     raw = np.zeros((N, *out_size, OC), dtype=np.int32)
+    pair, second = np.empty_like(raw), np.empty_like(raw)
     for j in range(0, len(windows), 2):
-        pair = windows[j] * wt[j]
+        np.multiply(windows[j], wt[j], out=pair)
         if j + 1 < len(windows):
-            pair += windows[j + 1] * wt[j + 1]
+            pair += np.multiply(windows[j + 1], wt[j + 1], out=second)
             np.clip(pair, -2**15, 2**15 - 1, out=pair)
         raw += pair
-    row_sum = np.minimum(sum(windows), 2**15 - 1).astype(np.int64)
-    zw = np.broadcast_to(np.asarray(zw, dtype=np.int64), (OC,))
+    # |terms| stay far below 2^31 (K <= 343 taps), so int32 holds the corrections exactly
+    zw = np.broadcast_to(np.asarray(zw, dtype=np.int32), (OC,))
     K = wt.shape[0]
-    acc = raw - zw * row_sum - int(zx) * wt.sum(0).astype(np.int64) + K * int(zx) * zw
-    return _wrap_int32(acc)
+    raw -= int(zx) * wt.sum(0, dtype=np.int32) - K * int(zx) * zw
+    if np.any(zw):
+        row_sum = windows[0].copy()
+        for win in windows[1:]: row_sum += win
+        np.minimum(row_sum, 2**15 - 1, out=row_sum)
+        raw -= zw * row_sum
+    return raw
 
 def fbgemm_depthwise_accumulator(x, zx, w, zw, stride, padding) -> np.ndarray:
     "Eq. (C1'): the accumulator (N, OC, *out) of FBGEMM's depthwise kernel, int16 pair saturation included."

@@ -271,7 +271,8 @@ def _worker():
     ap.add_argument('--isolated', help='serve call_isolated: run FUNC on pickled cases from stdin')
     a = ap.parse_args()
     if a.isolated: return _isolated_worker(a.isolated)
-    res = run_checks(a.size, a.engines and a.engines.split(','), a.kernels and a.kernels.split(','), a.seed)
+    from qnb import verify as this          # not __main__: kernel modules register into qnb.verify.CHECKS
+    res = this.run_checks(a.size, a.engines and a.engines.split(','), a.kernels and a.kernels.split(','), a.seed)
     print(json.dumps([dataclasses.asdict(r) for r in res]))
 
 # %% ../nbs/02_verify.ipynb #943b4e14
