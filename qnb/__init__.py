@@ -1,1 +1,8 @@
+"""PyTorch's quantized kernels derived in notebooks and reproduced bit for bit in NumPy
+
+Modules:
+
+- `qnb.batchnorm`: `quantized::batch_norm1d/2d/3d` (and `_relu`): one multiplier and one offset per channel, then a vector body and a scalar tail that round differently on each CPU capability.
+- `qnb.linear`: `quantized::linear` / `linear_relu` (static) and `quantized::linear_dynamic` (float in, float out), engine by engine."""
+
 __version__ = "0.0.1"
