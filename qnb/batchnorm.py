@@ -13,8 +13,8 @@ from .core import (QArray, as_qarray, check_scale, check_zero_point, dtype_range
 
 # %% auto #0
 __all__ = ['batch_norm_params', 'batch_norm_lanes', 'batch_norm_vector_channels', 'quantize_aten_avx', 'quantize_lrintf',
-           'batch_norm_kernel', 'qbatch_norm', 'random_batch_norm_case', 'torch_batch_norm', 'qnb_batch_norm',
-           'check_batch_norm']
+           'batch_norm_kernel', 'batch_norm_table', 'apply_channel_table', 'qbatch_norm', 'random_batch_norm_case',
+           'torch_batch_norm', 'qnb_batch_norm', 'check_batch_norm']
 
 # %% ../nbs/05_batchnorm.ipynb #20f53240
 def batch_norm_params(weight, bias, mean, var, eps, input_scale, output_scale):
@@ -80,6 +80,24 @@ def batch_norm_kernel(q, input_zero_point, alpha, offset, output_zero_point, dty
     return y
 
 # %% ../nbs/05_batchnorm.ipynb #fd609179
+def batch_norm_table(input_zero_point, alpha, offset, output_zero_point, dtype, relu=False, capability=None) -> np.ndarray:
+    "(C, 256) table: output storage value for every channel and input byte (int8 inputs indexed by their bytes)."
+    lo, hi = dtype_range(dtype)
+    storage = np.uint8 if dtype == 'quint8' else np.int8
+    values = np.arange(256, dtype=np.uint8).view(storage)              # byte b holds the value b as `dtype`
+    q = np.repeat(values[:, None], len(alpha), axis=1)                 # (256 bytes, C) = 256 pixels of C channels
+    out = batch_norm_kernel(q, input_zero_point, alpha, offset, output_zero_point, dtype, relu, capability)
+    return np.ascontiguousarray(out.T).astype(storage)
+
+def apply_channel_table(table, q) -> np.ndarray:
+    "Map each element of `q` (N, C, ...) through its channel's row of `table`."
+    q = np.ascontiguousarray(q)
+    out = np.empty_like(q)
+    bytes_ = q.view(np.uint8)
+    for c in range(q.shape[1]): np.take(table[c], bytes_[:, c], out=out[:, c])
+    return out
+
+# %% ../nbs/05_batchnorm.ipynb #60565715
 def _per_channel(v, name, C):
     if v is None: raise ValueError(f"{name} must be provided (quantized batch_norm requires it)")
     a = v.detach().cpu().numpy() if hasattr(v, 'detach') else np.asarray(v)
@@ -101,8 +119,8 @@ def qbatch_norm(input, weight, bias, mean, var, eps, scale, zero_point, *, relu=
         raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
     scale, zero_point = check_scale(scale, 'scale'), check_zero_point(zero_point, xq.dtype, 'zero_point')
     alpha, offset = batch_norm_params(weight, bias, mean, var, eps, xq.scale, scale)
-    y = batch_norm_kernel(xq.int_repr, xq.zero_point, alpha, offset, zero_point, xq.dtype, relu, capability)
-    return QArray(y.astype(xq.int_repr.dtype), scale, zero_point, xq.dtype)
+    table = batch_norm_table(xq.zero_point, alpha, offset, zero_point, xq.dtype, relu, capability)
+    return QArray(apply_channel_table(table, xq.int_repr), scale, zero_point, xq.dtype)
 
 # %% ../nbs/05_batchnorm.ipynb #c7dc3465
 def random_batch_norm_case(rng) -> dict:

@@ -13,12 +13,13 @@ from .requantize import (fbgemm_multiplier, fbgemm_bias_term, requantize_fp32, q
 
 # %% auto #0
 __all__ = ['TORCH_INTERNAL_ERRORS', 'check_conv', 'check_conv_transpose', 'conv_tuple', 'conv_output_size',
-           'conv_transpose_output_size', 'conv_accumulator_reference', 'channels_last_accumulator', 'conv_accumulator',
-           'conv_transpose_accumulator_reference', 'conv_transpose_accumulator', 'fbgemm_depthwise_fast_path',
-           'fbgemm_depthwise_accumulator', 'conv_path_accumulator', 'cpu_has_avx512_vnni', 'conv_engine_path',
-           'output_stage_last', 'conv_output_stage', 'qconv1d', 'qconv2d', 'qconv3d', 'qconv_transpose1d',
-           'qconv_transpose2d', 'qconv_transpose3d', 'torch_conv', 'qnb_conv', 'random_conv_case', 'real_conv_output',
-           'fbgemm_direct_transposed_path', 'torch_fault', 'check_conv_cases', 'qnb_conv_output_shape']
+           'conv_transpose_output_size', 'conv_accumulator_reference', 'weight_bounds', 'channels_last_accumulator',
+           'conv_accumulator', 'conv_transpose_accumulator_reference', 'conv_transpose_accumulator',
+           'fbgemm_depthwise_fast_path', 'fbgemm_depthwise_accumulator', 'conv_path_accumulator', 'cpu_has_avx512_vnni',
+           'conv_engine_path', 'output_stage_last', 'conv_output_stage', 'qconv1d', 'qconv2d', 'qconv3d',
+           'qconv_transpose1d', 'qconv_transpose2d', 'qconv_transpose3d', 'torch_conv', 'qnb_conv', 'random_conv_case',
+           'real_conv_output', 'fbgemm_direct_transposed_path', 'torch_fault', 'check_conv_cases',
+           'qnb_conv_output_shape']
 
 # %% ../nbs/03_conv.ipynb #7c0f8ce4
 def conv_tuple(value, ndim, name, minimum) -> tuple:
@@ -69,16 +70,21 @@ def _wrap_int32(acc) -> np.ndarray:
     acc = np.asarray(acc, dtype=np.int64)
     return ((acc + 2**31) % 2**32) - 2**31
 
-def _channel_chunks(xmax, w_abs, groups):
-    "Channel ranges (within a group) whose GEMMs are exact in float32 by eq. (C2); w_abs is (taps, Cg, OC)."
-    Cg = w_abs.shape[1]
-    worst = np.max(w_abs, axis=(0, 2), initial=0)                  # per input channel, over taps and outputs
-    chunks, start, total = [], 0, 0
-    for c in range(Cg):
+def _channel_chunks(xmax, worst):
+    "Channel ranges whose GEMMs are exact in float32 by eq. (C2); `worst[c]` = max |q_w - z_w| over taps and outputs."
+    worst = np.asarray(worst, dtype=np.float64)
+    if xmax * worst.sum() < _F32_EXACT: return [(0, len(worst))]
+    chunks, start, total = [], 0, 0.0
+    for c in range(len(worst)):                     # rare: only reductions beyond ~65,000 products
         if start < c and xmax * (total + worst[c]) >= _F32_EXACT:
-            chunks.append((start, c)); start, total = c, 0
+            chunks.append((start, c)); start, total = c, 0.0
         total += worst[c]
-    return chunks + [(start, Cg)]
+    return chunks + [(start, len(worst))]
+
+def weight_bounds(wz_abs_per_tap):
+    "From |q_w - z_w| arranged (taps, C/groups, OC): (max over outputs of the total sum, worst per input channel)."
+    a = np.asarray(wz_abs_per_tap)
+    return float(a.sum(axis=(0, 1), dtype=np.float64).max(initial=0)), a.max(axis=(0, 2), initial=0)
 
 def _tap_windows(xp, kernel, stride, dilation, out_size):
     "For each kernel tap: the window (N, *out, C) of the channel-last padded input it multiplies."
@@ -91,16 +97,16 @@ def _tap_rows(padded, kernel, dilation):
     steps = np.cumprod((1,) + tuple(padded[::-1]))[:-1][::-1]           # row-major strides of the padded grid
     return [int(np.dot(t, np.multiply(dilation, steps))) for t in np.ndindex(*kernel)]
 
-def channels_last_accumulator(xp, wt, kernel, stride, dilation, groups, out_size, xmax) -> np.ndarray:
+def channels_last_accumulator(xp, wt, kernel, stride, dilation, groups, out_size, xmax, bounds=None) -> np.ndarray:
     """Eq. (C1) from a channel-last padded float32 input `xp` (N, *padded, C) holding q_x - z_x and float32
-    weights `wt` (taps, C/groups, OC) holding q_w - z_w. Returns exact sums (N, *out, OC), float32 or float64."""
+    weights `wt` (taps, C/groups, OC) holding q_w - z_w. Returns exact sums (N, *out, OC), float32 or float64.
+    `bounds` = `weight_bounds(|wt|)`, if the caller has it cheaper."""
     N, *padded, C = xp.shape
     T, Cg, OC = wt.shape
     OCg = OC // groups
-    w_abs = np.abs(wt)
-    total_bound = xmax * float(np.max(w_abs.sum(axis=(0, 1)), initial=0))
-    acc_dtype = np.float32 if total_bound < _F32_EXACT else np.float64
-    chunks = _channel_chunks(xmax, w_abs, groups)
+    total, worst = bounds if bounds is not None else weight_bounds(np.abs(wt))
+    acc_dtype = np.float32 if xmax * total < _F32_EXACT else np.float64
+    chunks = _channel_chunks(xmax, worst)
     scratch = []
     def temp(shape):                                     # one reusable product buffer (fresh pages are slow)
         size = int(np.prod(shape))

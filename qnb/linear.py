@@ -33,11 +33,14 @@ def linear_accumulator(x, zx, w, zw) -> np.ndarray:
     x, w = np.asarray(x), np.asarray(w)
     M, K = x.shape
     O = w.shape[0]
-    wz = w.astype(np.int64) - np.broadcast_to(np.asarray(zw, dtype=np.int64), (O,))[:, None]
+    zw = np.broadcast_to(np.asarray(zw, dtype=np.int64), (O,))
+    wz = w.astype(np.int16) if not zw.any() else (w.astype(np.int16) - zw[:, None].astype(np.int16))   # |.| <= 255
+    wz_abs = np.abs(wz)
+    bounds = float(wz_abs.sum(axis=1, dtype=np.int64).max(initial=0)), wz_abs.max(axis=0, initial=0)
     xmax = max(abs(int(x.max(initial=0)) - int(zx)), abs(int(x.min(initial=0)) - int(zx)))
     xp = (x.astype(np.float32) - np.float32(zx)).reshape(1, M, K)
-    wt = np.ascontiguousarray(wz.T, dtype=np.float32).reshape(1, K, O)
-    acc = channels_last_accumulator(xp, wt, (1,), (1,), (1,), 1, (M,), xmax)[0]
+    wt = wz.astype(np.float32).T[None]                    # (1, K, O) view of the (O, K) array: BLAS reads it transposed
+    acc = channels_last_accumulator(xp, wt, (1,), (1,), (1,), 1, (M,), xmax, bounds)[0]
     if acc.dtype == np.float32 or np.abs(acc).max(initial=0) < 2**31: return acc
     return ((acc.astype(np.int64) + 2**31) % 2**32) - 2**31
 
