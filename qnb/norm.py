@@ -61,9 +61,11 @@ def normalize_contiguous(q, zx, sx, gamma, beta, M, N, channels_per_group, eps, 
         per = N // channels_per_group
         g_p = (r[:, None] * gamma).repeat(per, axis=1)                 # fl(r * gamma_c), per element
         y = _multiply_add(d, g_p, beta.repeat(per, axis=1), capability)
+        vector = np.ones(y.shape, bool)                         # group/instance: every element, vector quantizer
     else:
         y = _multiply_add(d * r[:, None], gamma[None, :], beta[None, :], capability)
-    return _quantize_out(y, np.ones(y.shape, bool), sy, zy, dtype, capability)      # every element: vector quantizer
+        vector = np.broadcast_to(np.arange(N) < (N // VECTOR_ELEMENTS) * VECTOR_ELEMENTS, y.shape)   # layer: scalar tail
+    return _quantize_out(y, vector, sy, zy, dtype, capability)
 
 # %% ../nbs/06_norm.ipynb #1172ab74
 def _thread_float_sums(x, num_threads):
