@@ -578,5 +578,5 @@ def qnb_conv_output_shape(case) -> tuple:
 
 # %% ../nbs/03_conv.ipynb #046e209a
 from .verify import register_check
-check_conv = register_check('conv')(_conv_sweep('conv', False))
-check_conv_transpose = register_check('conv_transpose')(_conv_sweep('conv_transpose', True))
+check_conv = register_check('conv', capability_independent=True)(_conv_sweep('conv', False))
+check_conv_transpose = register_check('conv_transpose', capability_independent=True)(_conv_sweep('conv_transpose', True))

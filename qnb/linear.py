@@ -236,5 +236,5 @@ def _linear_sweep(kernel, dynamic):
         return res
     return check
 
-check_linear = register_check('linear')(_linear_sweep('linear', False))
-check_linear_dynamic = register_check('linear_dynamic')(_linear_sweep('linear_dynamic', True))
+check_linear = register_check('linear', capability_independent=True)(_linear_sweep('linear', False))
+check_linear_dynamic = register_check('linear_dynamic', capability_independent=True)(_linear_sweep('linear_dynamic', True))

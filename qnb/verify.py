@@ -12,8 +12,8 @@ from .core import QDTYPES, dtype_range, quantize_per_tensor, quantize_per_channe
 from .requantize import torch_linear_requant, linear_output
 
 # %% auto #0
-__all__ = ['CHECKS', 'SCALE_FAMILIES', 'LEVELS', 'KERNEL_MODULES', 'CheckResult', 'register_check', 'draw_scales',
-           'draw_zero_points', 'draw_values', 'check_quantize_per_tensor', 'check_quantize_per_channel',
+__all__ = ['CHECKS', 'CAPABILITY_INDEPENDENT', 'SCALE_FAMILIES', 'LEVELS', 'KERNEL_MODULES', 'CheckResult', 'register_check',
+           'draw_scales', 'draw_zero_points', 'draw_values', 'check_quantize_per_tensor', 'check_quantize_per_channel',
            'check_dequantize', 'check_requantize', 'call_isolated', 'supported_engines', 'supported_capabilities',
            'load_checks', 'run_checks', 'verify', 'format_table']
 
@@ -46,10 +46,15 @@ class CheckResult:
 
 CHECKS = {}
 
-def register_check(name):
-    "Register `fn(engine, rng, size) -> CheckResult` as the sweep for kernel `name`."
+CAPABILITY_INDEPENDENT = set()   # kernels whose arithmetic does not depend on ATEN_CPU_CAPABILITY
+
+def register_check(name, capability_independent=False):
+    """Register `fn(engine, rng, size) -> CheckResult` as the sweep for kernel `name`. Kernels computed by
+    FBGEMM, oneDNN or QNNPACK (which pick their instruction set themselves) are `capability_independent`:
+    `verify` runs them once, under the CPU's own capability, instead of under every capability."""
     def deco(fn):
         CHECKS[name] = fn
+        if capability_independent: CAPABILITY_INDEPENDENT.add(name)
         return fn
     return deco
 
@@ -216,7 +221,7 @@ def supported_capabilities():
     order = ['default', 'avx2', 'avx512']
     return order[:order.index(best) + 1] if best in order else ['default']
 
-KERNEL_MODULES = ('qnb.conv', 'qnb.linear', 'qnb.batchnorm', 'qnb.norm', 'qnb.activation')   # modules whose import registers more checks
+KERNEL_MODULES = ('qnb.conv', 'qnb.linear', 'qnb.batchnorm', 'qnb.norm', 'qnb.activation', 'qnb.elementwise')   # modules whose import registers more checks
 
 def load_checks():
     "Import every kernel module so its checks are registered; returns CHECKS."
@@ -234,10 +239,14 @@ def verify(level='default', engines=None, kernels=None, capabilities=None, seed=
     "Run every check under every capability (a subprocess each); print the table; return the rows."
     import json, os, subprocess, sys
     rows = []
+    names = list(kernels or load_checks())
+    native = supported_capabilities()[-1]
     for cap in capabilities or supported_capabilities():
+        run = [k for k in names if k not in CAPABILITY_INDEPENDENT or cap == native or capabilities]
+        if not run: continue
         cmd = [sys.executable, '-m', 'qnb.verify', '--size', str(LEVELS.get(level, level)), '--seed', str(seed)]
         if engines: cmd += ['--engines', ','.join(engines)]
-        if kernels: cmd += ['--kernels', ','.join(kernels)]
+        cmd += ['--kernels', ','.join(run)]
         p = subprocess.run(cmd, env={**os.environ, 'ATEN_CPU_CAPABILITY': cap}, capture_output=True, text=True)
         if p.returncode != 0:
             rows.append(dict(kernel='(worker)', engine='-', capability=cap, compared=0, mismatches=-1,
