@@ -1,4 +1,4 @@
-"""`max_pool1d/2d/3d` on quantized tensors: a maximum of integers, which keeps the input's qparams.
+"""`max_pool1d/2d/3d` (a maximum of integers) and `avg_pool2d` on quantized tensors; both keep the input's qparams.
 
 Docs: https://qnb-dev.github.io/qnb/pool.html.md"""
 
@@ -12,7 +12,8 @@ from .conv import conv_tuple
 
 # %% auto #0
 __all__ = ['pool_output_size', 'qmax_pool1d', 'qmax_pool2d', 'qmax_pool3d', 'random_max_pool_case', 'torch_max_pool',
-           'qnb_max_pool', 'max_pool_torch_fault', 'check_max_pool']
+           'qnb_max_pool', 'max_pool_torch_fault', 'check_max_pool', 'qavg_pool2d', 'random_avg_pool_case',
+           'torch_avg_pool', 'qnb_avg_pool', 'check_avg_pool2d']
 
 # %% ../nbs/10_pool.ipynb #63e3b901
 def pool_output_size(size, kernel, stride, padding, dilation, ceil_mode) -> int:
@@ -113,4 +114,82 @@ def check_max_pool(engine, rng, size):
         if max_pool_torch_fault(case, ours.shape):
             res.torch_faults += int(np.any(ours != theirs)); continue
         res.add(ours, theirs)
+    return res
+
+# %% ../nbs/10_pool.ipynb #673d506e
+def qavg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                divisor_override=None, *, engine=None) -> QArray:
+    "`avg_pool2d` on a quantized (N, C, H, W) or (C, H, W) input (NCHW kernel), eq. (P1)."
+    xq = as_qarray(input)
+    if xq.per_channel: raise ValueError("input must be quantized per tensor for avg_pool2d")
+    if xq.ndim not in (3, 4): raise ValueError(f"input must have 3 or 4 dimensions for avg_pool2d, got shape {xq.shape}")
+    k = conv_tuple(kernel_size, 2, 'kernel_size', 1)
+    s = k if stride is None or (not isinstance(stride, (int, np.integer)) and len(stride) == 0) else conv_tuple(stride, 2, 'stride', 1)
+    p = conv_tuple(padding, 2, 'padding', 0)
+    if any(pi > ki // 2 for pi, ki in zip(p, k)):
+        raise ValueError(f"padding must be at most half of kernel_size, got padding={p}, kernel_size={k}")
+    if divisor_override is not None and (not isinstance(divisor_override, (int, np.integer)) or divisor_override == 0):
+        raise ValueError(f"divisor_override must be a non-zero int, got {divisor_override!r}")
+    engine = resolve_engine(engine)
+    C, H, W = xq.shape[-3:]
+    if engine == 'qnnpack' and xq.dtype == 'quint8' and not ceil_mode:
+        raise ValueError("avg_pool2d on engine 'qnnpack' (QNNPACK's fixed-point kernel) is not reproduced by qnb yet")
+    if C == 1 or H * W == 1:
+        raise ValueError(f"avg_pool2d of a channels-last input (C = 1 or a 1×1 image, shape {xq.shape}) runs torch's NHWC kernel, not reproduced by qnb yet")
+    out = tuple(pool_output_size(n, ki, si, pi, 1, ceil_mode) for n, ki, si, pi in zip((H, W), k, s, p))
+    if any(o < 1 for o in out): raise ValueError(f"output size {out} is too small for input {(H, W)}")
+    starts = [np.arange(o) * si - pi for o, si, pi in zip(out, s, p)]
+    ends_pad = [np.minimum(st + ki, n + pi) for st, ki, n, pi in zip(starts, k, (H, W), p)]
+    pool_size = np.multiply.outer(ends_pad[0] - starts[0], ends_pad[1] - starts[1])
+    lo_c = [np.maximum(st, 0) for st in starts]
+    hi_c = [np.minimum(e, n) for e, n in zip(ends_pad, (H, W))]
+    count = np.multiply.outer(hi_c[0] - lo_c[0], hi_c[1] - lo_c[1])
+    q = xq.int_repr.astype(np.int64)
+    csum = np.zeros(q.shape[:-2] + (H + 1, W + 1), np.int64)                     # 2-D prefix sums: window sums
+    csum[..., 1:, 1:] = q.cumsum(-2).cumsum(-1)
+    ys, ye, xs, xe = lo_c[0][:, None], hi_c[0][:, None], lo_c[1][None, :], hi_c[1][None, :]
+    S = csum[..., ye, xe] - csum[..., ys, xe] - csum[..., ye, xs] + csum[..., ys, xs]
+    z = xq.zero_point
+    D = np.full(out, divisor_override) if divisor_override is not None else (pool_size if count_include_pad else count)
+    m = (1.0 / D.astype(np.float64)).astype(np.float32)                          # (s_x/s_y)/D with s_x = s_y
+    with np.errstate(divide='ignore', invalid='ignore', over='ignore'):
+        t = (S - count * z).astype(np.float32) * m + np.float32(z)
+    lo, hi = dtype_range(xq.dtype)
+    y = np.clip(np.rint(t), lo, hi).astype(xq.int_repr.dtype)
+    return QArray(y, xq.scale, xq.zero_point, xq.dtype)
+
+# %% ../nbs/10_pool.ipynb #52fe0577
+def random_avg_pool_case(rng) -> dict:
+    k = [int(rng.integers(1, 5)) for _ in range(2)]
+    s = [int(rng.integers(1, 4)) for _ in range(2)] if rng.random() < 0.8 else None
+    p = [int(rng.integers(0, ki // 2 + 1)) for ki in k]
+    hw = [int(rng.integers(max(2, ki - 2 * pi), ki + 12)) for ki, pi in zip(k, p)]
+    lead = [int(rng.integers(1, 4)), int(rng.integers(2, 20))] if rng.random() < 0.8 else [int(rng.integers(2, 20))]
+    dtype = 'quint8' if rng.random() < 0.7 else 'qint8'
+    lo, hi = dtype_range(dtype)
+    q = rng.integers(lo, hi + 1, lead + hw).astype(np.uint8 if dtype == 'quint8' else np.int8)
+    zp = int(rng.choice([lo, hi, (lo + hi) // 2, *rng.integers(lo, hi + 1, 3)]))
+    div = int(rng.choice([1, 2, 3, 4, 7, 9, -5])) if rng.random() < 0.2 else None
+    return dict(q=q, dtype=dtype, zp=zp, scale=float(2.0 ** rng.integers(-6, 2)), k=k, s=s, p=p,
+                ceil=bool(rng.random() < 0.4), include=bool(rng.random() < 0.5), div=div)
+
+def torch_avg_pool(case):
+    import torch
+    torch.backends.quantized.engine = case['engine']
+    x = QArray(case['q'], case['scale'], case['zp'], case['dtype']).to_torch()
+    return torch.nn.functional.avg_pool2d(x, case['k'], case['s'] if case['s'] is not None else None, case['p'],
+                                          case['ceil'], case['include'], case['div']).int_repr().numpy()
+
+def qnb_avg_pool(case):
+    x = QArray(case['q'], case['scale'], case['zp'], case['dtype'])
+    return qavg_pool2d(x, case['k'], case['s'], case['p'], case['ceil'], case['include'], case['div'], engine=case['engine']).int_repr
+
+@register_check('avg_pool2d', capability_independent=True)
+def check_avg_pool2d(engine, rng, size):
+    "avg_pool2d on quantized NCHW tensors vs qnb (QNNPACK's kernel is not reproduced yet)."
+    _, res = _start('avg_pool2d', engine)
+    if engine == 'qnnpack': return res
+    while res.compared < size:
+        case = dict(random_avg_pool_case(rng), engine=engine)
+        res.add(qnb_avg_pool(case), torch_avg_pool(case))
     return res
