@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 from qnb.core import QArray
-from qnb.pool import qmax_pool2d, qmax_pool3d, qavg_pool2d, check_max_pool, check_avg_pool2d
+from qnb.pool import qmax_pool2d, qmax_pool3d, qavg_pool2d, qadaptive_avg_pool2d, check_max_pool, check_avg_pool2d, check_adaptive_avg_pool
 from qnb.verify import supported_engines
 
 @pytest.mark.parametrize('engine', [e for e in supported_engines() if e != 'qnnpack'])
@@ -15,6 +15,11 @@ def test_avg_pool2d_sweep(engine):
     r = check_avg_pool2d(engine, np.random.default_rng(8), 300_000)
     assert r.mismatches == 0 and r.compared >= 300_000, r
 
+@pytest.mark.parametrize('engine', supported_engines())
+def test_adaptive_avg_pool_sweep(engine):
+    r = check_adaptive_avg_pool(engine, np.random.default_rng(9), 200_000)
+    assert r.mismatches == 0 and r.compared >= 200_000, r
+
 X = QArray(np.zeros((1, 2, 5, 5), np.uint8), 0.1, 3, 'quint8')
 
 @pytest.mark.parametrize('call, match', [
@@ -24,6 +29,8 @@ X = QArray(np.zeros((1, 2, 5, 5), np.uint8), 0.1, 3, 'quint8')
     (lambda: qmax_pool2d(X, 2, engine='qnnpack'), "engine 'qnnpack'"),
     (lambda: qmax_pool2d(X, 0), 'kernel_size must be >= 1'),
     (lambda: qavg_pool2d(X, 3, divisor_override=0), 'divisor_override must be a non-zero int'),
+    (lambda: qadaptive_avg_pool2d(X, 0), 'output_size must be >= 1'),
+    (lambda: qadaptive_avg_pool2d(QArray(np.zeros((1, 2, 1, 1), np.uint8), 0.1, 3, 'quint8'), 1), 'channels-last'),
     (lambda: qavg_pool2d(X, 2, engine='qnnpack'), "engine 'qnnpack'"),
     (lambda: qavg_pool2d(QArray(np.zeros((1, 1, 5, 5), np.uint8), 0.1, 3, 'quint8'), 2), 'channels-last'),
 ])
