@@ -3,11 +3,12 @@
 Prints, per layer: qnb's time (with the semantics of the engine it reproduces), each torch engine's time,
 and the ratio qnb / fastest torch engine. Run: `python benchmarks/conv.py [--repeat N]`.
 Not a test: timings depend on the machine; the issue's bar is a ratio, recorded in its closing note."""
-import argparse, time, warnings
+import warnings
 import numpy as np
 import torch
 from qnb.conv import qconv2d
 from qnb.core import QArray
+from timing import best_time, engines, parse_args, header, row
 
 warnings.filterwarnings('ignore')
 
@@ -20,22 +21,19 @@ LAYERS = [
     ('mobilenetv2 depthwise 3x3', (1, 144, 56, 56), 144, 3, 1, 1, 144),
 ]
 
-def best_time(fn, repeat):
-    fn()                                          # warm up (and prepack caches)
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter(); fn(); times.append(time.perf_counter() - t)
-    return min(times)
+# (name, input shape, out channels, kernel, stride, padding, groups)
+LAYERS = [
+    ('resnet18 layer1 3x3', (1, 64, 56, 56), 64, 3, 1, 1, 1),
+    ('resnet18 layer2 3x3 s2', (1, 64, 56, 56), 128, 3, 2, 1, 1),
+    ('resnet18 layer3 3x3', (1, 256, 14, 14), 256, 3, 1, 1, 1),
+    ('resnet18 downsample 1x1 s2', (1, 64, 56, 56), 128, 1, 2, 0, 1),
+    ('mobilenetv2 depthwise 3x3', (1, 144, 56, 56), 144, 3, 1, 1, 144),
+]
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('--repeat', type=int, default=20)
-    ap.add_argument('--engine', default='x86', help='engine whose semantics qnb reproduces in the timed call')
-    a = ap.parse_args(argv)
-    engines = [e for e in torch.backends.quantized.supported_engines if e != 'none']
+    a = parse_args(__doc__, argv)
     rng = np.random.default_rng(0)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; qnb reproduces engine {a.engine!r}")
-    print(f"{'layer':<30}{'qnb ms':>9}" + ''.join(f"{e + ' ms':>12}" for e in engines) + f"{'qnb/fastest':>13}")
+    header('layer', a.engine)
     for name, shape, oc, k, stride, pad, groups in LAYERS:
         x = QArray(rng.integers(0, 256, shape).astype(np.uint8), 0.02, 3, 'quint8')
         w = QArray(rng.integers(-127, 128, (oc, shape[1] // groups, k, k)).astype(np.int8), 0.005, 0, 'qint8')
@@ -43,11 +41,10 @@ def main(argv=None):
         xt, wt, bt = x.to_torch(), w.to_torch(), torch.from_numpy(bias)
         t_qnb = best_time(lambda: qconv2d(x, w, bias, stride, pad, 1, groups, scale=0.5, zero_point=128, engine=a.engine), a.repeat)
         t_torch = {}
-        for e in engines:
+        for e in engines():
             torch.backends.quantized.engine = e
             packed = torch.ops.quantized.conv2d_prepack(wt, bt, [stride] * 2, [pad] * 2, [1, 1], groups)
             t_torch[e] = best_time(lambda: torch.ops.quantized.conv2d(xt, packed, 0.5, 128), a.repeat)
-        fastest = min(t_torch.values())
-        print(f"{name:<30}{t_qnb * 1e3:>9.2f}" + ''.join(f"{t * 1e3:>12.2f}" for t in t_torch.values()) + f"{t_qnb / fastest:>12.1f}x")
+        row(name, t_qnb, t_torch)
 
 if __name__ == '__main__': main()

@@ -2,49 +2,34 @@
 
 Prints qnb's time, each torch engine's time and qnb / fastest torch engine. Not a test.
 Run: `python benchmarks/linear_batchnorm.py [--repeat N]`."""
-import argparse, time, warnings
+import warnings
 import numpy as np
 import torch
 from qnb.core import QArray
 from qnb.linear import qlinear, qlinear_dynamic
 from qnb.batchnorm import qbatch_norm
+from timing import best_time, engines, parse_args, header, row
 
 warnings.filterwarnings('ignore')
 
-def best_time(fn, repeat):
-    fn()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter(); fn(); times.append(time.perf_counter() - t)
-    return min(times)
-
-def row(name, t_qnb, t_torch):
-    fastest = min(t_torch.values())
-    print(f"{name:<32}{t_qnb * 1e3:>9.3f}" + ''.join(f"{t * 1e3:>11.3f}" for t in t_torch.values()) + f"{t_qnb / fastest:>12.1f}x")
-
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('--repeat', type=int, default=20)
-    ap.add_argument('--engine', default='x86', help='engine whose semantics qnb reproduces in the timed call')
-    a = ap.parse_args(argv)
-    engines = [e for e in torch.backends.quantized.supported_engines if e != 'none']
+    a = parse_args(__doc__, argv)
     rng = np.random.default_rng(0)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; qnb reproduces engine {a.engine!r}")
-    print(f"{'op':<32}{'qnb ms':>9}" + ''.join(f"{e + ' ms':>11}" for e in engines) + f"{'qnb/fastest':>13}")
+    header('op', a.engine)
     for M, K, N in [(1, 4096, 1000), (128, 768, 3072)]:
         x = QArray(rng.integers(0, 256, (M, K)).astype(np.uint8), 0.02, 3, 'quint8')
         w = QArray(rng.integers(-127, 128, (N, K)).astype(np.int8), 0.005, 0, 'qint8')
         b = rng.standard_normal(N).astype(np.float32)
         xt, wt, bt = x.to_torch(), w.to_torch(), torch.from_numpy(b)
         t_torch = {}
-        for e in engines:
+        for e in engines():
             torch.backends.quantized.engine = e
             p = torch.ops.quantized.linear_prepack(wt, bt)
             t_torch[e] = best_time(lambda: torch.ops.quantized.linear(xt, p, 0.5, 128), a.repeat)
         row(f"linear {M}x{K}->{N}", best_time(lambda: qlinear(x, w, b, 0.5, 128, engine=a.engine), a.repeat), t_torch)
         xf = torch.randn(M, K)
         t_torch = {}
-        for e in engines:
+        for e in engines():
             torch.backends.quantized.engine = e
             p = torch.ops.quantized.linear_prepack(wt, bt)
             t_torch[e] = best_time(lambda: torch.ops.quantized.linear_dynamic(xf, p, True), a.repeat)
@@ -56,7 +41,7 @@ def main(argv=None):
     prm = [rng.standard_normal(C).astype(np.float32) for _ in range(3)] + [rng.uniform(0.5, 2, C).astype(np.float32)]
     xt = x.to_torch()
     t_torch = {}
-    for e in engines:
+    for e in engines():
         torch.backends.quantized.engine = e
         tp = [torch.from_numpy(v) for v in prm]
         t_torch[e] = best_time(lambda: torch.ops.quantized.batch_norm2d(xt, tp[0], tp[1], tp[2], tp[3], 1e-5, 0.1, 128), a.repeat)

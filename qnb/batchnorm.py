@@ -9,12 +9,12 @@ Docs: https://qnb-dev.github.io/qnb/batchnorm.html.md"""
 from __future__ import annotations
 import numpy as np
 from .core import (QArray, as_qarray, check_scale, check_zero_point, dtype_range, resolve_capability,
-                      fma_f32, quantize_values_fma)
+                      fma_f32, quantize_values_fma, wrap_int32)
 
 # %% auto #0
 __all__ = ['batch_norm_params', 'batch_norm_lanes', 'batch_norm_vector_channels', 'quantize_aten_avx', 'quantize_lrintf',
-           'batch_norm_kernel', 'batch_norm_table', 'apply_channel_table', 'qbatch_norm', 'random_batch_norm_case',
-           'torch_batch_norm', 'qnb_batch_norm', 'check_batch_norm']
+           'batch_norm_kernel', 'batch_norm_table', 'apply_channel_table', 'float_param', 'qbatch_norm',
+           'random_batch_norm_case', 'torch_batch_norm', 'qnb_batch_norm', 'check_batch_norm']
 
 # %% ../nbs/05_batchnorm.ipynb #20f53240
 def batch_norm_params(weight, bias, mean, var, eps, input_scale, output_scale):
@@ -46,7 +46,7 @@ def quantize_aten_avx(t, zero_point, dtype) -> np.ndarray:
     with np.errstate(invalid='ignore'):
         clipped = np.where(np.isnan(t) | (t > np.float32(2**31 - 128)), np.float32(2**31 - 128), t)
         rounded = np.where(clipped < -2.0**31, -2**31, np.rint(clipped)).astype(np.int64)
-    biased = (rounded + int(zero_point) + 2**31) % 2**32 - 2**31          # int32 add wraps
+    biased = wrap_int32(rounded + int(zero_point))                       # the int32 add wraps
     return np.clip(np.clip(biased, -2**15, 2**15 - 1), lo, hi)
 
 def quantize_lrintf(t, zero_point, dtype) -> np.ndarray:
@@ -98,11 +98,14 @@ def apply_channel_table(table, q) -> np.ndarray:
     return out
 
 # %% ../nbs/05_batchnorm.ipynb #60565715
-def _per_channel(v, name, C):
-    if v is None: raise ValueError(f"{name} must be provided (quantized batch_norm requires it)")
+def float_param(v, shape, name, default=None) -> np.ndarray:
+    "A float32 parameter array of exactly `shape`; `None` becomes `default`, or is refused when there is none."
+    if v is None:
+        if default is None: raise ValueError(f"{name} must be provided")
+        return np.full(shape, default, np.float32)
     a = v.detach().cpu().numpy() if hasattr(v, 'detach') else np.asarray(v)
     if not np.issubdtype(a.dtype, np.number): raise TypeError(f"{name} must be real numbers, got dtype {a.dtype}")
-    if a.shape != (C,): raise ValueError(f"{name} must have shape ({C},) (one per channel), got {a.shape}")
+    if a.shape != tuple(shape): raise ValueError(f"{name} must have shape {tuple(shape)}, got {a.shape}")
     return a.astype(np.float32)
 
 def qbatch_norm(input, weight, bias, mean, var, eps, scale, zero_point, *, relu=False, engine=None, capability=None) -> QArray:
@@ -113,7 +116,7 @@ def qbatch_norm(input, weight, bias, mean, var, eps, scale, zero_point, *, relu=
     if xq.dtype not in ('quint8', 'qint8'): raise TypeError(f"input must be quint8 or qint8, got {xq.dtype}")
     if xq.ndim not in (2, 3, 4, 5): raise ValueError(f"input must have rank 2 or 3 (1d), 4 (2d) or 5 (3d), got shape {xq.shape}")
     C = xq.shape[1]
-    weight, bias, mean, var = (_per_channel(v, n, C) for v, n in ((weight, 'weight'), (bias, 'bias'), (mean, 'mean'), (var, 'var')))
+    weight, bias, mean, var = (float_param(v, (C,), n) for v, n in ((weight, 'weight'), (bias, 'bias'), (mean, 'mean'), (var, 'var')))
     if np.any(var < 0) or np.any(np.isnan(var)): raise ValueError("var must be >= 0 in every channel (a running variance)")
     if not (isinstance(eps, (int, float, np.floating)) and np.isfinite(eps) and eps > 0):
         raise ValueError(f"eps must be a finite number > 0, got {eps!r}")

@@ -6,10 +6,9 @@ Docs: https://qnb-dev.github.io/qnb/conv.html.md"""
 
 # %% ../nbs/03_conv.ipynb #ea02839d
 from __future__ import annotations
-import numpy as np, warnings
-from .core import QArray, as_qarray, check_scale, check_zero_point, check_dtype, resolve_engine, fma_f32
-from .requantize import (fbgemm_multiplier, fbgemm_bias_term, requantize_fp32, qnnpack_multiplier, qnnpack_bias,
-                         onednn_scales, requantize_onednn)
+import numpy as np, warnings, functools
+from .core import QArray, as_qarray, check_scale, check_zero_point, check_dtype, resolve_engine, fma_f32, wrap_int32
+from .requantize import fbgemm_multiplier, fbgemm_bias_term, requantize_fp32, linear_output
 
 # %% auto #0
 __all__ = ['TORCH_INTERNAL_ERRORS', 'check_conv', 'check_conv_transpose', 'conv_tuple', 'conv_output_size',
@@ -64,11 +63,6 @@ def conv_accumulator_reference(x, zx, w, zw, stride, padding, dilation, groups) 
 
 # %% ../nbs/03_conv.ipynb #cba39e50
 _F32_EXACT = 2 ** 24
-
-def _wrap_int32(acc) -> np.ndarray:
-    "Exact integer sums as the engines' int32 registers hold them."
-    acc = np.asarray(acc, dtype=np.int64)
-    return ((acc + 2**31) % 2**32) - 2**31
 
 def _channel_chunks(xmax, worst):
     "Channel ranges whose GEMMs are exact in float32 by eq. (C2); `worst[c]` = max |q_w - z_w| over taps and outputs."
@@ -151,7 +145,7 @@ def _conv_accumulator_last(x, zx, w, zw, stride, padding, dilation, groups) -> n
     wt = np.ascontiguousarray(wz.reshape(OC, Cg, -1).transpose(2, 1, 0), dtype=np.float32)    # taps, Cg, OC
     acc = channels_last_accumulator(xp, wt, kernel, stride, dilation, groups, out_size, xmax)
     if acc.dtype == np.float32 or np.abs(acc).max(initial=0) < 2**31: return acc
-    return _wrap_int32(acc)
+    return wrap_int32(acc)
 
 def conv_accumulator(x, zx, w, zw, stride, padding, dilation, groups) -> np.ndarray:
     "Eq. (C1), vectorised and exact: int64 array (N, OC, *out), wrapped to int32 like the kernels."
@@ -201,7 +195,7 @@ def conv_transpose_accumulator(x, zx, w, zw, stride, padding, output_padding, di
                                        for ti, d, s, n in zip(t, dilation, stride, in_size))] += contrib
     crop = tuple(slice(p, p + o) for p, o in zip(padding, out_size))
     acc = buf[(slice(None),) * 3 + crop].reshape(N, OC, *out_size).astype(np.int64)
-    return acc if np.abs(acc).max(initial=0) < 2**31 else _wrap_int32(acc)
+    return acc if np.abs(acc).max(initial=0) < 2**31 else wrap_int32(acc)
 
 # %% ../nbs/03_conv.ipynb #c3472176
 def fbgemm_depthwise_fast_path(in_channels, out_channels, kernel, stride, padding, dilation, groups) -> bool:
@@ -252,8 +246,9 @@ def conv_path_accumulator(path, x, zx, w, zw, stride, padding, dilation, groups)
     return _conv_accumulator_last(x, zx, w, zw, stride, padding, dilation, groups)
 
 # %% ../nbs/03_conv.ipynb #4297794f
+@functools.cache
 def cpu_has_avx512_vnni() -> bool:
-    "Whether this (Linux) CPU reports AVX512-VNNI, the feature x86's conv dispatch checks."
+    "Whether this (Linux) CPU reports AVX512-VNNI, the feature x86's conv dispatch checks (read once)."
     try:
         with open('/proc/cpuinfo') as f: return 'avx512_vnni' in f.read()
     except OSError: return False
@@ -269,19 +264,9 @@ def conv_engine_path(engine, weight_zero_points, groups, output_padding=(0,), tr
 # %% ../nbs/03_conv.ipynb #8cb034fb
 def output_stage_last(acc, input_scale, weight_scale, output_scale, output_zero_point, path,
                       bias=None, relu=False, per_channel=None) -> np.ndarray:
-    "Eq. (C4) on channel-last accumulators (..., OC): the output integers of kernel family `path`."
-    per_channel = np.ndim(weight_scale) > 0 if per_channel is None else per_channel
-    if path == 'fbgemm':
-        act_times_w, m = fbgemm_multiplier(input_scale, weight_scale, output_scale)
-        return requantize_fp32(fbgemm_bias_term(acc, bias, act_times_w, per_channel), m, output_zero_point, 'quint8', relu)
-    if path == 'qnnpack':
-        m = qnnpack_multiplier(input_scale, weight_scale, output_scale)
-        total = acc if bias is None else _wrap_int32(np.asarray(acc, np.int64) + qnnpack_bias(bias, input_scale, weight_scale))
-        return requantize_fp32(total, m, output_zero_point, 'quint8', relu)
-    if path == 'onednn':
-        s_x, s_w, r_y = onednn_scales(input_scale, weight_scale, output_scale, 'conv', per_channel)
-        return requantize_onednn(acc, s_x, s_w, r_y, output_zero_point, 'quint8', bias, relu)
-    raise ValueError(f"path must be fbgemm, qnnpack or onednn, got {path!r}")
+    "Eq. (C4) on channel-last accumulators (..., OC): `qnb.requantize.linear_output` with oneDNN's conv scales."
+    return linear_output(acc, input_scale, weight_scale, output_scale, output_zero_point, path, bias, relu,
+                         op='conv', per_channel=per_channel)
 
 def conv_output_stage(acc, input_scale, weight_scale, output_scale, output_zero_point, path,
                       bias=None, relu=False, per_channel=None) -> np.ndarray:

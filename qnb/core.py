@@ -10,8 +10,9 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['QDTYPES', 'ENGINES', 'CAPABILITIES', 'check_dtype', 'dtype_range', 'check_scale', 'check_zero_point', 'check_scales',
-           'check_zero_points', 'check_axis', 'resolve_engine', 'resolve_capability', 'fma_f32', 'quantize_values_fma',
-           'quantize_values_scalar', 'QArray', 'as_qarray', 'quantize_per_tensor', 'quantize_per_channel', 'dequantize']
+           'check_zero_points', 'check_axis', 'resolve_engine', 'resolve_capability', 'wrap_int32', 'fma_f32',
+           'quantize_values_fma', 'quantize_values_scalar', 'QArray', 'as_qarray', 'quantize_per_tensor',
+           'quantize_per_channel', 'dequantize']
 
 # %% ../nbs/00_core.ipynb #59eabce1
 QDTYPES = {  # name: (storage dtype, q_min, q_max)
@@ -116,6 +117,10 @@ def resolve_capability(capability=None) -> str:
     return capability
 
 # %% ../nbs/00_core.ipynb #845b2bc9
+def wrap_int32(v) -> np.ndarray:
+    "Integers as an int32 register holds them: two's-complement wrap-around (int64 array)."
+    return ((np.asarray(v, dtype=np.int64) + 2**31) % 2**32) - 2**31
+
 def fma_f32(a, b, c) -> np.ndarray:
     "`a*b + c` in float32 with a single rounding (the FMA instruction), vectorised."
     a, b, c = (np.asarray(v, dtype=np.float32) for v in (a, b, c))

@@ -8,9 +8,9 @@ Docs: https://qnb-dev.github.io/qnb/linear.html.md"""
 # %% ../nbs/04_linear.ipynb #87e82f89
 from __future__ import annotations
 import numpy as np
-from .core import QArray, as_qarray, check_scale, check_zero_point, resolve_engine, fma_f32
+from .core import QArray, as_qarray, check_scale, check_zero_point, resolve_engine, fma_f32, wrap_int32
 from .requantize import linear_output
-from .conv import channels_last_accumulator
+from .conv import channels_last_accumulator, _check_bias
 
 # %% auto #0
 __all__ = ['SMALL_SCALE', 'check_linear', 'check_linear_dynamic', 'linear_accumulator_reference', 'linear_accumulator',
@@ -42,7 +42,7 @@ def linear_accumulator(x, zx, w, zw) -> np.ndarray:
     wt = wz.astype(np.float32).T[None]                    # (1, K, O) view of the (O, K) array: BLAS reads it transposed
     acc = channels_last_accumulator(xp, wt, (1,), (1,), (1,), 1, (M,), xmax, bounds)[0]
     if acc.dtype == np.float32 or np.abs(acc).max(initial=0) < 2**31: return acc
-    return ((acc.astype(np.int64) + 2**31) % 2**32) - 2**31
+    return wrap_int32(acc)
 
 # %% ../nbs/04_linear.ipynb #63b5a049
 def linear_engine_path(engine) -> str:
@@ -50,28 +50,28 @@ def linear_engine_path(engine) -> str:
     engine = resolve_engine(engine)
     return 'fbgemm' if engine == 'x86' else engine
 
-def _check_linear(input, weight, bias, scale, zero_point, engine):
-    xq, wq = as_qarray(input), as_qarray(weight)
-    if xq.dtype != 'quint8': raise TypeError(f"input must be quint8 (what quantized::linear takes on fbgemm/x86/qnnpack), got {xq.dtype}")
-    if xq.per_channel: raise ValueError("input must be quantized per tensor, got per-channel parameters")
+def _check_linear_weight(weight, in_shape, bias, engine):
+    "Weight, bias and engine checks shared by the static and dynamic linear: (wq, zero points, bias, path)."
+    wq = as_qarray(weight)
     if wq.dtype != 'qint8': raise TypeError(f"weight must be qint8, got {wq.dtype}")
     if wq.ndim != 2: raise ValueError(f"weight must be 2-D (out_features, in_features), got shape {wq.shape}")
-    if xq.ndim < 1 or xq.shape[-1] != wq.shape[1]:
-        raise ValueError(f"input's last dimension must be in_features = {wq.shape[1]}, got shape {xq.shape}")
+    if len(in_shape) < 1 or in_shape[-1] != wq.shape[1]:
+        raise ValueError(f"input's last dimension must be in_features = {wq.shape[1]}, got shape {tuple(in_shape)}")
     if wq.per_channel and wq.axis != 0: raise ValueError(f"weight: per-channel quantization must be along axis 0, got axis {wq.axis}")
     O = wq.shape[0]
-    w_scale = wq.scale
     w_zp = wq.zero_point if wq.per_channel else np.full(O, wq.zero_point)
     path = linear_engine_path(engine)
     if path == 'onednn' and np.any(w_zp):
         raise ValueError(f"weight zero points must all be 0 on engine {resolve_engine(engine)!r} (oneDNN takes symmetric weights only)")
-    if bias is not None:
-        b = bias.detach().cpu().numpy() if hasattr(bias, 'detach') else np.asarray(bias)
-        if not np.issubdtype(b.dtype, np.floating): raise TypeError(f"bias must be float, got {b.dtype}")
-        if b.shape != (O,): raise ValueError(f"bias must have shape ({O},) (one per output feature), got {b.shape}")
-        bias = b.astype(np.float32)
+    return wq, w_zp, _check_bias(bias, O), path
+
+def _check_linear(input, weight, bias, scale, zero_point, engine):
+    xq = as_qarray(input)
+    if xq.dtype != 'quint8': raise TypeError(f"input must be quint8 (what quantized::linear takes on fbgemm/x86/qnnpack), got {xq.dtype}")
+    if xq.per_channel: raise ValueError("input must be quantized per tensor, got per-channel parameters")
+    wq, w_zp, bias, path = _check_linear_weight(weight, xq.shape, bias, engine)
     scale, zero_point = check_scale(scale, 'scale'), check_zero_point(zero_point, 'quint8', 'zero_point')
-    return xq, wq, w_scale, w_zp, bias, scale, zero_point, path
+    return xq, wq, wq.scale, w_zp, bias, scale, zero_point, path
 
 def qlinear(input, weight, bias=None, scale=1.0, zero_point=0, *, relu=False, engine=None) -> QArray:
     "`quantized::linear` (`linear_relu` with `relu=True`) on `engine`, bit for bit."
@@ -135,20 +135,8 @@ def qlinear_dynamic(input, weight, bias=None, *, reduce_range=True, relu=False, 
     "`quantized::linear_dynamic` (`linear_relu_dynamic` with `relu=True`): float32 input to float32 output, bit for bit."
     from qnb.requantize import onednn_scales
     x = _float_input(input)
-    wq = as_qarray(weight)
-    if wq.dtype != 'qint8': raise TypeError(f"weight must be qint8, got {wq.dtype}")
-    if wq.ndim != 2: raise ValueError(f"weight must be 2-D (out_features, in_features), got shape {wq.shape}")
-    if x.shape[-1] != wq.shape[1]: raise ValueError(f"input's last dimension must be in_features = {wq.shape[1]}, got shape {x.shape}")
-    if wq.per_channel and wq.axis != 0: raise ValueError(f"weight: per-channel quantization must be along axis 0, got axis {wq.axis}")
+    wq, w_zp, b, path = _check_linear_weight(weight, x.shape, bias, engine)
     O = wq.shape[0]
-    w_zp = wq.zero_point if wq.per_channel else np.full(O, wq.zero_point)
-    path = linear_engine_path(engine)
-    if path == 'onednn' and np.any(w_zp): raise ValueError("weight zero points must all be 0 on engine 'onednn' (symmetric weights only)")
-    b = None
-    if bias is not None:
-        b = bias.detach().cpu().numpy() if hasattr(bias, 'detach') else np.asarray(bias)
-        if b.shape != (O,): raise ValueError(f"bias must have shape ({O},), got {b.shape}")
-        b = b.astype(np.float32)
     xq, scale, zp = quantize_dynamic_input(x, path, reduce_range)
     acc = np.asarray(linear_accumulator(xq.reshape(-1, x.shape[-1]), zp, wq.int_repr, w_zp), dtype=np.float32)
     w_scale = np.broadcast_to(np.asarray(wq.scale, np.float32), (O,))

@@ -10,12 +10,12 @@ from __future__ import annotations
 import numpy as np
 from .core import (QArray, as_qarray, check_scale, check_zero_point, resolve_capability, fma_f32,
                       quantize_values_fma, quantize_values_scalar)
-from .batchnorm import quantize_aten_avx
+from .batchnorm import quantize_aten_avx, float_param
 
 # %% auto #0
-__all__ = ['VECTOR_ELEMENTS', 'norm_statistics', 'normalize_contiguous', 'normalize_channels_last', 'norm_statistics_float',
-           'is_channels_last', 'qlayer_norm', 'qgroup_norm', 'qinstance_norm', 'random_norm_case', 'torch_norm',
-           'qnb_norm', 'norm_torch_fault', 'check_norm']
+__all__ = ['VECTOR_ELEMENTS', 'norm_statistics', 'normalize_contiguous', 'normalize_channels_last', 'is_channels_last',
+           'qlayer_norm', 'qgroup_norm', 'qinstance_norm', 'random_norm_case', 'torch_norm', 'qnb_norm',
+           'norm_torch_fault', 'check_norm']
 
 # %% ../nbs/06_norm.ipynb #a7fcd38f
 VECTOR_ELEMENTS = 32       # elements per vector step of the normalize kernels (every build)
@@ -102,7 +102,7 @@ def normalize_channels_last(q, zx, sx, gamma, beta, G, eps, sy, zy, dtype, capab
         grouped = sums.reshape(num_threads, Bs, 2, G, cpg).transpose(1, 3, 2, 0, 4).reshape(Bs, G, 2, -1)
         acc = np.zeros((Bs, G, 2), f32)
         for k in range(grouped.shape[-1]): acc += grouped[..., k]                  # for t: for d, in float
-        mean, r = norm_statistics_float(acc[..., 0], acc[..., 1], N, sx, zx, eps, capability)
+        mean, r = norm_statistics(acc[..., 0], acc[..., 1], N, sx, zx, eps, capability)      # float sums: S/N in float too
     a = (r[:, :, None] * np.asarray(gamma, np.float32).reshape(G, cpg)[None])      # fl(r * gamma_c)
     b = _multiply_add(-a, mean[:, :, None], np.asarray(beta, np.float32).reshape(G, cpg)[None], capability)
     a, b = a.reshape(Bs, 1, C), b.reshape(Bs, 1, C)
@@ -113,18 +113,7 @@ def normalize_channels_last(q, zx, sx, gamma, beta, G, eps, sy, zy, dtype, capab
     out = _quantize_out(y, vector, sy, zy, dtype, capability)
     return np.moveaxis(out, 2, 1).reshape(q.shape)
 
-def norm_statistics_float(S, S2, N, input_scale, input_zero_point, eps, capability):
-    "Eq. (N1) from float32 sums (impl-2): S/N and S2/N are float divisions."
-    return norm_statistics(np.asarray(S, np.float32), np.asarray(S2, np.float32), N, input_scale, input_zero_point, eps, capability)
-
 # %% ../nbs/06_norm.ipynb #e2a726e1
-def _params(v, shape, name, default):
-    if v is None: return np.full(shape, default, np.float32)
-    a = v.detach().cpu().numpy() if hasattr(v, 'detach') else np.asarray(v)
-    if not np.issubdtype(a.dtype, np.number): raise TypeError(f"{name} must be real numbers, got dtype {a.dtype}")
-    if a.shape != tuple(shape): raise ValueError(f"{name} must have shape {tuple(shape)}, got {a.shape}")
-    return a.astype(np.float32)
-
 def _check_common(input, eps, scale, zero_point, min_rank, name):
     xq = as_qarray(input)
     if xq.per_channel: raise ValueError("input must be quantized per tensor, got per-channel parameters")
@@ -150,7 +139,7 @@ def qlayer_norm(input, normalized_shape, weight, bias, eps, scale, zero_point, *
     if k == 0 or tuple(xq.shape[xq.ndim - k:]) != normalized_shape:
         raise ValueError(f"normalized_shape must match the input's trailing dimensions {xq.shape}, got {normalized_shape}")
     N = int(np.prod(normalized_shape)); M = xq.int_repr.size // N
-    gamma, beta = _params(weight, normalized_shape, 'weight', 1.0).ravel(), _params(bias, normalized_shape, 'bias', 0.0).ravel()
+    gamma, beta = float_param(weight, normalized_shape, 'weight', 1.0).ravel(), float_param(bias, normalized_shape, 'bias', 0.0).ravel()
     y = normalize_contiguous(xq.int_repr, xq.zero_point, xq.scale, gamma, beta, M, N, 1, eps, scale, zero_point,
                              xq.dtype, resolve_capability(capability), per_channel=False)
     return QArray(y.reshape(xq.shape).astype(xq.int_repr.dtype), scale, zero_point, xq.dtype)
@@ -161,7 +150,7 @@ def qgroup_norm(input, num_groups, weight, bias, eps, scale, zero_point, *, capa
     C = xq.shape[1]
     if not isinstance(num_groups, (int, np.integer)) or num_groups < 1 or C % num_groups:
         raise ValueError(f"num_groups must be a positive divisor of the {C} channels, got {num_groups!r}")
-    gamma, beta = _params(weight, (C,), 'weight', 1.0), _params(bias, (C,), 'bias', 0.0)
+    gamma, beta = float_param(weight, (C,), 'weight', 1.0), float_param(bias, (C,), 'bias', 0.0)
     capability = resolve_capability(capability)
     Bs, G = xq.shape[0], int(num_groups)
     if is_channels_last(input):

@@ -11,10 +11,10 @@ from .core import QArray, as_qarray, dtype_range, resolve_engine
 from .conv import conv_tuple
 
 # %% auto #0
-__all__ = ['pool_output_size', 'qmax_pool1d', 'qmax_pool2d', 'qmax_pool3d', 'random_max_pool_case', 'torch_max_pool',
-           'qnb_max_pool', 'max_pool_torch_fault', 'check_max_pool', 'qavg_pool2d', 'random_avg_pool_case',
-           'torch_avg_pool', 'qnb_avg_pool', 'check_avg_pool2d', 'qadaptive_avg_pool2d', 'random_adaptive_case',
-           'torch_adaptive', 'qnb_adaptive', 'check_adaptive_avg_pool']
+__all__ = ['pool_output_size', 'pool_window', 'qmax_pool1d', 'qmax_pool2d', 'qmax_pool3d', 'random_max_pool_case',
+           'torch_max_pool', 'qnb_max_pool', 'max_pool_torch_fault', 'check_max_pool', 'qavg_pool2d',
+           'random_avg_pool_case', 'torch_avg_pool', 'qnb_avg_pool', 'check_avg_pool2d', 'qadaptive_avg_pool2d',
+           'random_adaptive_case', 'torch_adaptive', 'qnb_adaptive', 'check_adaptive_avg_pool']
 
 # %% ../nbs/10_pool.ipynb #63e3b901
 def pool_output_size(size, kernel, stride, padding, dilation, ceil_mode) -> int:
@@ -24,6 +24,16 @@ def pool_output_size(size, kernel, stride, padding, dilation, ceil_mode) -> int:
     if ceil_mode and (out - 1) * stride >= size + padding: out -= 1
     return out
 
+def pool_window(kernel_size, stride, padding, ndim):
+    "(kernel, stride, padding) tuples as torch's pools take them: stride None or () means the kernel; padding <= kernel/2."
+    k = conv_tuple(kernel_size, ndim, 'kernel_size', 1)
+    empty = stride is None or (not isinstance(stride, (int, np.integer)) and len(stride) == 0)
+    s = k if empty else conv_tuple(stride, ndim, 'stride', 1)
+    p = conv_tuple(padding, ndim, 'padding', 0)
+    if any(pi > ki // 2 for pi, ki in zip(p, k)):
+        raise ValueError(f"padding must be at most half of kernel_size, got padding={p}, kernel_size={k}")
+    return k, s, p
+
 def _qmax_pool(ndim, input, kernel_size, stride, padding, dilation, ceil_mode, engine=None):
     if resolve_engine(engine) == 'qnnpack':
         raise ValueError("max pooling on engine 'qnnpack' (QNNPACK's u8maxpool, with its own limits) is not reproduced by qnb yet")
@@ -32,11 +42,8 @@ def _qmax_pool(ndim, input, kernel_size, stride, padding, dilation, ceil_mode, e
     ranks = (5,) if ndim == 3 else (ndim + 1, ndim + 2)                  # torch's quantized 3-D pool needs a batch
     if xq.ndim not in ranks:
         raise ValueError(f"input must have {' or '.join(map(str, ranks))} dimensions for max_pool{ndim}d, got shape {xq.shape}")
-    k = conv_tuple(kernel_size, ndim, 'kernel_size', 1)
-    s = k if stride is None or (not isinstance(stride, (int, np.integer)) and len(stride) == 0) else conv_tuple(stride, ndim, 'stride', 1)
-    p, d = conv_tuple(padding, ndim, 'padding', 0), conv_tuple(dilation, ndim, 'dilation', 1)
-    if any(pi > ki // 2 for pi, ki in zip(p, k)):
-        raise ValueError(f"padding must be at most half of kernel_size, got padding={p}, kernel_size={k}")
+    k, s, p = pool_window(kernel_size, stride, padding, ndim)
+    d = conv_tuple(dilation, ndim, 'dilation', 1)
     spatial = xq.shape[-ndim:]
     out = tuple(pool_output_size(n, ki, si, pi, di, ceil_mode) for n, ki, si, pi, di in zip(spatial, k, s, p, d))
     if any(o < 1 for o in out):
@@ -97,7 +104,7 @@ def max_pool_torch_fault(case, out_shape) -> bool:
     C = case['q'].shape[-case['ndim'] - 1]
     return C > 1 and int(np.prod(spatial)) == 1 and int(np.prod(out_shape[-case['ndim']:])) > 1
 
-from .verify import register_check, _start
+from .verify import register_check, _start, both_sides
 
 @register_check('max_pool', capability_independent=True)
 def check_max_pool(engine, rng, size):
@@ -106,13 +113,8 @@ def check_max_pool(engine, rng, size):
     if engine == 'qnnpack': return res                        # not reproduced yet (see above)
     while res.compared < size:
         case = dict(random_max_pool_case(rng), engine=engine)
-        try: theirs = torch_max_pool(case)
-        except RuntimeError: theirs = None
-        try: ours = qnb_max_pool(case)
-        except ValueError: ours = None
-        if (ours is None) != (theirs is None): res.mismatches += 1; res.compared += 1; continue
-        if ours is None: res.compared += 1; continue
-        if max_pool_torch_fault(case, ours.shape):
+        ours, theirs = both_sides(lambda: qnb_max_pool(case), lambda: torch_max_pool(case))
+        if ours is not None and theirs is not None and max_pool_torch_fault(case, ours.shape):
             res.torch_faults += int(np.any(ours != theirs)); continue
         res.add(ours, theirs)
     return res
@@ -124,11 +126,7 @@ def qavg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, cou
     xq = as_qarray(input)
     if xq.per_channel: raise ValueError("input must be quantized per tensor for avg_pool2d")
     if xq.ndim not in (3, 4): raise ValueError(f"input must have 3 or 4 dimensions for avg_pool2d, got shape {xq.shape}")
-    k = conv_tuple(kernel_size, 2, 'kernel_size', 1)
-    s = k if stride is None or (not isinstance(stride, (int, np.integer)) and len(stride) == 0) else conv_tuple(stride, 2, 'stride', 1)
-    p = conv_tuple(padding, 2, 'padding', 0)
-    if any(pi > ki // 2 for pi, ki in zip(p, k)):
-        raise ValueError(f"padding must be at most half of kernel_size, got padding={p}, kernel_size={k}")
+    k, s, p = pool_window(kernel_size, stride, padding, 2)
     if divisor_override is not None and (not isinstance(divisor_override, (int, np.integer)) or divisor_override == 0):
         raise ValueError(f"divisor_override must be a non-zero int, got {divisor_override!r}")
     engine = resolve_engine(engine)

@@ -7,7 +7,7 @@ Docs: https://qnb-dev.github.io/qnb/requantize.html.md"""
 # %% ../nbs/01_requantize.ipynb #79abfb1d
 from __future__ import annotations
 import numpy as np
-from .core import dtype_range, check_dtype, resolve_engine, fma_f32, quantize_values_scalar
+from .core import dtype_range, check_dtype, resolve_engine, fma_f32, quantize_values_scalar, wrap_int32
 
 # %% auto #0
 __all__ = ['SCHEMES', 'cvtps_epi32', 'saturating_output', 'requantize_fp32', 'fbgemm_multiplier', 'fbgemm_bias_term',
@@ -169,17 +169,17 @@ def torch_linear_requant(x_int, input_scale, input_zero_point, w_int, weight_sca
     acc = (x_int.astype(np.int64) - input_zero_point) @ w_int.astype(np.int64).T
     return out, acc
 
-def linear_output(acc, input_scale, weight_scale, output_scale, output_zero_point, engine, bias=None, relu=False):
-    "What `engine`'s linear makes of accumulators `acc` (last axis = output channel): eqs. (9)–(11)."
+def linear_output(acc, input_scale, weight_scale, output_scale, output_zero_point, engine, bias=None, relu=False,
+                  op='linear', per_channel=None):
+    "What `engine`'s linear (or conv, `op='conv'`) makes of accumulators `acc` (last axis = output channel): eqs. (9)–(11)."
     engine = resolve_engine(engine)
-    per_channel = np.ndim(weight_scale) > 0
+    per_channel = np.ndim(weight_scale) > 0 if per_channel is None else per_channel
     if engine in ('fbgemm', 'x86'):
         act_times_w, m = fbgemm_multiplier(input_scale, weight_scale, output_scale)
         return requantize_fp32(fbgemm_bias_term(acc, bias, act_times_w, per_channel), m, output_zero_point, 'quint8', relu)
     if engine == 'qnnpack':
         m = qnnpack_multiplier(input_scale, weight_scale, output_scale)
-        with np.errstate(over='ignore'):
-            total = acc if bias is None else (np.asarray(acc, np.int64) + qnnpack_bias(bias, input_scale, weight_scale)).astype(np.int32)
+        total = acc if bias is None else wrap_int32(np.asarray(acc, np.int64) + qnnpack_bias(bias, input_scale, weight_scale))
         return requantize_fp32(total, m, output_zero_point, 'quint8', relu)
-    s_x, s_w, r_y = onednn_scales(input_scale, weight_scale, output_scale, 'linear', per_channel)
+    s_x, s_w, r_y = onednn_scales(input_scale, weight_scale, output_scale, op, per_channel)
     return requantize_onednn(acc, s_x, s_w, r_y, output_zero_point, 'quint8', bias, relu)

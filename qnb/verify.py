@@ -12,10 +12,10 @@ from .core import QDTYPES, dtype_range, quantize_per_tensor, quantize_per_channe
 from .requantize import torch_linear_requant, linear_output
 
 # %% auto #0
-__all__ = ['CHECKS', 'CAPABILITY_INDEPENDENT', 'SCALE_FAMILIES', 'LEVELS', 'KERNEL_MODULES', 'CheckResult', 'register_check',
-           'draw_scales', 'draw_zero_points', 'draw_values', 'check_quantize_per_tensor', 'check_quantize_per_channel',
-           'check_dequantize', 'check_requantize', 'call_isolated', 'supported_engines', 'supported_capabilities',
-           'load_checks', 'run_checks', 'verify', 'format_table']
+__all__ = ['CHECKS', 'CAPABILITY_INDEPENDENT', 'SCALE_FAMILIES', 'LEVELS', 'KERNEL_MODULES', 'CheckResult', 'both_sides',
+           'register_check', 'draw_scales', 'draw_zero_points', 'draw_values', 'check_quantize_per_tensor',
+           'check_quantize_per_channel', 'check_dequantize', 'check_requantize', 'call_isolated', 'supported_engines',
+           'supported_capabilities', 'load_checks', 'run_checks', 'verify', 'format_table']
 
 # %% ../nbs/02_verify.ipynb #d0debd37
 @dataclass
@@ -30,7 +30,12 @@ class CheckResult:
     torch_faults: int = 0         # cases where torch's output is not the convolution/product it claims (see notebooks)
 
     def add(self, ours, theirs):
-        "Count the elements where `ours` and `theirs` differ (float arrays compare bit patterns)."
+        """Count the elements where `ours` and `theirs` differ (float arrays compare bit patterns). `None` on a
+        side is a refusal (see `both_sides`): one case, agreeing only when both sides refused."""
+        if ours is None or theirs is None:
+            self.compared += 1
+            self.mismatches += int((ours is None) != (theirs is None))
+            return self
         ours, theirs = np.asarray(ours), np.asarray(theirs)
         if ours.shape != theirs.shape: raise AssertionError(f"{self.kernel}: shape {ours.shape} != torch {theirs.shape}")
         if ours.dtype.kind == 'f':
@@ -43,6 +48,14 @@ class CheckResult:
         self.mismatches += int(differ.sum())
         if differ.any(): self.max_abs_diff = max(self.max_abs_diff, float(np.nanmax(np.where(differ, d, 0))))
         return self
+
+def both_sides(ours, theirs):
+    "Call qnb's side and torch's side of a case; a refusal (qnb: ValueError, torch: RuntimeError) becomes None."
+    try: o = ours()
+    except ValueError: o = None
+    try: t = theirs()
+    except RuntimeError: t = None
+    return o, t
 
 CHECKS = {}
 
