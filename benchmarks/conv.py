@@ -21,15 +21,6 @@ LAYERS = [
     ('mobilenetv2 depthwise 3x3', (1, 144, 56, 56), 144, 3, 1, 1, 144),
 ]
 
-# (name, input shape, out channels, kernel, stride, padding, groups)
-LAYERS = [
-    ('resnet18 layer1 3x3', (1, 64, 56, 56), 64, 3, 1, 1, 1),
-    ('resnet18 layer2 3x3 s2', (1, 64, 56, 56), 128, 3, 2, 1, 1),
-    ('resnet18 layer3 3x3', (1, 256, 14, 14), 256, 3, 1, 1, 1),
-    ('resnet18 downsample 1x1 s2', (1, 64, 56, 56), 128, 1, 2, 0, 1),
-    ('mobilenetv2 depthwise 3x3', (1, 144, 56, 56), 144, 3, 1, 1, 144),
-]
-
 def main(argv=None):
     a = parse_args(__doc__, argv)
     rng = np.random.default_rng(0)

@@ -1,0 +1,229 @@
+"""The benchmark suite: qnb against torch's native quantized kernels, and peers against both.
+
+For each case it prints qnb's time, the fastest torch engine's time, their ratio, qnb's peak memory over
+torch's (NumPy's peak by tracemalloc; torch's allocations by its profiler), and qnb's time per multiply-accumulate for convs and
+linears. Then two peers on one conv: `onnx.reference`'s QLinearConv (needs `pip install onnx`) and
+torch's own dequantize -> float conv -> quantize path, each with its mismatch count against torch's native
+kernel. Run: `python benchmarks/suite.py [--repeat N] [--quick] [--json benchmarks/results.json]`.
+Not a test: the numbers belong to the machine; the issues' bars are ratios, recorded in closing notes."""
+import argparse, json, os, platform, statistics, sys, time, warnings
+import numpy as np
+import torch
+from qnb.core import QArray, quantize_per_tensor
+from qnb.conv import qconv2d
+from qnb.linear import qlinear
+from qnb.batchnorm import qbatch_norm
+from qnb.elementwise import qadd
+from qnb.pool import qavg_pool2d
+
+warnings.filterwarnings('ignore')
+
+def median_time(fn, repeat):
+    "Median of `repeat` calls after one warm-up call (which also fills torch's prepack caches)."
+    fn()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter(); fn(); times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+def qnb_peak_memory(fn):
+    "Peak bytes NumPy allocates during `fn` (all of qnb's memory is NumPy arrays), by tracemalloc."
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+def torch_allocated_memory(fn):
+    """Bytes torch's CPU allocator hands out during `fn` (the profiler's self CPU memory of every op). The
+    buffers of one quantized kernel call (the NHWC input copy, the output) all live until it returns, so
+    this is its peak; where buffers are freed early it is an upper bound."""
+    from torch.profiler import profile, ProfilerActivity
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    return sum(max(e.self_cpu_memory_usage, 0) for e in prof.key_averages())
+
+def engines():
+    return [e for e in torch.backends.quantized.supported_engines if e != 'none']
+
+RNG = np.random.default_rng(0)
+
+def _qx(shape, zp=3):
+    return QArray(RNG.integers(0, 256, shape).astype(np.uint8), 0.02, zp, 'quint8')
+
+def _qw(shape):
+    return QArray(RNG.integers(-127, 128, shape).astype(np.int8), 0.005, 0, 'qint8')
+
+def conv_case(name, shape, oc, k, stride, pad, groups=1):
+    x, w = _qx(shape), _qw((oc, shape[1] // groups, k, k))
+    b = RNG.standard_normal(oc).astype(np.float32)
+    xt, wt, bt = x.to_torch(), w.to_torch(), torch.from_numpy(b)
+    oh = (shape[2] + 2 * pad - k) // stride + 1
+    macs = shape[0] * oc * oh * ((shape[3] + 2 * pad - k) // stride + 1) * (shape[1] // groups) * k * k
+    def ours(engine): return lambda: qconv2d(x, w, b, stride, pad, 1, groups, scale=0.5, zero_point=128, engine=engine)
+    def theirs(engine):
+        torch.backends.quantized.engine = engine
+        packed = torch.ops.quantized.conv2d_prepack(wt, bt, [stride] * 2, [pad] * 2, [1, 1], groups)
+        return lambda: torch.ops.quantized.conv2d(xt, packed, 0.5, 128)
+    return dict(name=name, ours=ours, theirs=theirs, macs=macs, kind='conv')
+
+def linear_case(M, K, N):
+    x, w = _qx((M, K)), _qw((N, K))
+    b = RNG.standard_normal(N).astype(np.float32)
+    xt, wt, bt = x.to_torch(), w.to_torch(), torch.from_numpy(b)
+    def theirs(engine):
+        torch.backends.quantized.engine = engine
+        p = torch.ops.quantized.linear_prepack(wt, bt)
+        return lambda: torch.ops.quantized.linear(xt, p, 0.5, 128)
+    return dict(name=f"linear {M}x{K}->{N}", ours=lambda e: lambda: qlinear(x, w, b, 0.5, 128, engine=e),
+                theirs=theirs, macs=M * K * N, kind='linear')
+
+def batch_norm_case(shape=(32, 64, 56, 56)):
+    x, C = _qx(shape), shape[1]
+    prm = [RNG.standard_normal(C).astype(np.float32) for _ in range(3)] + [RNG.uniform(0.5, 2, C).astype(np.float32)]
+    xt, tp = x.to_torch(), [torch.from_numpy(v) for v in prm]
+    def theirs(engine):
+        torch.backends.quantized.engine = engine
+        return lambda: torch.ops.quantized.batch_norm2d(xt, tp[0], tp[1], tp[2], tp[3], 1e-5, 0.1, 128)
+    return dict(name='batch_norm2d ' + 'x'.join(map(str, shape)),
+                ours=lambda e: lambda: qbatch_norm(x, *prm, 1e-5, 0.1, 128, engine=e), theirs=theirs, kind='aten')
+
+def add_case(shape=(32, 64, 56, 56)):
+    a, b = _qx(shape), QArray(RNG.integers(0, 256, shape).astype(np.uint8), 0.03, 100, 'quint8')
+    at, bt = a.to_torch(), b.to_torch()
+    def theirs(engine):
+        torch.backends.quantized.engine = engine
+        return lambda: torch.ops.quantized.add(at, bt, 0.05, 64)
+    return dict(name='qadd ' + 'x'.join(map(str, shape)), ours=lambda e: lambda: qadd(a, b, 0.05, 64, engine=e),
+                theirs=theirs, kind='aten')
+
+def avg_pool_case(shape=(32, 64, 56, 56)):
+    x = _qx(shape)
+    xt = x.to_torch()
+    def theirs(engine):
+        torch.backends.quantized.engine = engine
+        return lambda: torch.nn.functional.avg_pool2d(xt, 3, 2, 1)
+    return dict(name='avg_pool2d 3x3 s2 ' + 'x'.join(map(str, shape)),
+                ours=lambda e: lambda: qavg_pool2d(x, 3, 2, 1, engine=e), theirs=theirs, kind='aten',
+                torch_engines=['x86', 'fbgemm', 'onednn'])   # qnnpack's avg pool is a different kernel
+
+def zoo_case(batch=8):
+    try:
+        from qnb.zoo import build
+        from qnb.model import run
+    except ImportError:
+        return None
+    x = torch.randn(batch, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    models = {}
+    def theirs(engine):
+        if engine not in models: models[engine] = build('resnet', engine)[0]
+        torch.backends.quantized.engine = engine
+        m = models[engine]
+        return lambda: m(x)
+    def ours(engine):
+        if engine not in models: models[engine] = build('resnet', engine)[0]
+        m = models[engine]
+        return lambda: run(m, x, engine=engine)
+    return dict(name=f"zoo resnet end to end, batch {batch}, 3x64x64", ours=ours, theirs=theirs, kind='model',
+                same_engine=True)
+
+def cases(quick):
+    r18 = [('resnet18 conv1 7x7 s2', (1, 3, 224, 224), 64, 7, 2, 3), ('resnet18 layer1 3x3', (1, 64, 56, 56), 64, 3, 1, 1),
+           ('resnet18 layer2 3x3 s2', (1, 64, 56, 56), 128, 3, 2, 1), ('resnet18 layer3 3x3', (1, 256, 14, 14), 256, 3, 1, 1),
+           ('resnet18 layer4 3x3', (1, 512, 7, 7), 512, 3, 1, 1), ('resnet18 downsample 1x1 s2', (1, 64, 56, 56), 128, 1, 2, 0)]
+    out = [conv_case(*c) for c in (r18[1:3] if quick else r18)]
+    b32 = [('resnet18 layer1 3x3, batch 32', (32, 64, 56, 56), 64, 3, 1, 1), ('resnet18 layer4 3x3, batch 32', (32, 512, 7, 7), 512, 3, 1, 1)]
+    out += [conv_case(*c) for c in (b32[:1] if quick else b32)]
+    out += [conv_case('mobilenetv2 depthwise 3x3', (1, 144, 56, 56), 144, 3, 1, 1, 144),
+             conv_case('mobilenetv2 pointwise 1x1', (1, 24, 56, 56), 144, 1, 1, 0)]
+    out += [linear_case(1, 4096, 1000), linear_case(128, 768, 3072), batch_norm_case(), add_case(), avg_pool_case()]
+    z = zoo_case()
+    if z: out.append(z)
+    return out
+
+def measure(case, repeat, engine):
+    "qnb (reproducing `engine`) against every torch engine; the fastest engine is the bar."
+    t_ours = median_time(case['ours'](engine), repeat)
+    mem_ours = qnb_peak_memory(case['ours'](engine))
+    t_torch, mem_torch = {}, {}
+    for e in (case.get('torch_engines') or engines()):
+        if case.get('same_engine') and e != engine: continue
+        fn = case['theirs'](e)
+        t_torch[e] = median_time(fn, repeat)
+        mem_torch[e] = torch_allocated_memory(fn)
+    best = min(t_torch, key=t_torch.get)
+    return dict(name=case['name'], kind=case['kind'], qnb_ms=t_ours * 1e3, torch_ms={e: t * 1e3 for e, t in t_torch.items()},
+                fastest=best, ratio=t_ours / t_torch[best],
+                mem_ratio=(mem_ours / mem_torch[best]) if mem_torch[best] else float('inf'),
+                qnb_mem_mb=mem_ours / 2**20, torch_mem_mb=mem_torch[best] / 2**20,
+                ns_per_mac=(t_ours / case['macs'] * 1e9) if case.get('macs') else None)
+
+def peers(repeat):
+    "onnx.reference QLinearConv and torch's float path on resnet18 layer1 3x3, against torch's native conv."
+    shape, oc, k = (1, 64, 56, 56), 64, 3
+    x, w = _qx(shape, zp=7), _qw((oc, 64, k, k))
+    sy, zy = 0.5, 128
+    torch.backends.quantized.engine = 'x86'
+    xt, wt = x.to_torch(), w.to_torch()
+    packed = torch.ops.quantized.conv2d_prepack(wt, None, [1, 1], [1, 1], [1, 1], 1)
+    native = torch.ops.quantized.conv2d(xt, packed, sy, zy).int_repr().numpy()
+    t_native = median_time(lambda: torch.ops.quantized.conv2d(xt, packed, sy, zy), repeat)
+    t_qnb = median_time(lambda: qconv2d(x, w, None, 1, 1, scale=sy, zero_point=zy, engine='x86'), repeat)
+    ours = qconv2d(x, w, None, 1, 1, scale=sy, zero_point=zy, engine='x86').int_repr
+    rows = [dict(name='qnb qconv2d (x86 semantics)', ms=t_qnb * 1e3, mismatches=int((ours != native).sum()))]
+    def float_path():
+        y = torch.nn.functional.conv2d(xt.dequantize(), wt.dequantize(), None, 1, 1)
+        return torch.quantize_per_tensor(y, sy, zy, torch.quint8)
+    rows.append(dict(name='torch dequantize -> float conv -> quantize', ms=median_time(float_path, repeat) * 1e3,
+                     mismatches=int((float_path().int_repr().numpy() != native).sum())))
+    try:
+        import onnx
+        from onnx import helper, TensorProto
+        from onnx.reference import ReferenceEvaluator
+        node = helper.make_node('QLinearConv', ['x', 'xs', 'xz', 'w', 'ws', 'wz', 'ys', 'yz'], ['y'], pads=[1, 1, 1, 1])
+        graph = helper.make_graph([node], 'qconv',
+            [helper.make_tensor_value_info(n, t, None) for n, t in
+             [('x', TensorProto.UINT8), ('xs', TensorProto.FLOAT), ('xz', TensorProto.UINT8), ('w', TensorProto.INT8),
+              ('ws', TensorProto.FLOAT), ('wz', TensorProto.INT8), ('ys', TensorProto.FLOAT), ('yz', TensorProto.UINT8)]],
+            [helper.make_tensor_value_info('y', TensorProto.UINT8, None)])
+        ev = ReferenceEvaluator(helper.make_model(graph))
+        feeds = dict(x=x.int_repr, xs=np.float32(x.scale), xz=np.uint8(x.zero_point), w=w.int_repr, ws=np.float32(w.scale),
+                     wz=np.int8(0), ys=np.float32(sy), yz=np.uint8(zy))
+        t0 = time.perf_counter(); y = ev.run(None, feeds)[0]; t_onnx = time.perf_counter() - t0
+        rows.append(dict(name=f'onnx.reference QLinearConv (onnx {onnx.__version__})', ms=t_onnx * 1e3,
+                         mismatches=int((y != native).sum())))
+    except ImportError:
+        rows.append(dict(name='onnx.reference QLinearConv (pip install onnx)', ms=float('nan'), mismatches=None))
+    return dict(native_ms=t_native * 1e3, outputs=int(native.size), rows=rows)
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--repeat', type=int, default=7)
+    ap.add_argument('--engine', default='x86', help='engine whose semantics qnb reproduces in the timed call')
+    ap.add_argument('--quick', action='store_true', help='fewer conv shapes')
+    ap.add_argument('--json', help='also write the results to this file (the docs benchmark page reads it)')
+    a = ap.parse_args(argv)
+    print(f"torch {torch.__version__}, numpy {np.__version__}, {torch.get_num_threads()} threads, "
+          f"{platform.processor() or platform.machine()}; qnb reproduces engine {a.engine!r}; median of {a.repeat}")
+    print(f"{'case':<46}{'qnb ms':>10}{'torch ms':>10}{'engine':>9}{'ratio':>8}{'mem ratio':>10}{'ns/MAC':>8}")
+    results = []
+    for c in cases(a.quick):
+        r = measure(c, a.repeat, a.engine)
+        results.append(r)
+        print(f"{r['name']:<46}{r['qnb_ms']:>10.2f}{r['torch_ms'][r['fastest']]:>10.2f}{r['fastest']:>9}"
+              f"{r['ratio']:>7.1f}x{r['mem_ratio']:>9.1f}x" + (f"{r['ns_per_mac']:>8.3f}" if r['ns_per_mac'] else f"{'':>8}"))
+    per_mac = [r['ns_per_mac'] for r in results if r['kind'] == 'conv']
+    print(f"\nconv time per MAC: {min(per_mac):.3f} .. {max(per_mac):.3f} ns ({max(per_mac) / min(per_mac):.1f}x spread)")
+    p = peers(a.repeat)
+    print(f"\npeers on resnet18 layer1 3x3 (batch 1, {p['outputs']:,} outputs); torch native x86: {p['native_ms']:.2f} ms")
+    for r in p['rows']:
+        print(f"  {r['name']:<52}{r['ms']:>10.1f} ms  mismatches vs native: {r['mismatches']}")
+    if a.json:
+        with open(a.json, 'w') as f:
+            json.dump(dict(torch=torch.__version__, numpy=np.__version__, threads=torch.get_num_threads(),
+                           engine=a.engine, repeat=a.repeat, results=results, peers=p), f, indent=1)
+        print(f"wrote {a.json}")
+
+if __name__ == '__main__': main()
