@@ -9,13 +9,31 @@ from __future__ import annotations
 import argparse, sys
 
 # %% auto #0
-__all__ = ['main']
+__all__ = ['add_explain_commands', 'main']
+
+# %% ../nbs/09_cli.ipynb #7f5bccc1
+def _explain_command(a):
+    from qnb.explain import forum_case
+    e = forum_case(a.case, a.engine)
+    print(e._repr_markdown_() if a.markdown else e)
+    return 0 if e.match else 1
+
+def add_explain_commands(sub):
+    "Register `qnb explain` on the subparsers `sub` of the `qnb` command."
+    from qnb.explain import FORUM_CASES
+    e = sub.add_parser('explain', help='explain one output element of a forum case, step by step',
+                       epilog='cases: ' + '; '.join(f'{k}: {v}' for k, v in FORUM_CASES.items()))
+    e.add_argument('--case', required=True, choices=list(FORUM_CASES), help='the forum case to explain')
+    e.add_argument('--engine', help='quantized engine (default: the case\'s own)')
+    e.add_argument('--markdown', action='store_true', help='print Markdown instead of plain text')
+    e.set_defaults(run=_explain_command)
 
 # %% ../nbs/09_cli.ipynb #01e9ccee
 def main(argv=None):
     "The `qnb` console entry point."
     ap = argparse.ArgumentParser(prog='qnb', description="PyTorch's quantized kernels, reproduced bit for bit in NumPy.")
     sub = ap.add_subparsers(dest='command', required=True)
+    add_explain_commands(sub)
     v = sub.add_parser('verify', help='hold every qnb kernel against the installed torch, on every engine')
     level = v.add_mutually_exclusive_group()
     level.add_argument('--quick', action='store_const', dest='level', const='quick', help='a few seconds')
@@ -25,6 +43,7 @@ def main(argv=None):
     v.add_argument('--capabilities', help='comma-separated ATEN_CPU_CAPABILITY values (default: all this CPU supports)')
     v.add_argument('--seed', type=int, default=0)
     a = ap.parse_args(argv)
+    if getattr(a, 'run', None): return a.run(a)
     if a.command == 'verify':
         from qnb.verify import verify, load_checks
         CHECKS = load_checks()
