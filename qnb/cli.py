@@ -18,8 +18,33 @@ def _explain_command(a):
     print(e._repr_markdown_() if a.markdown else e)
     return 0 if e.match else 1
 
+def _export_command(a):
+    import torch
+    from qnb.export import export_tables, golden_vectors
+    if (a.model is None) == (a.case is None): raise SystemExit("qnb export: give exactly one of --model and --case")
+    if a.case:
+        from qnb.explain import _seed004_model
+        model, x = _seed004_model()
+        engine = a.engine or 'fbgemm'
+    else:
+        import importlib
+        mod, _, fn = a.model.partition(':')
+        if not fn: raise SystemExit(f"qnb export: --model must be MODULE:CALLABLE, got {a.model!r}")
+        model = getattr(importlib.import_module(mod), fn)()     # a function returning the converted model
+        x = None
+        if a.input: x = torch.load(a.input, weights_only=False)
+        elif a.shape: x = torch.randn(*(int(v) for v in a.shape.split(',')), generator=torch.Generator().manual_seed(0))
+        engine = a.engine
+    tables = export_tables(model, a.out, engine)
+    print(f"{a.out}.npz, {a.out}.h: {len(tables)} layers")
+    if x is not None:
+        report = golden_vectors(model, x, a.out + '_golden', engine)
+        print(report)
+        return 0 if report.qnb_mismatches == 0 else 1
+    return 0
+
 def add_explain_commands(sub):
-    "Register `qnb explain` on the subparsers `sub` of the `qnb` command."
+    "Register `qnb explain` and `qnb export` on the subparsers `sub` of the `qnb` command."
     from qnb.explain import FORUM_CASES
     e = sub.add_parser('explain', help='explain one output element of a forum case, step by step',
                        epilog='cases: ' + '; '.join(f'{k}: {v}' for k, v in FORUM_CASES.items()))
@@ -27,6 +52,14 @@ def add_explain_commands(sub):
     e.add_argument('--engine', help='quantized engine (default: the case\'s own)')
     e.add_argument('--markdown', action='store_true', help='print Markdown instead of plain text')
     e.set_defaults(run=_explain_command)
+    x = sub.add_parser('export', help="write a converted model's integer-only tables (.npz, .h) and golden vectors")
+    x.add_argument('out', help='output path without extension: writes OUT.npz, OUT.h (and OUT_golden.npz with an input)')
+    x.add_argument('--model', help='MODULE:CALLABLE, a function returning the converted model (quantized modules do not pickle)')
+    x.add_argument('--input', help='a float input tensor saved with torch.save: also write golden vectors')
+    x.add_argument('--shape', help='or the shape of a random float input (seed 0), e.g. 1,3,32,32')
+    x.add_argument('--case', choices=['conv-seed004'], help="a built-in model instead of --model (with its input)")
+    x.add_argument('--engine', help='quantized engine (default: torch\'s current one)')
+    x.set_defaults(run=_export_command)
 
 # %% ../nbs/09_cli.ipynb #01e9ccee
 def main(argv=None):

@@ -13,6 +13,7 @@ from qnb.activation import random_clamp_case
 from qnb.elementwise import random_binary_case
 from qnb.pool import random_max_pool_case, qnb_max_pool, max_pool_torch_fault
 from qnb.verify import supported_engines, call_isolated
+from _models import small_model
 
 ENGINES = supported_engines()
 
@@ -122,33 +123,6 @@ def test_explain_matches_torch(engine):
           f"{tally.skipped} skipped (torch crash/fault or refusal), {time.perf_counter() - t0:.1f} s")
     assert not tally.mismatches, tally.mismatches[:5]
     assert tally.pairs >= 1000
-
-def small_model(engine, seed=0):
-    "Quant → conv+BN+ReLU → depthwise conv+ReLU6 → max pool → residual add (FloatFunctional) → flatten → linear+ReLU → linear."
-    from torch.ao.quantization import QuantStub, DeQuantStub, get_default_qconfig, prepare, convert, fuse_modules
-    nn = torch.nn
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.quant, self.dequant = QuantStub(), DeQuantStub()
-            self.conv1, self.bn1, self.relu1 = nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()
-            self.dw, self.act = nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.ReLU6()
-            self.pool = nn.MaxPool2d(2)
-            self.skip = nn.quantized.FloatFunctional()
-            self.fc1, self.relu2, self.fc2 = nn.Linear(8 * 4 * 4, 16), nn.ReLU(), nn.Linear(16, 5)
-        def forward(self, x):
-            x = self.relu1(self.bn1(self.conv1(self.quant(x))))
-            x = self.pool(self.skip.add(self.act(self.dw(x)), x))
-            return self.dequant(self.fc2(self.relu2(self.fc1(torch.flatten(x, 1)))))
-    torch.manual_seed(seed)
-    net = Net().eval()
-    net.bn1.running_mean.uniform_(-0.5, 0.5); net.bn1.running_var.uniform_(0.2, 2.0)
-    torch.backends.quantized.engine = engine
-    fuse_modules(net, [['conv1', 'bn1', 'relu1'], ['fc1', 'relu2']], inplace=True)
-    net.qconfig = get_default_qconfig(engine)
-    prepare(net, inplace=True)
-    for _ in range(4): net(torch.randn(4, 3, 8, 8))
-    return convert(net)
 
 @pytest.mark.parametrize('engine', ENGINES)
 def test_explain_model_layers(engine):
