@@ -18,18 +18,21 @@ class Net(nn.Module):
         x = self.pool(self.skip.add(self.act(self.dw(x)), x))
         return self.dequant(self.fc2(self.relu2(self.fc1(torch.flatten(x, 1)))))
 
-def small_model(engine, seed=0, relu6=True, pool=True):
-    "A `Net`, fused, calibrated on random data and converted under `engine`."
+def small_model(engine, seed=0, relu6=True, pool=True, with_float=False):
+    "A `Net`, fused, calibrated on random data and converted under `engine` (and the fused float model before prepare)."
+    import copy
     from torch.ao.quantization import get_default_qconfig, prepare, convert, fuse_modules
     torch.manual_seed(seed)
     net = Net(relu6, pool).eval()
     net.bn1.running_mean.uniform_(-0.5, 0.5); net.bn1.running_var.uniform_(0.2, 2.0)
     torch.backends.quantized.engine = engine
     fuse_modules(net, [['conv1', 'bn1', 'relu1'], ['fc1', 'relu2']], inplace=True)
+    float_net = copy.deepcopy(net)
     net.qconfig = get_default_qconfig(engine)
     prepare(net, inplace=True)
     for _ in range(4): net(torch.randn(4, 3, 8, 8))
-    return convert(net)
+    q = convert(net)
+    return (float_net, q) if with_float else q
 
 def fbgemm_model():
     "What `qnb export --model _models:fbgemm_model` loads in the tests."
