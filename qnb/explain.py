@@ -635,7 +635,7 @@ def _torch_reference(name, kind, a, engine):
     try: import torch
     except ImportError: return None
     from qnb.conv import conv_tuple
-    q = lambda v: as_qarray(v).to_torch()
+    q = lambda v: v if getattr(v, 'is_quantized', False) else as_qarray(v).to_torch()   # torch's own tensor if given
     if kind == 'conv':
         from qnb.conv import torch_conv
         xq, wq = as_qarray(a['input']), as_qarray(a['weight'])

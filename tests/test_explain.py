@@ -198,3 +198,14 @@ def _bad_inputs():
 def test_bad_input(i):
     call, match = _bad_inputs()[i]
     with pytest.raises(ValueError, match=match): call()
+
+def test_qnnpack_channels_last_clamp_fault():
+    "torch's QNNPACK relu6/hardtanh/clamp read a channels-last input's memory as NCHW: explain says so."
+    xt = torch.quantize_per_tensor(torch.arange(36.).reshape(1, 4, 3, 3) * 0.03, 0.01, 100, torch.quint8)
+    cl = xt.contiguous(memory_format=torch.channels_last)
+    for op, args in (('relu6', ()), ('hardtanh', (0.0, 0.2)), ('clamp', (0.05, 0.3))):
+        e = explain(op, cl, *args, index=(0, 1, 1, 0), engine='qnnpack')
+        assert e.torch_fault and not e.match and 'channels-last' in e.notes[-1], (op, e)
+        assert explain(op, xt, *args, index=(0, 1, 1, 0), engine='qnnpack').match
+        assert explain(op, cl, *args, index=(0, 1, 1, 0), engine='fbgemm').match
+    assert explain('relu', cl, index=(0, 1, 1, 0), engine='qnnpack').match
