@@ -415,7 +415,7 @@ def golden_vectors(model, x, path, engine=None) -> GoldenReport:
         report.layers.append(GoldenLayer(n.name, table.get('op', type(t).__name__), tuple(t.shape), int(np.size(data[n.name])),
                                          _differ(_ints(ours[n.name]), data[n.name]) if n.name in ours else None, fp))
     if '_error' in ours: report.notes.append(f"qnb's run stopped (its layers show '-'): {ours['_error']}")
-    data['layers'] = np.array(names)
+    data['layers'], data['ops'] = np.array(names), np.array([l.op for l in report.layers])
     data['output'] = _ints(final) if isinstance(final, torch.Tensor) else np.asarray(final)
     np.savez(path, **data)
     return report
@@ -427,10 +427,11 @@ def check_golden(model, path, engine=None) -> GoldenReport:
     engine = resolve_engine(engine if engine is not None else str(stored['engine']))
     gm, theirs, ours, final = _run_both(model, stored['input'], engine)
     report = GoldenReport(engine, path)
-    for name in stored['layers']:
+    ops = stored['ops'] if 'ops' in stored else stored['layers']
+    for name, op in zip(stored['layers'], ops):
         name = str(name)
         want = stored[name]
-        report.layers.append(GoldenLayer(name, type(theirs[name]).__name__, tuple(want.shape), int(want.size),
+        report.layers.append(GoldenLayer(name, str(op), tuple(want.shape), int(want.size),
                                          _differ(_ints(ours[name]), want) if name in ours else None,
                                          torch_mismatches=_differ(_ints(theirs[name]), want)))
     report.layers.append(GoldenLayer('output', 'output', tuple(stored['output'].shape), int(stored['output'].size), None,

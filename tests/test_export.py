@@ -131,3 +131,26 @@ def test_cli_export(tmp_path, capsys):
     assert 'integer-only requantization vs torch' in capsys.readouterr().out
     assert main(['export', str(tmp_path / 's'), '--case', 'conv-seed004']) == 0
     with np.load(tmp_path / 's_golden.npz') as z: assert z['conv1'][0, 0, 3, 0] == 30
+
+def test_fx_model(tmp_path):
+    "An FX-converted model (quantize_per_tensor nodes with get_attr qparams): explain, tables, header, golden vectors."
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import prepare_fx, convert_fx
+    from qnb.explain import explain
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(torch.nn.Conv2d(3, 6, 3, padding=1), torch.nn.BatchNorm2d(6), torch.nn.ReLU(), torch.nn.Conv2d(6, 4, 3),
+                            torch.nn.Hardtanh(0., 3.), torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 3)).eval()
+    torch.backends.quantized.engine = 'x86'
+    x = torch.randn(2, 3, 8, 8)
+    p = prepare_fx(m, get_default_qconfig_mapping('x86'), (x,))
+    for _ in range(3): p(torch.randn(2, 3, 8, 8))
+    q = convert_fx(p)
+    for layer, index in (('quantize_per_tensor', (1, 2, 3, 4)), ('_0', (1, 5, 7, 0)), ('_4', (0, 3, 5, 5)), ('_6', (1, 2))):
+        assert explain(q, x, layer=layer, index=index, engine='x86').match
+    tables = export_tables(q, tmp_path / 'fx', 'x86')
+    assert tables['_0']['op'] == 'conv2d' and tables['_4']['op'] == 'hardtanh' and tables['_6']['op'] == 'linear'
+    if CC: assert subprocess.run([CC, '-fsyntax-only', '-x', 'c', str(tmp_path / 'fx.h')]).returncode == 0
+    report = golden_vectors(q, x, tmp_path / 'g', 'x86')
+    assert report.qnb_mismatches == 0
+    again = check_golden(q, tmp_path / 'g')
+    assert again.torch_mismatches == 0 and again.qnb_mismatches == 0
