@@ -113,8 +113,8 @@ def _pool_quantize_pairs(engine, rng, tally, n_cases, per_case):
 def test_explain_matches_torch(engine):
     "Thousands of random (op, index) pairs: explain's integer = the full kernel's = torch's."
     rng, tally, t0 = _rng('explain', engine), Tally(), time.perf_counter()
-    _conv_pairs(engine, rng, tally, 90, 4)
-    _linear_pairs(engine, rng, tally, 60, 4)
+    _conv_pairs(engine, rng, tally, 70, 4)
+    _linear_pairs(engine, rng, tally, 50, 4)
     _batch_norm_pairs(engine, rng, tally, 45, 4)
     _clamp_pairs(engine, rng, tally, 45, 4)
     _add_pairs(engine, rng, tally, 35, 4)
