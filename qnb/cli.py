@@ -9,13 +9,64 @@ from __future__ import annotations
 import argparse, sys
 
 # %% auto #0
-__all__ = ['main']
+__all__ = ['add_explain_commands', 'main']
+
+# %% ../nbs/09_cli.ipynb #7f5bccc1
+def _explain_command(a):
+    from qnb.explain import forum_case
+    e = forum_case(a.case, a.engine)
+    print(e._repr_markdown_() if a.markdown else e)
+    return 0 if e.match else 1
+
+def _export_command(a):
+    import torch
+    from qnb.export import export_tables, golden_vectors
+    if (a.model is None) == (a.case is None): raise SystemExit("qnb export: give exactly one of --model and --case")
+    if a.case:
+        from qnb.explain import _seed004_model
+        model, x = _seed004_model()
+        engine = a.engine or 'fbgemm'
+    else:
+        import importlib
+        mod, _, fn = a.model.partition(':')
+        if not fn: raise SystemExit(f"qnb export: --model must be MODULE:CALLABLE, got {a.model!r}")
+        model = getattr(importlib.import_module(mod), fn)()     # a function returning the converted model
+        x = None
+        if a.input: x = torch.load(a.input, weights_only=False)
+        elif a.shape: x = torch.randn(*(int(v) for v in a.shape.split(',')), generator=torch.Generator().manual_seed(0))
+        engine = a.engine
+    tables = export_tables(model, a.out, engine)
+    print(f"{a.out}.npz, {a.out}.h: {len(tables)} layers")
+    if x is not None:
+        report = golden_vectors(model, x, a.out + '_golden', engine)
+        print(report)
+        return 0 if report.qnb_mismatches == 0 else 1
+    return 0
+
+def add_explain_commands(sub):
+    "Register `qnb explain` and `qnb export` on the subparsers `sub` of the `qnb` command."
+    from qnb.explain import FORUM_CASES
+    e = sub.add_parser('explain', help='explain one output element of a forum case, step by step',
+                       epilog='cases: ' + '; '.join(f'{k}: {v}' for k, v in FORUM_CASES.items()))
+    e.add_argument('--case', required=True, choices=list(FORUM_CASES), help='the forum case to explain')
+    e.add_argument('--engine', help='quantized engine (default: the case\'s own)')
+    e.add_argument('--markdown', action='store_true', help='print Markdown instead of plain text')
+    e.set_defaults(run=_explain_command)
+    x = sub.add_parser('export', help="write a converted model's integer-only tables (.npz, .h) and golden vectors")
+    x.add_argument('out', help='output path without extension: writes OUT.npz, OUT.h (and OUT_golden.npz with an input)')
+    x.add_argument('--model', help='MODULE:CALLABLE, a function returning the converted model (quantized modules do not pickle)')
+    x.add_argument('--input', help='a float input tensor saved with torch.save: also write golden vectors')
+    x.add_argument('--shape', help='or the shape of a random float input (seed 0), e.g. 1,3,32,32')
+    x.add_argument('--case', choices=['conv-seed004'], help="a built-in model instead of --model (with its input)")
+    x.add_argument('--engine', help='quantized engine (default: torch\'s current one)')
+    x.set_defaults(run=_export_command)
 
 # %% ../nbs/09_cli.ipynb #01e9ccee
 def main(argv=None):
     "The `qnb` console entry point."
     ap = argparse.ArgumentParser(prog='qnb', description="PyTorch's quantized kernels, reproduced bit for bit in NumPy.")
     sub = ap.add_subparsers(dest='command', required=True)
+    add_explain_commands(sub)
     v = sub.add_parser('verify', help='hold every qnb kernel against the installed torch, on every engine')
     level = v.add_mutually_exclusive_group()
     level.add_argument('--quick', action='store_const', dest='level', const='quick', help='a few seconds')
@@ -25,6 +76,7 @@ def main(argv=None):
     v.add_argument('--capabilities', help='comma-separated ATEN_CPU_CAPABILITY values (default: all this CPU supports)')
     v.add_argument('--seed', type=int, default=0)
     a = ap.parse_args(argv)
+    if getattr(a, 'run', None): return a.run(a)
     if a.command == 'verify':
         from qnb.verify import verify, load_checks
         CHECKS = load_checks()
