@@ -13,7 +13,8 @@ import numpy as np
 from .core import QArray, as_qarray, quantize_per_tensor, dequantize, resolve_engine, check_dtype
 
 # %% auto #0
-__all__ = ['check_converted', 'model_graph', 'kernel_tables', 'run_graph', 'run', 'LayerResult', 'ModelReport', 'compare']
+__all__ = ['check_converted', 'model_graph', 'kernel_tables', 'run_graph', 'run', 'known_torch_fault', 'LayerResult',
+           'ModelReport', 'compare']
 
 # %% ../nbs/14_model.ipynb #96412d3c
 def _torch():
@@ -298,7 +299,8 @@ def _to_numpy(v):
     return v
 
 def run_graph(gm, x, engine=None, record=None):
-    "Interpret graph module `gm` on float input `x` with qnb kernels; `record(node, value)` sees every node."
+    """Interpret graph module `gm` on float input `x` with qnb kernels. `record(node, value)` sees every node's
+    value; if it returns something else than None, that is stored instead (compare uses this after a torch fault)."""
     torch = _torch()
     engine = resolve_engine(engine)
     modules, functions, methods = kernel_tables()
@@ -336,8 +338,10 @@ def run_graph(gm, x, engine=None, record=None):
                     val = methods[node.target](*args, **kwargs)
             except (ValueError, TypeError) as e:
                 raise type(e)(f"layer {node.name!r} ({_op_name(gm, node)}): {e}") from e
+        if record is not None:
+            replaced = record(node, val)
+            if replaced is not None: val = replaced
         env[node.name] = val
-        if record is not None: record(node, val)
 
 def _fetch_attr(gm, target):
     v = gm
@@ -359,6 +363,34 @@ def run(model, x, *, engine=None):
     return _map(out, _to_torch) if as_torch else out
 
 # %% ../nbs/14_model.ipynb #b14da367
+_CLAMP_FAMILY = ('ReLU6', 'Hardtanh', 'relu6', 'hardtanh', 'clamp')
+
+def known_torch_fault(gm, node, theirs, engine) -> str:
+    "A description of the torch bug that explains this layer's disagreement with qnb, or ''."
+    torch = _torch()
+    if engine != 'qnnpack' or _op_name(gm, node) not in _CLAMP_FAMILY: return ''
+    src = node.args[0]
+    t_in = theirs.get(getattr(src, 'name', None))
+    if not (isinstance(t_in, torch.Tensor) and t_in.is_quantized and t_in.dim() == 4
+            and t_in.is_contiguous(memory_format=torch.channels_last) and not t_in.is_contiguous()):
+        return ''
+    x = QArray.from_torch(t_in)
+    misread = QArray(np.ascontiguousarray(np.moveaxis(x.int_repr, 1, -1)).reshape(x.shape), x.scale, x.zero_point, x.dtype)
+    env = {src.name: misread}
+    modules, functions, methods = kernel_tables()
+    args = _map(node.args, lambda v: env.get(v.name, theirs.get(v.name)) if isinstance(v, torch.fx.Node) else v)
+    args = _map(args, _to_numpy)
+    if node.op == 'call_module':
+        m = gm.get_submodule(node.target)
+        y = _module_kernel(modules, m)(m, *args, engine=engine)
+    else:
+        y = functions[node.target](engine, *args)
+    t_out = theirs[node.name]
+    if np.array_equal(y.int_repr, t_out.int_repr().numpy()):
+        return "QNNPACK's clamp reads the channels-last input's memory as NCHW (torch 2.13 bug)"
+    return ''
+
+# %% ../nbs/14_model.ipynb #333a558c
 @dataclass
 class LayerResult:
     "One node of the model: what was compared and how many outputs differ."
@@ -368,18 +400,25 @@ class LayerResult:
     compared: int
     mismatches: int
     max_abs_diff: float
+    torch_fault: str = ''
 
 @dataclass
 class ModelReport:
     "Per-layer comparison of qnb against torch for one model and engine; renders as a table."
     engine: str
     layers: list = field(default_factory=list)
-    mismatches = property(lambda self: sum(l.mismatches for l in self.layers))
+    mismatches = property(lambda self: sum(l.mismatches for l in self.layers if not l.torch_fault))
+    torch_faults = property(lambda self: [l for l in self.layers if l.torch_fault])
     compared = property(lambda self: sum(l.compared for l in self.layers))
 
     def _rows(self):
-        return [(l.name, l.op, 'x'.join(map(str, l.shape)), f"{l.compared:,}", f"{l.mismatches:,}",
-                 f"{l.max_abs_diff:g}") for l in self.layers]
+        return [(l.name, l.op, 'x'.join(map(str, l.shape)), f"{l.compared:,}",
+                 f"{l.mismatches:,}" + (' (torch fault)' if l.torch_fault else ''), f"{l.max_abs_diff:g}")
+                for l in self.layers]
+
+    def _summary(self):
+        faults = ''.join(f"; torch fault at {l.name}: {l.torch_fault}" for l in self.torch_faults)
+        return f"engine {self.engine}: {self.compared:,} outputs compared, {self.mismatches:,} mismatches{faults}"
 
     def __str__(self):
         head = ('layer', 'op', 'shape', 'compared', 'mismatches', 'max |diff|')
@@ -387,7 +426,7 @@ class ModelReport:
         w = [max(len(r[i]) for r in rows) for i in range(len(head))]
         lines = ['  '.join(c.ljust(w[i]) if i < 3 else c.rjust(w[i]) for i, c in enumerate(r)) for r in rows]
         lines.insert(1, '  '.join('-' * x for x in w))
-        return '\n'.join(lines + [f"engine {self.engine}: {self.compared:,} outputs compared, {self.mismatches:,} mismatches"])
+        return '\n'.join(lines + [self._summary()])
 
     __repr__ = __str__
 
@@ -396,7 +435,7 @@ class ModelReport:
         head = ''.join(f'<th>{h}</th>' for h in ('layer', 'op', 'shape', 'compared', 'mismatches', 'max |diff|'))
         body = ''.join('<tr>' + ''.join(f'<td>{html.escape(c)}</td>' for c in r) + '</tr>' for r in self._rows())
         return (f'<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-                f'<p>engine {self.engine}: {self.compared:,} outputs compared, <b>{self.mismatches:,} mismatches</b></p>')
+                f'<p>{html.escape(self._summary())}</p>')
 
 def _diff(ours, theirs):
     "(compared, mismatches, max |diff|) between a qnb value and torch's, on integers or float bits."
@@ -441,6 +480,8 @@ def compare(model, x, *, engine=None) -> ModelReport:
         t = theirs.get(node.name)
         if not isinstance(t, torch.Tensor): return
         compared, bad, worst = _diff(val, t)
-        report.layers.append(LayerResult(node.name, _op_name(gm, node), tuple(t.shape), compared, bad, worst))
+        fault = known_torch_fault(gm, node, theirs, engine) if bad else ''
+        report.layers.append(LayerResult(node.name, _op_name(gm, node), tuple(t.shape), compared, bad, worst, fault))
+        if fault: return _to_numpy(t)        # go on from torch's output, so later layers are still compared
     run_graph(gm, [v.numpy() for v in inputs], engine, record)
     return report
