@@ -162,17 +162,19 @@ def qinterpolate(input, size=None, scale_factor=None, mode='nearest', align_corn
         raise ValueError(f"align_corners can only be set with mode 'bilinear' here (torch: with the interpolating modes), got mode {mode!r}")
     if antialias: raise ValueError("antialias must be False: torch has no quantized anti-aliasing kernel")
     x = as_qarray(input)
-    ranks = {'nearest': (4, 5), 'nearest-exact': (4, 5), 'bilinear': (4,), 'area': (3, 4)}[mode]
+    ranks = {'nearest': (4, 5), 'nearest-exact': (4, 5), 'bilinear': (4,), 'area': (3, 4, 5)}[mode]
     if x.ndim not in ranks:
         raise ValueError(f"mode {mode!r} takes {' or '.join(f'{r}-D' for r in ranks)} quantized input (N, C, spatial...), got shape {x.shape}")
     if mode == 'area' and size is None: recompute_scale_factor = True
     out, scales = interpolate_size(x.shape[2:], size, scale_factor, recompute_scale_factor)
     if mode == 'area':
-        from qnb.pool import qadaptive_avg_pool2d
+        from qnb.pool import qadaptive_avg_pool2d, qadaptive_avg_pool3d
         if x.ndim == 3:                                                   # adaptive_avg_pool1d: a 2-D pool of height 1
-            y = qadaptive_avg_pool2d(QArray(x.int_repr[:, :, None, :], x.scale, x.zero_point, x.dtype), (1, out[0]), engine=engine)
+            y = qadaptive_avg_pool2d(QArray(x.int_repr[:, :, None, :], x.scale, x.zero_point, x.dtype), (1, out[0]),
+                                     engine=engine, capability=capability)
             return QArray(y.int_repr[:, :, 0, :], y.scale, y.zero_point, y.dtype)
-        return qadaptive_avg_pool2d(x, out, engine=engine)
+        if x.ndim == 5: return qadaptive_avg_pool3d(input, out, capability=capability, channels_last=channels_last)
+        return qadaptive_avg_pool2d(input, out, engine=engine, capability=capability, channels_last=channels_last)
     if mode == 'bilinear':
         return qupsample_bilinear2d(input, out, bool(align_corners), scales, channels_last=channels_last, capability=capability)
     return (qupsample_nearest2d if x.ndim == 4 else qupsample_nearest3d)(x, out, scales, exact=mode == 'nearest-exact')

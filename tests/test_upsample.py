@@ -10,7 +10,7 @@ from qnb.upsample import (qinterpolate, qupsample_nearest2d, qupsample_nearest3d
 from qnb.verify import verify, supported_capabilities
 
 def test_upsample_sweep_every_capability():
-    rows = verify(150_000, kernels=['upsample'], capabilities=supported_capabilities(), out=print)
+    rows = verify(150_000, engines=['x86', 'qnnpack'], kernels=['upsample'], capabilities=supported_capabilities(), out=print)   # engine-independent
     assert rows and all(r['mismatches'] == 0 and r['compared'] >= 150_000 for r in rows), rows
 
 @pytest.mark.parametrize('mode, align', [('nearest', None), ('nearest-exact', None), ('bilinear', False), ('bilinear', True), ('area', None)])
@@ -76,3 +76,10 @@ def test_empty_outputs_torch_allows():
     assert qupsample_nearest2d(QArray(np.zeros((0, 2, 3, 3), np.uint8), 0.1, 3, 'quint8'), 4).shape == (0, 2, 4, 4)
     assert qupsample_nearest3d(X5, (0, 2, 4)).shape == (1, 2, 0, 2, 4)                # torch: empty, no error
     assert interpolate_size((3, 3), scale_factor=0.2) == ((0, 0), (0.2, 0.2))
+
+@pytest.mark.parametrize('layout', ['nchw', 'channels_last'])
+def test_area_of_5d_input(layout):
+    x = torch.quantize_per_tensor(torch.randn(2, 9, 5, 4, 6), 0.04, 120, torch.quint8)
+    if layout == 'channels_last': x = x.contiguous(memory_format=torch.channels_last_3d)
+    for size in ((3, 2, 4), (5, 1, 2)):
+        assert np.array_equal(qinterpolate(x, size=size, mode='area').int_repr, F.interpolate(x, size=size, mode='area').int_repr().numpy())
