@@ -4,13 +4,15 @@ Modules:
 
 - `qnb.activation`: `relu`, `relu6`, `hardtanh`, `clamp` on quantized tensors: the output keeps the input's scale and zero point, and the bounds are quantized once with them.
 - `qnb.batchnorm`: `quantized::batch_norm1d/2d/3d` (and `_relu`): one multiplier and one offset per channel, then a vector body and a scalar tail that round differently on each CPU capability.
-- `qnb.elementwise`: `quantized::add` / `add_relu` / `mul` / `mul_relu` for two quantized tensors of the same shape, and `cat`: a vector body and a scalar tail that round differently, and QNNPACK's fixed-point add.
+- `qnb.elementwise`: `quantized::add` / `add_relu` / `mul` / `mul_relu` with numpy broadcasting, `add_scalar` / `mul_scalar`, and `cat`: a vector body and a scalar tail that round differently, QNNPACK's fixed-point add, and the scalar ops' qparam shortcuts.
 - `qnb.explain`: `explain(op, *inputs, index=...)` and `explain(model, x, layer=..., index=...)`: how one output element is computed, step by step, with torch's output for the same element and match or mismatch.
 - `qnb.explore`: Interactive views (ipywidgets, matplotlib): a quantizer explorer, a requantization explorer and a per-layer error plot for a converted model, each with a static figure for the rendered docs.
 - `qnb.export`: `export_tables(model, path)`: integer-only parameter tables of a converted model as .npz and a C header; `golden_vectors(model, x, path)`: every layer's integers for one input, and what integer-only requantization changes.
 - `qnb.fused`: Conv–BN and Linear–BN folding as `torch.ao` does it at `convert`, the weight observer that picks the int8 weight scales, and the fused kernels (`conv+relu`, `linear+relu`, `bn+relu`) that come out.
 - `qnb.linear`: `quantized::linear` / `linear_relu` (static) and `quantized::linear_dynamic` (float in, float out), engine by engine.
 - `qnb.model`: `run(model, x)` executes a converted PyTorch model (eager mode or FX) with qnb's kernels only; `compare(model, x)` runs it beside torch and reports every layer's mismatches.
-- `qnb.norm`: `quantized::layer_norm`, `quantized::group_norm`, `quantized::instance_norm`: integer statistics, float normalisation, and two kernels depending on the input's memory layout."""
+- `qnb.norm`: `quantized::layer_norm`, `quantized::group_norm`, `quantized::instance_norm`: integer statistics, float normalisation, and two kernels depending on the input's memory layout.
+- `qnb.pool`: `max_pool1d/2d/3d` (a maximum of integers), `avg_pool2d/3d` and `adaptive_avg_pool2d/3d` on quantized tensors, NCHW and channels-last kernels; all keep the input's qparams.
+- `qnb.upsample`: `upsample_nearest2d/3d` (and `nearest-exact`), `upsample_bilinear2d` and `F.interpolate` on quantized tensors: source indices computed in float, a bilinear blend of the raw integers, and a channels-last kernel whose multiply-adds fuse."""
 
 __version__ = "0.0.1"

@@ -1,5 +1,5 @@
-"""`quantized::add` / `add_relu` / `mul` / `mul_relu` for two quantized tensors of the same shape, and `cat`:
-a vector body and a scalar tail that round differently, and QNNPACK's fixed-point add.
+"""`quantized::add` / `add_relu` / `mul` / `mul_relu` with numpy broadcasting, `add_scalar` / `mul_scalar`, and `cat`:
+a vector body and a scalar tail that round differently, QNNPACK's fixed-point add, and the scalar ops' qparam shortcuts.
 
 Docs: https://qnb-dev.github.io/qnb/elementwise.html.md"""
 
@@ -13,23 +13,65 @@ from .core import (QArray, as_qarray, check_scale, check_zero_point, resolve_eng
 from .batchnorm import quantize_aten_avx
 
 # %% auto #0
-__all__ = ['GRAIN_SIZE', 'VECTOR_STEP', 'vector_elements', 'add_fp32', 'qnnpack_add_params', 'add_qnnpack', 'mul_fp32', 'qadd',
-           'qmul', 'random_binary_case', 'torch_binary', 'qnb_binary', 'check_add_mul', 'qcat', 'random_cat_case',
+__all__ = ['GRAIN_SIZE', 'VECTOR_STEP', 'inner_dimension', 'vector_mask', 'vector_elements', 'add_fp32', 'qnnpack_add_params',
+           'add_qnnpack', 'xnnpack_built', 'requantize_int', 'mul_fp32', 'qadd', 'qmul', 'random_binary_case',
+           'torch_binary', 'qnb_binary', 'check_add_mul', 'add_scalar_qparams', 'qadd_scalar', 'qmul_scalar',
+           'random_scalar_case', 'torch_scalar', 'qnb_scalar', 'check_add_mul_scalar', 'qcat', 'random_cat_case',
            'torch_cat', 'qnb_cat', 'check_cat']
 
 # %% ../nbs/08_elementwise.ipynb #0cc677fc
 GRAIN_SIZE = 32768         # at::internal::GRAIN_SIZE
 VECTOR_STEP = 64           # cpu_kernel_vec handles 2 vectors of 32 quantized bytes per step
 
-def vector_elements(n, num_threads) -> np.ndarray:
-    "Boolean per flat element: True where the vectorised lambda computes it."
-    mask = np.zeros(n, bool)
+def _contiguous_strides(shape):
+    st, acc = [0] * len(shape), 1
+    for i in reversed(range(len(shape))): st[i], acc = acc, acc * shape[i]
+    return st
+
+def inner_dimension(out_shape, in_shapes) -> tuple[int, bool]:
+    """TensorIterator's innermost loop after coalescing, for a contiguous output and contiguous inputs broadcast
+    to it: (row length, whether cpu_kernel_vec vectorises the rows)."""
+    nd = len(out_shape)
+    ops = [_contiguous_strides(out_shape)]
+    for s in in_shapes:
+        s = (1,) * (nd - len(s)) + tuple(s)
+        cs = _contiguous_strides(s)
+        ops.append([0 if s[i] == 1 and out_shape[i] != 1 else cs[i] for i in range(nd)])
+    shape = list(out_shape[::-1]) or [1]                              # TensorIterator's order: innermost first
+    strides = [list(st[::-1]) or [1] for st in ops]
+    prev = 0
+    for d in range(1, len(shape)):                                    # coalesce_dimensions
+        if shape[prev] == 1 or shape[d] == 1 or all(shape[prev] * st[prev] == st[d] for st in strides):
+            if shape[prev] == 1:
+                for st in strides: st[prev] = st[d]
+            shape[prev] *= shape[d]
+        else:
+            prev += 1
+            for st in strides: st[prev] = st[d]
+            shape[prev] = shape[d]
+    inner = [st[0] for st in strides]
+    contiguous = all(v == 1 for v in inner)
+    one_constant = inner[0] == 1 and sum(v == 0 for v in inner[1:]) == 1 and all(v in (0, 1) for v in inner[1:])
+    return shape[0], contiguous or one_constant
+
+def vector_mask(out_shape, in_shapes, num_threads, step=VECTOR_STEP) -> np.ndarray:
+    "Eq. (E0): boolean per output element (C order, flattened), True where the vector lambda computes it."
+    n = int(np.prod(out_shape, dtype=np.int64))
+    if n == 0: return np.zeros(0, bool)
+    L, vectorised = inner_dimension(tuple(out_shape), in_shapes)
+    if not vectorised: return np.zeros(n, bool)
     T = 1 if n <= GRAIN_SIZE else max(1, min(num_threads, -(-n // GRAIN_SIZE)))
-    chunk = -(-n // T) if n else 0
-    for t in range(T):
-        b, e = t * chunk, min((t + 1) * chunk, n)
-        if b < e: mask[b:b + ((e - b) // VECTOR_STEP) * VECTOR_STEP] = True
-    return mask
+    chunk = -(-n // T)
+    p = np.arange(n, dtype=np.int64)
+    chunk_start = (p // chunk) * chunk
+    row_start = (p // L) * L
+    b = np.maximum(row_start, chunk_start)
+    e = np.minimum(row_start + L, np.minimum(chunk_start + chunk, n))
+    return (p - b) < ((e - b) // step) * step
+
+def vector_elements(n, num_threads) -> np.ndarray:
+    "Boolean per flat element of a same-shape (one-row) loop: True where the vectorised lambda computes it."
+    return vector_mask((n,), [(n,), (n,)], num_threads)
 
 # %% ../nbs/08_elementwise.ipynb #d79729e6
 def _dequantize_vector(q, scale, zero_point, capability):
@@ -37,9 +79,8 @@ def _dequantize_vector(q, scale, zero_point, capability):
     if capability == 'default': return s * (q.astype(np.int64) - zero_point).astype(np.float32)
     return fma_f32(s, q.astype(np.float32), np.float32(s * np.float32(-zero_point)))
 
-def add_fp32(qa, za, sa, qb, zb, sb, out_scale, out_zp, dtype, relu, capability, num_threads) -> np.ndarray:
-    "Eq. (E1) on flat integer arrays: vector body and scalar tail as `qadd_kernel` computes them."
-    vec = vector_elements(qa.size, num_threads)
+def add_fp32(qa, za, sa, qb, zb, sb, out_scale, out_zp, dtype, relu, capability, vec) -> np.ndarray:
+    "Eq. (E1) on flat integer arrays (already broadcast): the vector lambda where `vec` (eq. E0), the scalar one elsewhere."
     out = np.empty(qa.size, np.int64)
     if vec.any():
         c = _dequantize_vector(qa[vec], sa, za, capability) + _dequantize_vector(qb[vec], sb, zb, capability)
@@ -73,20 +114,43 @@ def add_qnnpack(qa, za, sa, qb, zb, sb, out_scale, out_zp, relu) -> np.ndarray:
     rounded = (acc >> k) + (((acc & mask) - (acc < 0)) > (mask >> 1))
     return np.clip(rounded + out_zp, out_zp if relu else 0, 255)
 
+def xnnpack_built() -> bool:
+    "Whether the installed torch has XNNPACK (then qint8 add on QNNPACK, and qint8 mul on every engine, go there)."
+    try: import torch
+    except ImportError: return False
+    return bool(torch._C._is_xnnpack_enabled())
+
 # %% ../nbs/08_elementwise.ipynb #5a6cfb2e
-def mul_fp32(qa, za, sa, qb, zb, sb, out_scale, out_zp, dtype, relu, num_threads) -> np.ndarray:
-    "Eq. (E3) on flat integer arrays."
-    f32 = np.float32
+def requantize_int(c, multiplier, zero_point, dtype, vec, capability) -> np.ndarray:
+    "`requantize_from_int` on int32 values `c` (flat): the vector version where `vec`, the scalar one elsewhere."
     lo, hi = dtype_range(dtype)
+    f32 = np.float32
+    c = wrap_int32(c)
+    out = np.empty(c.shape, np.int64)
+    with np.errstate(invalid='ignore', over='ignore'):
+        if vec.any():
+            t = np.rint(c[vec].astype(f32) * f32(multiplier))
+            if capability == 'default':                                        # + z in float, then convert
+                t = (t + f32(zero_point)).astype(np.float64)
+                inside = (t >= -2.0**31) & (t < 2.0**31)
+                r = np.where(inside, np.where(inside, t, 0), -2.0**31).astype(np.int64)
+            else:                                                               # cvtps, + z in int32, packs
+                t = t.astype(np.float64)
+                inside = (t >= -2.0**31) & (t < 2.0**31)
+                r = wrap_int32(np.where(inside, np.where(inside, t, 0), -2.0**31).astype(np.int64) + zero_point)
+                if dtype != 'qint32': r = np.clip(r, -2**15, 2**15 - 1)
+            out[vec] = r if dtype == 'qint32' else np.clip(r, lo, hi)
+        if (~vec).any():
+            t = (c[~vec].astype(np.float64) * np.float64(f32(multiplier))).astype(f32).astype(np.float64)
+            ok = np.abs(t) < 2.0**63
+            out[~vec] = np.clip(np.where(ok, np.rint(np.where(ok, t, 0)), -2.0**63) + zero_point, lo, hi).astype(np.int64)
+    return out
+
+def mul_fp32(qa, za, sa, qb, zb, sb, out_scale, out_zp, dtype, relu, capability, vec) -> np.ndarray:
+    "Eq. (E3) on flat integer arrays (already broadcast)."
+    f32 = np.float32
     m = f32(f32(f32(sa) * f32(sb)) * (f32(1) / f32(out_scale)))
-    t = ((qa.astype(np.int64) - za) * (qb.astype(np.int64) - zb)).astype(f32) * m
-    with np.errstate(invalid='ignore'):
-        inside = (t >= -2.0**31) & (t < 2.0**31)
-        vec = np.clip(np.clip(np.where(inside, np.rint(np.where(inside, t, 0)), -2.0**31).astype(np.int64) + out_zp,
-                              -2**15, 2**15 - 1), lo, hi)
-        ok = np.abs(t) < 2.0**63
-        sca = np.clip(np.where(ok, np.rint(np.where(ok, t, 0)), -2.0**62) + out_zp, lo, hi).astype(np.int64)
-    out = np.where(vector_elements(qa.size, num_threads), vec, sca)
+    out = requantize_int((qa.astype(np.int64) - za) * (qb.astype(np.int64) - zb), m, out_zp, dtype, vec, capability)
     return np.maximum(out, out_zp) if relu else out
 
 # %% ../nbs/08_elementwise.ipynb #d9a5bd2f
@@ -95,52 +159,99 @@ def _binary_inputs(a, b, scale, zero_point, name):
     if qa.per_channel or qb.per_channel: raise ValueError(f"{name}: both inputs must be quantized per tensor")
     if qa.dtype != qb.dtype: raise TypeError(f"{name}: both inputs must have the same dtype, got {qa.dtype} and {qb.dtype}")
     if qa.dtype not in ('quint8', 'qint8'): raise TypeError(f"{name}: inputs must be quint8 or qint8, got {qa.dtype}")
-    if qa.shape != qb.shape:
-        raise ValueError(f"{name}: inputs must have the same shape (broadcasting is not implemented in qnb yet), got {qa.shape} and {qb.shape}")
-    return qa, qb, check_scale(scale, 'scale'), check_zero_point(zero_point, qa.dtype, 'zero_point')
+    try: shape = np.broadcast_shapes(qa.shape, qb.shape)
+    except ValueError:
+        raise ValueError(f"{name}: shapes {qa.shape} and {qb.shape} do not broadcast (aligned from the right, "
+                         f"each pair of sizes must be equal or contain a 1)") from None
+    return qa, qb, shape, check_scale(scale, 'scale'), check_zero_point(zero_point, qa.dtype, 'zero_point')
 
 def _threads(num_threads):
     if num_threads is not None: return int(num_threads)
     import torch
     return torch.get_num_threads()
 
+def _broadcast_flat(q, shape): return np.broadcast_to(q.int_repr, shape).reshape(-1)
+
 def qadd(a, b, scale, zero_point, *, relu=False, engine=None, capability=None, num_threads=None) -> QArray:
-    "`quantized::add` (`add_relu` with `relu=True`) for same-shape inputs, bit for bit."
-    qa, qb, scale, zero_point = _binary_inputs(a, b, scale, zero_point, 'add')
+    "`quantized::add` (`add_relu` with `relu=True`), numpy broadcasting included, bit for bit."
+    qa, qb, shape, scale, zero_point = _binary_inputs(a, b, scale, zero_point, 'add')
     engine = resolve_engine(engine)
-    fa, fb = qa.int_repr.ravel(), qb.int_repr.ravel()
-    if engine == 'qnnpack':
-        if qa.dtype == 'qint8': raise ValueError("add of qint8 on engine 'qnnpack' runs XNNPACK, which qnb does not reproduce")
+    fa, fb = _broadcast_flat(qa, shape), _broadcast_flat(qb, shape)
+    if engine == 'qnnpack' and qa.dtype == 'quint8' and qa.shape == qb.shape:
+        if qa.ndim == 0: raise ValueError("add of 0-dimensional quint8 tensors on engine 'qnnpack' is refused by torch's qnnpack_add ('Got empty input tensor')")
         if relu and zero_point >= 255: raise ValueError("zero_point must be < 255 for add_relu on engine 'qnnpack' (its output range [z, 255] would be empty)")
         y = add_qnnpack(fa, qa.zero_point, qa.scale, fb, qb.zero_point, qb.scale, scale, zero_point, relu)
     else:
+        if engine == 'qnnpack' and qa.dtype == 'qint8' and xnnpack_built():
+            raise ValueError("add of qint8 on engine 'qnnpack' runs XNNPACK in this torch build, which qnb does not reproduce")
+        vec = vector_mask(shape, [qa.shape, qb.shape], _threads(num_threads))
         y = add_fp32(fa, qa.zero_point, qa.scale, fb, qb.zero_point, qb.scale, scale, zero_point, qa.dtype, relu,
-                     resolve_capability(capability), _threads(num_threads))
-    return QArray(y.reshape(qa.shape).astype(qa.int_repr.dtype), scale, zero_point, qa.dtype)
+                     resolve_capability(capability), vec)
+    return QArray(y.reshape(shape).astype(qa.int_repr.dtype), scale, zero_point, qa.dtype)
 
-def qmul(a, b, scale, zero_point, *, relu=False, engine=None, num_threads=None) -> QArray:
-    "`quantized::mul` (`mul_relu` with `relu=True`) for same-shape inputs, bit for bit."
-    qa, qb, scale, zero_point = _binary_inputs(a, b, scale, zero_point, 'mul')
-    if resolve_engine(engine) == 'qnnpack' and qa.dtype == 'qint8':
-        raise ValueError("mul of qint8 on engine 'qnnpack' runs XNNPACK, which qnb does not reproduce")
-    y = mul_fp32(qa.int_repr.ravel(), qa.zero_point, qa.scale, qb.int_repr.ravel(), qb.zero_point, qb.scale,
-                 scale, zero_point, qa.dtype, relu, _threads(num_threads))
-    return QArray(y.reshape(qa.shape).astype(qa.int_repr.dtype), scale, zero_point, qa.dtype)
+def qmul(a, b, scale, zero_point, *, relu=False, engine=None, capability=None, num_threads=None) -> QArray:
+    "`quantized::mul` (`mul_relu` with `relu=True`), numpy broadcasting included, bit for bit."
+    qa, qb, shape, scale, zero_point = _binary_inputs(a, b, scale, zero_point, 'mul')
+    resolve_engine(engine)
+    if qa.dtype == 'qint8' and zero_point < 127 and xnnpack_built():
+        raise ValueError("mul of qint8 runs XNNPACK in this torch build (every engine), which qnb does not reproduce")
+    vec = vector_mask(shape, [qa.shape, qb.shape], _threads(num_threads))
+    y = mul_fp32(_broadcast_flat(qa, shape), qa.zero_point, qa.scale, _broadcast_flat(qb, shape), qb.zero_point, qb.scale,
+                 scale, zero_point, qa.dtype, relu, resolve_capability(capability), vec)
+    return QArray(y.reshape(shape).astype(qa.int_repr.dtype), scale, zero_point, qa.dtype)
 
 # %% ../nbs/08_elementwise.ipynb #d8e56de2
+def _random_shape(rng, sizes=(1, 2, 3, 5, 7, 11, 31, 63, 64, 65, 100, 130), cap=20_000):
+    nd = int(rng.integers(0, 5)) if rng.random() < 0.1 else int(rng.integers(1, 5))
+    shape = [int(v) for v in rng.choice(sizes, nd)]
+    while shape and int(np.prod(shape)) > cap: shape[int(np.argmax(shape))] //= 2
+    if rng.random() < 0.04: shape = [int(rng.integers(32769, 90000))]                     # several threads
+    if shape and rng.random() < 0.03: shape[int(rng.integers(0, len(shape)))] = 0         # empty
+    return tuple(shape)
+
+def _thin(rng, shape):
+    "A shape that broadcasts to `shape`: some sizes set to 1, maybe leading dimensions dropped."
+    s = tuple(1 if rng.random() < 0.4 else v for v in shape)
+    return s[int(rng.integers(0, len(s) + 1)):] if rng.random() < 0.3 else s
+
 def random_binary_case(rng, engine) -> dict:
-    "Random same-shape operands (sizes on both sides of the 32768 grain), scales incl. powers of two."
-    dtype = 'quint8' if engine == 'qnnpack' or rng.random() < 0.7 else 'qint8'
+    "Random operands of the same shape or numpy-broadcast (size-1 and missing dimensions, 0-d, empty), scales incl. powers of two."
+    dtype = 'quint8' if rng.random() < 0.7 else 'qint8'
     lo, hi = dtype_range(dtype)
-    n_dims = int(rng.integers(1, 5))
-    shape = tuple(int(v) for v in rng.integers(1, 12, n_dims))
-    if rng.random() < 0.1: shape = (int(rng.integers(32769, 90000)),)
+    shape = _random_shape(rng)
+    sa = sb = shape
+    if rng.random() < 0.5:
+        sa, sb = (shape, _thin(rng, shape)) if rng.random() < 0.6 else (_thin(rng, shape), _thin(rng, shape))
+        if rng.random() < 0.5: sa, sb = sb, sa
     pow2 = rng.random() < 0.5
     scales = [float(2.0 ** rng.integers(-6, 2)) if pow2 else float(np.exp(rng.uniform(-5, 1))) for _ in range(3)]
     zps = [int(v) for v in rng.choice([lo, hi, (lo + hi) // 2, *rng.integers(lo, hi + 1, 4)], 3)]
     st = np.uint8 if dtype == 'quint8' else np.int8
-    return dict(engine=engine, dtype=dtype, a=rng.integers(lo, hi + 1, shape).astype(st), b=rng.integers(lo, hi + 1, shape).astype(st),
+    case = dict(engine=engine, dtype=dtype, a=rng.integers(lo, hi + 1, sa).astype(st), b=rng.integers(lo, hi + 1, sb).astype(st),
                 scales=scales, zps=zps, relu=bool(rng.random() < 0.3), op=str(rng.choice(['add', 'mul'])))
+    if case['op'] == 'add' and rng.random() < 0.5: _steer_to_lane_splits(rng, case)
+    return case
+
+def _steer_to_lane_splits(rng, case):
+    "Move half the values of the full-size operand onto pairs where add's vector and scalar lambdas (AVX build) disagree."
+    lo, hi = dtype_range(case['dtype'])
+    (sa, sb, so), (za, zb, zo) = case['scales'], case['zps']
+    va, vb = (v.ravel() for v in np.meshgrid(np.arange(lo, hi + 1), np.arange(lo, hi + 1), indexing='ij'))
+    lanes = [add_fp32(va, za, sa, vb, zb, sb, so, zo, case['dtype'], case['relu'], 'avx2', np.full(va.size, v)) for v in (True, False)]
+    split = (lanes[0] != lanes[1]).reshape(256, 256)                     # [a - lo, b - lo]
+    shape = np.broadcast_shapes(case['a'].shape, case['b'].shape)
+    if not split.any() or 0 in shape: return
+    if case['a'].shape == shape: target, other = 'a', case['b']
+    elif case['b'].shape == shape: target, other, split = 'b', case['a'], split.T
+    else: return
+    full = case[target].reshape(-1).copy()
+    partner = np.broadcast_to(other, shape).reshape(-1).astype(np.int64) - lo
+    pick = rng.random(full.size) < 0.5
+    for v in np.unique(partner[pick]):
+        candidates = np.nonzero(split[:, v])[0]
+        where = np.nonzero(pick & (partner == v))[0]
+        if candidates.size: full[where] = (rng.choice(candidates, where.size) + lo).astype(full.dtype)
+    case[target] = full.reshape(shape)
 
 def _case_operands(case):
     (sa, sb, so), (za, zb, zo) = case['scales'], case['zps']
@@ -162,11 +273,113 @@ from .verify import register_check, _start, both_sides
 
 @register_check('add_mul')
 def check_add_mul(engine, rng, size):
-    "quantized::add/add_relu/mul/mul_relu vs qnb on `engine` under this process's CPU capability."
+    "quantized::add/add_relu/mul/mul_relu (broadcasting included) vs qnb on `engine` under this process's CPU capability."
     _, res = _start('add_mul', engine)
     while res.compared < size:
         case = random_binary_case(rng, engine)
         res.add(*both_sides(lambda: qnb_binary(case), lambda: torch_binary(case)))  # QNNPACK's limits included
+    return res
+
+# %% ../nbs/08_elementwise.ipynb #e06f49c5
+def _real_scalar(other) -> float:
+    if isinstance(other, (bool, np.bool_)) or not isinstance(other, (int, float, np.integer, np.floating)):
+        raise TypeError(f"other must be a real number (int or float), got {type(other).__name__}")
+    return float(other)
+
+def add_scalar_qparams(scale, zero_point, other, dtype):
+    "Eqs. (E4)-(E5): (output scale, output zero point, c_q, whether the integers are requantized)."
+    lo, hi = dtype_range(dtype)
+    s, z, c = float(scale), int(zero_point), _real_scalar(other)
+    r = c / s
+    if not (np.isfinite(r) and abs(r) < 2.0**63):
+        raise ValueError(f"other / scale must be a finite number below 2**63 in magnitude, got {c} / {s}")
+    c_q = int(np.rint(r))
+    if lo <= z - c_q <= hi: return s, z - c_q, c_q, False
+    if not -2**31 <= c_q < 2**31:
+        raise ValueError(f"other / scale must round into [-2**31, 2**31 - 1] when the zero point cannot absorb it "
+                         f"(torch: 'value cannot be converted to type int without overflow'), got {c_q}")
+    if z - c_q < lo: return ((hi - (z - c_q)) / (hi - lo)) * s, lo, c_q, True
+    return ((z - c_q) - lo) / (hi - lo) * s, hi, c_q, True
+
+def qadd_scalar(input, other, *, relu=False, engine=None, capability=None, num_threads=None) -> QArray:
+    "`quantized::add_scalar` (`add_scalar_relu` with `relu=True`): qparams by eq. (E4), integers by (E5)."
+    x = as_qarray(input)
+    if x.per_channel: raise ValueError("add_scalar: input must be quantized per tensor")
+    resolve_engine(engine)
+    s2, z2, c_q, requantized = add_scalar_qparams(x.scale, x.zero_point, other, x.dtype)
+    q = x.int_repr.astype(np.int64)
+    if requantized:
+        f32 = np.float32
+        m = f32(f32(x.scale) * (f32(1) / f32(s2)))
+        vec = vector_mask(x.shape, [x.shape], _threads(num_threads), 16 if x.dtype == 'qint32' else VECTOR_STEP)
+        q = requantize_int(q.reshape(-1) - x.zero_point + c_q, m, z2, x.dtype, vec, resolve_capability(capability)).reshape(x.shape)
+    if relu: q = np.maximum(q, z2)
+    return QArray(q.astype(x.int_repr.dtype), s2, z2, x.dtype)
+
+def qmul_scalar(input, other, *, relu=False, engine=None) -> QArray:
+    "`quantized::mul_scalar` (`mul_scalar_relu` with `relu=True`): eq. (E6), a relabelling of the integers."
+    x = as_qarray(input)
+    if x.per_channel: raise ValueError("mul_scalar: input must be quantized per tensor")
+    resolve_engine(engine)
+    c = _real_scalar(other)
+    if not np.isfinite(c): raise ValueError(f"other must be finite (torch would return a tensor with scale {abs(c) * x.scale}), got {c}")
+    lo, hi = dtype_range(x.dtype)
+    q = x.int_repr.astype(np.int64)
+    if c > 0: s2, z2 = c * x.scale, x.zero_point
+    elif c == 0: s2, z2, q = 1.0, 0, np.zeros_like(q)
+    else: s2, z2, q = abs(c) * x.scale, hi + lo - x.zero_point, hi + lo - q
+    if not (np.isfinite(s2) and s2 > 0): raise ValueError(f"|other| * scale must be a finite number > 0, got {s2}")
+    if relu: q = np.maximum(q, z2)
+    return QArray(q.astype(x.int_repr.dtype), s2, z2, x.dtype)
+
+# %% ../nbs/08_elementwise.ipynb #6c7580d7
+def random_scalar_case(rng) -> dict:
+    "Random add_scalar/mul_scalar cases: 8-bit and qint32, ties in c/s, zero points at the ends, tiny scales (|c| >= 2^24)."
+    dtype = str(rng.choice(['quint8', 'qint8', 'qint32'], p=[0.4, 0.35, 0.25]))
+    lo, hi = dtype_range(dtype)
+    storage = {'quint8': np.uint8, 'qint8': np.int8, 'qint32': np.int32}[dtype]
+    shape = _random_shape(rng, cap=20_000)
+    q = rng.integers(lo, hi + 1, shape, dtype=np.int64)
+    if dtype == 'qint32' and rng.random() < 0.5: q = rng.integers(-300, 300, shape)
+    kind = rng.random()
+    s = (float(2.0 ** rng.integers(-8, 3)) if kind < 0.4 else float(np.exp(rng.uniform(-8, 2))) if kind < 0.85
+         else float(np.exp(rng.uniform(np.log(1e-9), np.log(1e-6)))))
+    z = int(rng.choice([lo, hi, 0, *rng.integers(lo, hi + 1, 3)]))
+    if dtype == 'qint32' and rng.random() < 0.5: z = int(rng.choice([lo + int(rng.integers(0, 1000)), hi - int(rng.integers(0, 1000))]))
+    kind = rng.random()
+    if kind < 0.3: c = float(s * (rng.integers(-400, 400) + 0.5))          # c/s on a tie
+    elif kind < 0.6: c = float(rng.standard_normal() * s * 300)
+    elif kind < 0.65: c = float(rng.choice([0.0, -0.0]))
+    else: c = float(rng.standard_normal() * 10 ** rng.uniform(-3, 4))
+    if rng.random() < 0.15: c = int(rng.integers(-1000, 1000))
+    if dtype == 'qint32' and abs(z) > 2**30 and rng.random() < 0.5:          # just past the end: requantized, c wraps
+        d = int(rng.integers(1, 2000))
+        c = float(s * ((z - hi - d) if z > 0 else (z - lo + d)))
+    return dict(q=q.astype(storage), dtype=dtype, scale=s, zp=z, other=c, op=str(rng.choice(['add', 'mul'])),
+                relu=bool(rng.random() < 0.4))
+
+def _with_qparams(ints, scale, zero_point) -> np.ndarray:
+    "Integers followed by the output scale's float64 bits and the zero point, so a check compares all three exactly."
+    return np.concatenate([np.asarray(ints).reshape(-1).astype(np.int64), [np.float64(scale).view(np.int64), zero_point]])
+
+def torch_scalar(case) -> np.ndarray:
+    import torch
+    op = getattr(torch.ops.quantized, f"{case['op']}_scalar" + ('_relu' if case['relu'] else ''))
+    y = op(QArray(case['q'], case['scale'], case['zp'], case['dtype']).to_torch(), case['other'])
+    return _with_qparams(y.int_repr().numpy(), y.q_scale(), y.q_zero_point())
+
+def qnb_scalar(case) -> np.ndarray:
+    f = qadd_scalar if case['op'] == 'add' else qmul_scalar
+    y = f(QArray(case['q'], case['scale'], case['zp'], case['dtype']), case['other'], relu=case['relu'])
+    return _with_qparams(y.int_repr, y.scale, y.zero_point)
+
+@register_check('add_mul_scalar')
+def check_add_mul_scalar(engine, rng, size):
+    "quantized::add_scalar(_relu) / mul_scalar(_relu) vs qnb: integers and output qparams (scale bits, zero point)."
+    _, res = _start('add_mul_scalar', engine)
+    while res.compared < size:
+        case = random_scalar_case(rng)
+        res.add(*both_sides(lambda: qnb_scalar(case), lambda: torch_scalar(case)))   # c_q beyond int32: both refuse
     return res
 
 # %% ../nbs/08_elementwise.ipynb #429e4b49

@@ -1,4 +1,5 @@
-"""`max_pool1d/2d/3d` (a maximum of integers) and `avg_pool2d` on quantized tensors; both keep the input's qparams.
+"""`max_pool1d/2d/3d` (a maximum of integers), `avg_pool2d/3d` and `adaptive_avg_pool2d/3d` on quantized tensors,
+NCHW and channels-last kernels; all keep the input's qparams.
 
 Docs: https://qnb-dev.github.io/qnb/pool.html.md"""
 
@@ -7,14 +8,19 @@ Docs: https://qnb-dev.github.io/qnb/pool.html.md"""
 # %% ../nbs/10_pool.ipynb #d4113b14
 from __future__ import annotations
 import numpy as np
-from .core import QArray, as_qarray, dtype_range, resolve_engine
+from .core import (QArray, as_qarray, dtype_range, resolve_engine, resolve_capability, wrap_int32,
+                      quantize_values_scalar, quantize_values_fma)
 from .conv import conv_tuple
+from .batchnorm import quantize_aten_avx
 
 # %% auto #0
 __all__ = ['pool_output_size', 'pool_window', 'qmax_pool1d', 'qmax_pool2d', 'qmax_pool3d', 'random_max_pool_case',
-           'torch_max_pool', 'qnb_max_pool', 'max_pool_torch_fault', 'check_max_pool', 'qavg_pool2d',
-           'random_avg_pool_case', 'torch_avg_pool', 'qnb_avg_pool', 'check_avg_pool2d', 'qadaptive_avg_pool2d',
-           'random_adaptive_case', 'torch_adaptive', 'qnb_adaptive', 'check_adaptive_avg_pool']
+           'torch_max_pool', 'qnb_max_pool', 'max_pool_torch_fault', 'check_max_pool', 'avg_pool_windows',
+           'channels_last_kernel', 'qavg_pool2d', 'random_avg_pool_case', 'torch_avg_pool', 'qnb_avg_pool',
+           'check_avg_pool2d', 'avg_pool_nhwc', 'qavg_pool3d', 'adaptive_avg_pool_nhwc', 'qadaptive_avg_pool2d',
+           'qadaptive_avg_pool3d', 'layout_fault', 'random_adaptive_case', 'torch_adaptive', 'qnb_adaptive',
+           'check_adaptive_avg_pool', 'random_pool_nhwc_case', 'torch_pool_nhwc', 'qnb_pool_nhwc',
+           'check_avg_pool_nhwc']
 
 # %% ../nbs/10_pool.ipynb #63e3b901
 def pool_output_size(size, kernel, stride, padding, dilation, ceil_mode) -> int:
@@ -120,39 +126,73 @@ def check_max_pool(engine, rng, size):
     return res
 
 # %% ../nbs/10_pool.ipynb #673d506e
+def _window_sums(q, starts, ends) -> np.ndarray:
+    "Integer sums of `q` over the boxes [starts, ends) of its trailing len(starts) axes (prefix sums, inclusion-exclusion)."
+    nd = len(starts)
+    csum = np.asarray(q).astype(np.int64)
+    for axis in range(nd):
+        ax = csum.ndim - nd + axis
+        csum = np.concatenate([np.zeros_like(np.take(csum, [0], axis=ax)), np.cumsum(csum, axis=ax)], axis=ax)
+    S = 0
+    for corner in np.ndindex(*(2,) * nd):
+        idx = tuple((e if c else s).reshape((-1,) + (1,) * (nd - 1 - i)) for i, (c, s, e) in enumerate(zip(corner, starts, ends)))
+        S = S + (-1) ** (nd - sum(corner)) * csum[(Ellipsis,) + idx]
+    return S
+
+def _outer(vs):
+    r = vs[0]
+    for v in vs[1:]: r = np.multiply.outer(r, v)
+    return r
+
+def avg_pool_windows(spatial, k, s, p, ceil_mode):
+    "Per output position: window sum bounds clipped to the input, element count n, and the window size clipped to the padded input."
+    out = tuple(pool_output_size(n, ki, si, pi, 1, ceil_mode) for n, ki, si, pi in zip(spatial, k, s, p))
+    if any(o < 0 for o in out):
+        raise ValueError(f"output size {out} is negative for input {tuple(spatial)} (torch: 'Trying to create tensor with negative dimension'); "
+                         f"an output size of 0 gives an empty tensor, as in torch")
+    starts = [np.arange(o) * si - pi for o, si, pi in zip(out, s, p)]
+    ends_pad = [np.minimum(st + ki, n + pi) for st, ki, n, pi in zip(starts, k, spatial, p)]
+    lo = [np.maximum(st, 0) for st in starts]
+    hi = [np.minimum(e, n) for e, n in zip(ends_pad, spatial)]
+    return out, lo, hi, _outer([h - l for h, l in zip(hi, lo)]), _outer([e - st for e, st in zip(ends_pad, starts)])
+
+def _check_divisor(divisor_override):
+    if divisor_override is not None and (isinstance(divisor_override, (bool, np.bool_)) or not isinstance(divisor_override, (int, np.integer)) or divisor_override == 0):
+        raise ValueError(f"divisor_override must be a non-zero int, got {divisor_override!r}")
+
+def channels_last_kernel(input, xq, channels_last, spatial_dims) -> bool:
+    """Whether torch takes the channels-last kernel for a batched input: `channels_last` if given, else read from a
+    torch tensor (QArrays are NCHW); with C = 1 or a single pixel a contiguous tensor is channels-last too."""
+    if xq.ndim != spatial_dims + 2: return False
+    if channels_last is None:
+        channels_last = False
+        if getattr(input, 'is_quantized', False):
+            import torch
+            channels_last = bool(input.is_contiguous(memory_format=torch.channels_last if spatial_dims == 2 else torch.channels_last_3d))
+    elif not isinstance(channels_last, (bool, np.bool_)): raise TypeError(f"channels_last must be None or a bool, got {channels_last!r}")
+    return bool(channels_last) or xq.shape[1] == 1 or int(np.prod(xq.shape[2:])) == 1
+
 def qavg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-                divisor_override=None, *, engine=None) -> QArray:
-    "`avg_pool2d` on a quantized (N, C, H, W) or (C, H, W) input (NCHW kernel), eq. (P1)."
+                divisor_override=None, *, engine=None, capability=None, channels_last=None) -> QArray:
+    "`avg_pool2d` on a quantized (N, C, H, W) or (C, H, W) input: NCHW kernel, eq. (P1), or channels-last kernel, eq. (P3)."
     xq = as_qarray(input)
     if xq.per_channel: raise ValueError("input must be quantized per tensor for avg_pool2d")
     if xq.ndim not in (3, 4): raise ValueError(f"input must have 3 or 4 dimensions for avg_pool2d, got shape {xq.shape}")
     k, s, p = pool_window(kernel_size, stride, padding, 2)
-    if divisor_override is not None and (not isinstance(divisor_override, (int, np.integer)) or divisor_override == 0):
-        raise ValueError(f"divisor_override must be a non-zero int, got {divisor_override!r}")
+    _check_divisor(divisor_override)
     engine = resolve_engine(engine)
-    C, H, W = xq.shape[-3:]
     if engine == 'qnnpack' and xq.dtype == 'quint8' and not ceil_mode:
         raise ValueError("avg_pool2d on engine 'qnnpack' (QNNPACK's fixed-point kernel) is not reproduced by qnb yet")
-    if C == 1 or H * W == 1:
-        raise ValueError(f"avg_pool2d of a channels-last input (C = 1 or a 1×1 image, shape {xq.shape}) runs torch's NHWC kernel, not reproduced by qnb yet")
-    out = tuple(pool_output_size(n, ki, si, pi, 1, ceil_mode) for n, ki, si, pi in zip((H, W), k, s, p))
-    if any(o < 1 for o in out): raise ValueError(f"output size {out} is too small for input {(H, W)}")
-    starts = [np.arange(o) * si - pi for o, si, pi in zip(out, s, p)]
-    ends_pad = [np.minimum(st + ki, n + pi) for st, ki, n, pi in zip(starts, k, (H, W), p)]
-    pool_size = np.multiply.outer(ends_pad[0] - starts[0], ends_pad[1] - starts[1])
-    lo_c = [np.maximum(st, 0) for st in starts]
-    hi_c = [np.minimum(e, n) for e, n in zip(ends_pad, (H, W))]
-    count = np.multiply.outer(hi_c[0] - lo_c[0], hi_c[1] - lo_c[1])
-    q = xq.int_repr.astype(np.int64)
-    csum = np.zeros(q.shape[:-2] + (H + 1, W + 1), np.int64)                     # 2-D prefix sums: window sums
-    csum[..., 1:, 1:] = q.cumsum(-2).cumsum(-1)
-    ys, ye, xs, xe = lo_c[0][:, None], hi_c[0][:, None], lo_c[1][None, :], hi_c[1][None, :]
-    S = csum[..., ye, xe] - csum[..., ys, xe] - csum[..., ye, xs] + csum[..., ys, xs]
+    if channels_last_kernel(input, xq, channels_last, 2):
+        return avg_pool_nhwc(xq, k, s, p, ceil_mode, count_include_pad, divisor_override, resolve_capability(capability))
+    out, lo_c, hi_c, count, pool_size = avg_pool_windows(xq.shape[-2:], k, s, p, ceil_mode)
+    if 0 in out: return QArray(np.zeros(xq.shape[:-2] + out, xq.int_repr.dtype), xq.scale, xq.zero_point, xq.dtype)
+    S = _window_sums(xq.int_repr, lo_c, hi_c)
     z = xq.zero_point
     D = np.full(out, divisor_override) if divisor_override is not None else (pool_size if count_include_pad else count)
     m = (1.0 / D.astype(np.float64)).astype(np.float32)                          # (s_x/s_y)/D with s_x = s_y
     with np.errstate(divide='ignore', invalid='ignore', over='ignore'):
-        t = (S - count * z).astype(np.float32) * m + np.float32(z)
+        t = wrap_int32(S - count * z).astype(np.float32) * m + np.float32(z)         # int32 sum (wraps for qint32)
     lo, hi = dtype_range(xq.dtype)
     y = np.clip(np.rint(t), lo, hi).astype(xq.int_repr.dtype)
     return QArray(y, xq.scale, xq.zero_point, xq.dtype)
@@ -193,6 +233,40 @@ def check_avg_pool2d(engine, rng, size):
         res.add(qnb_avg_pool(case), torch_avg_pool(case))
     return res
 
+# %% ../nbs/10_pool.ipynb #8c525222
+def avg_pool_nhwc(xq, k, s, p, ceil_mode, count_include_pad, divisor_override, capability) -> QArray:
+    "Eq. (P3): torch's channels-last average pool (2-D or 3-D windows `k`, strides `s`, padding `p`) on (N, C, spatial...)."
+    nd = len(k)
+    out, lo_c, hi_c, count, pool_size = avg_pool_windows(xq.shape[-nd:], k, s, p, ceil_mode)
+    if 0 in out: return QArray(np.zeros(xq.shape[:-nd] + out, xq.int_repr.dtype), xq.scale, xq.zero_point, xq.dtype)
+    a = wrap_int32(_window_sums(xq.int_repr, lo_c, hi_c) - count * xq.zero_point).astype(np.float32)
+    D = np.full(out, divisor_override) if divisor_override is not None else (pool_size if count_include_pad else count)
+    m = np.broadcast_to((np.float32(1) / D.astype(np.float32)).astype(np.float32), a.shape)
+    C = xq.shape[-nd - 1]
+    width = {'default': 0, 'avx2': 8, 'avx512': 16}[capability] if xq.dtype != 'qint32' else 0
+    vector = np.broadcast_to((np.arange(C) < (C // width) * width if width else np.zeros(C, bool)).reshape((C,) + (1,) * nd), a.shape)
+    y = np.empty(a.shape, np.int64)
+    with np.errstate(divide='ignore', over='ignore', invalid='ignore'):
+        if vector.any(): y[vector] = quantize_aten_avx(a[vector] * m[vector], xq.zero_point, xq.dtype)
+        if (~vector).any():
+            y[~vector] = quantize_values_scalar(a[~vector], (np.float32(1) / m[~vector]).astype(np.float32), xq.zero_point, xq.dtype,
+                                                dtype_range(xq.dtype)[0])
+    return QArray(y.astype(xq.int_repr.dtype), xq.scale, xq.zero_point, xq.dtype)
+
+def qavg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                divisor_override=None, *, capability=None) -> QArray:
+    "`avg_pool3d` on a quantized (N, C, D, H, W) or (C, D, H, W) input: the channels-last kernel, eq. (P3), on every engine."
+    xq = as_qarray(input)
+    if xq.per_channel: raise ValueError("input must be quantized per tensor for avg_pool3d")
+    if xq.ndim not in (4, 5): raise ValueError(f"input must have 4 or 5 dimensions for avg_pool3d, got shape {xq.shape}")
+    if any(n < 1 for n in xq.shape[-4:]): raise ValueError(f"input must have non-empty channel and spatial dimensions, got shape {xq.shape}")
+    k, s, p = pool_window(kernel_size, stride, padding, 3)
+    _check_divisor(divisor_override)
+    batched = xq.ndim == 5
+    x5 = xq if batched else QArray(xq.int_repr[None], xq.scale, xq.zero_point, xq.dtype)
+    y = avg_pool_nhwc(x5, k, s, p, ceil_mode, count_include_pad, divisor_override, resolve_capability(capability))
+    return y if batched else QArray(y.int_repr[0], y.scale, y.zero_point, y.dtype)
+
 # %% ../nbs/10_pool.ipynb #75d0cc6a
 def _adaptive_bounds(n_in, n_out):
     f32 = np.float32
@@ -201,11 +275,28 @@ def _adaptive_bounds(n_in, n_out):
     end = np.ceil((f32((o + 1) * n_in)) / f32(n_out)).astype(np.int64)
     return start, end
 
-def _qadaptive_avg_pool(ndim, input, output_size, engine):
+def adaptive_avg_pool_nhwc(xq, out, capability) -> QArray:
+    "Eq. (P4): torch's channels-last adaptive average pool on a batched (N, C, spatial...) input."
+    nd = len(out)
+    bounds = [_adaptive_bounds(n, o) for n, o in zip(xq.shape[-nd:], out)]
+    k = _outer([e - s for s, e in bounds])
+    a = wrap_int32(_window_sums(xq.int_repr, [b[0] for b in bounds], [b[1] for b in bounds]) - k * xq.zero_point).astype(np.float32)
+    m = (np.float32(1) / k.astype(np.float32)).astype(np.float32)
+    scale = np.broadcast_to((np.float32(1) / m).astype(np.float32), a.shape)          # the quantizers' scale fl(1/m)
+    C = xq.shape[-nd - 1]
+    lanes = capability != 'default' and xq.dtype != 'qint32'
+    vector = np.broadcast_to((np.arange(C) < (C // 8) * 8 if lanes else np.zeros(C, bool)).reshape((C,) + (1,) * nd), a.shape)
+    y = np.empty(a.shape, np.int64)
+    if vector.any(): y[vector] = quantize_values_fma(a[vector], scale[vector], xq.zero_point, xq.dtype)
+    if (~vector).any(): y[~vector] = quantize_values_scalar(a[~vector], scale[~vector], xq.zero_point, xq.dtype, dtype_range(xq.dtype)[0])
+    return QArray(y.astype(xq.int_repr.dtype), xq.scale, xq.zero_point, xq.dtype)
+
+def _qadaptive_avg_pool(ndim, input, output_size, engine, capability=None, channels_last=None):
     xq = as_qarray(input)
-    if xq.per_channel: raise ValueError("input must be quantized per tensor for adaptive_avg_pool")
+    name = f"adaptive_avg_pool{ndim}d"
+    if xq.per_channel: raise ValueError(f"input must be quantized per tensor for {name}")
     if xq.ndim not in (ndim + 1, ndim + 2):
-        raise ValueError(f"input must have {ndim + 1} or {ndim + 2} dimensions for adaptive_avg_pool{ndim}d, got shape {xq.shape}")
+        raise ValueError(f"input must have {ndim + 1} or {ndim + 2} dimensions for {name}, got shape {xq.shape}")
     if any(n < 1 for n in xq.shape[1:]): raise ValueError(f"input must have non-empty channel and spatial dimensions, got {xq.shape}")
     out = conv_tuple(output_size, ndim, 'output_size', 1)
     spatial, C = xq.shape[-ndim:], xq.shape[-ndim - 1]
@@ -213,31 +304,41 @@ def _qadaptive_avg_pool(ndim, input, output_size, engine):
     if (engine == 'qnnpack' and ndim == 2 and xq.dtype == 'quint8' and tuple(out) != tuple(spatial)
             and all(n % o == 0 for n, o in zip(spatial, out))):
         raise ValueError("adaptive_avg_pool2d on engine 'qnnpack' with sizes that divide runs QNNPACK's kernel, not reproduced by qnb yet")
-    if xq.ndim == ndim + 2 and (C == 1 or int(np.prod(spatial)) == 1):
-        raise ValueError(f"adaptive_avg_pool of a channels-last input (C = 1 or one pixel, shape {xq.shape}) runs torch's NHWC kernel, not reproduced by qnb yet")
-    q = xq.int_repr.astype(np.int64)
+    if ndim == 3 and tuple(out) == (1, 1, 1):
+        raise ValueError("adaptive_avg_pool3d to 1x1x1 is computed by torch as a quantized mean over the spatial dimensions "
+                         "(another kernel), not reproduced by qnb yet")
+    if ndim == 3 and xq.ndim == 4 and C > 1 and (spatial[0] == 1 or spatial[1] * spatial[2] == 1):
+        raise ValueError(f"adaptive_avg_pool3d of an unbatched input with D = 1 or H*W = 1 (shape {xq.shape}) takes torch's "
+                         "channels-last kernel with NCDHW strides, whose output is wrong; qnb does not imitate it")
+    if channels_last_kernel(input, xq, channels_last, ndim) or (ndim == 3 and xq.ndim == 4 and (spatial[0] == 1 or spatial[1] * spatial[2] == 1)):
+        x = xq if xq.ndim == ndim + 2 else QArray(xq.int_repr[None], xq.scale, xq.zero_point, xq.dtype)
+        y = adaptive_avg_pool_nhwc(x, out, resolve_capability(capability))
+        return y if xq.ndim == ndim + 2 else QArray(y.int_repr[0], y.scale, y.zero_point, y.dtype)
     bounds = [_adaptive_bounds(n, o) for n, o in zip(spatial, out)]
     r = None
     for s, e in bounds:                                            # fl(fl(1/kD) / kH) / kW, in float
         k = (e - s).astype(np.float32)
         if r is None: r = (1.0 / (e - s)).astype(np.float32)
         else: r = r[..., None] / k
-    csum = q
-    for axis in range(ndim):                                        # prefix sums along every spatial axis
-        ax = q.ndim - ndim + axis
-        csum = np.concatenate([np.zeros_like(np.take(csum, [0], axis=ax)), np.cumsum(csum, axis=ax)], axis=ax)
-    S = 0
-    for corner in np.ndindex(*(2,) * ndim):                         # inclusion-exclusion over the window corners
-        idx = tuple((e if c else s).reshape((-1,) + (1,) * (ndim - 1 - i)) for i, (c, (s, e)) in enumerate(zip(corner, bounds)))
-        S = S + (-1) ** (ndim - sum(corner)) * csum[(Ellipsis,) + idx]
+    S = _window_sums(xq.int_repr, [b[0] for b in bounds], [b[1] for b in bounds])
     y = np.rint(S.astype(np.float32) * r).astype(xq.int_repr.dtype)
     return QArray(y, xq.scale, xq.zero_point, xq.dtype)
 
-def qadaptive_avg_pool2d(input, output_size, *, engine=None) -> QArray:
-    "`adaptive_avg_pool2d` on a quantized (N, C, H, W) or (C, H, W) input, eq. (P2)."
-    return _qadaptive_avg_pool(2, input, output_size, engine)
+def qadaptive_avg_pool2d(input, output_size, *, engine=None, capability=None, channels_last=None) -> QArray:
+    "`adaptive_avg_pool2d` on a quantized (N, C, H, W) or (C, H, W) input: eq. (P2), or (P4) for channels-last inputs."
+    return _qadaptive_avg_pool(2, input, output_size, engine, capability, channels_last)
+
+def qadaptive_avg_pool3d(input, output_size, *, capability=None, channels_last=None) -> QArray:
+    "`adaptive_avg_pool3d` on a quantized (N, C, D, H, W) or (C, D, H, W) input: eq. (P2), or (P4) for channels-last inputs."
+    return _qadaptive_avg_pool(3, input, output_size, None, capability, channels_last)
 
 # %% ../nbs/10_pool.ipynb #1163d58d
+def layout_fault(in_shape, nd, ours, theirs) -> bool:
+    "torch's one-pixel bug: C > 1, one input pixel, several output pixels, the NHWC result read back as NCHW."
+    C, spatial = in_shape[-nd - 1], in_shape[-nd:]
+    return (len(in_shape) == nd + 2 and C > 1 and int(np.prod(spatial)) == 1 and int(np.prod(ours.shape[-nd:])) > 1
+            and np.array_equal(np.asarray(theirs).reshape(-1), np.moveaxis(ours, 1, -1).reshape(-1)))
+
 def random_adaptive_case(rng) -> dict:
     ndim = 2
     spatial = [int(rng.integers(1, 14 if ndim == 2 else 7)) for _ in range(ndim)]
@@ -268,5 +369,65 @@ def check_adaptive_avg_pool(engine, rng, size):
         case = dict(random_adaptive_case(rng), engine=engine)
         try: ours = qnb_adaptive(case)
         except ValueError: res.compared += 1; continue          # a path qnb does not reproduce yet
-        res.add(ours, torch_adaptive(case))
+        theirs = torch_adaptive(case)
+        if layout_fault(case['q'].shape, 2, ours, theirs): res.torch_faults += 1; res.compared += ours.size; continue
+        res.add(ours, theirs)
+    return res
+
+# %% ../nbs/10_pool.ipynb #ac6f4b19
+_POOL_OPS = ('avg_pool2d', 'avg_pool3d', 'adaptive_avg_pool2d', 'adaptive_avg_pool3d')
+
+def random_pool_nhwc_case(rng) -> dict:
+    op = str(rng.choice(_POOL_OPS))
+    nd = 3 if op.endswith('3d') else 2
+    dtype = str(rng.choice(['quint8', 'qint8', 'qint32'], p=[0.45, 0.4, 0.15]))
+    lo, hi = dtype_range(dtype)
+    C = int(rng.choice([1, 2, 3, 8, 9, 16, 17, 24, 33]))
+    case = dict(op=op, nd=nd, dtype=dtype, channels_last=bool(rng.random() < 0.6))
+    if op.startswith('avg'):
+        k = [int(rng.integers(1, 4)) for _ in range(nd)]
+        case.update(k=k, s=[int(rng.integers(1, 3)) for _ in range(nd)] if rng.random() < 0.8 else None,
+                    p=[int(rng.integers(0, ki // 2 + 1)) for ki in k], ceil=bool(rng.random() < 0.4), include=bool(rng.random() < 0.5),
+                    div=int(rng.choice([1, 2, 3, 7, -5])) if rng.random() < 0.2 else None)
+        spatial = [int(rng.integers(max(1, ki - 2 * pi), ki + (6 if nd == 2 else 4))) for ki, pi in zip(k, case['p'])]
+    else:
+        spatial = [int(rng.integers(1, 8 if nd == 2 else 6)) for _ in range(nd)]
+        out = [int(rng.integers(1, n + 3)) for n in spatial]
+        if nd == 3 and out == [1, 1, 1]: out[-1] = 2                            # 1x1x1 is torch's quantized mean
+        case['out'] = out
+    if rng.random() < 0.05: spatial = [1] * nd                                   # one pixel
+    q = rng.integers(lo, hi + 1, [int(rng.integers(1, 3)), C] + spatial, dtype=np.int64)
+    if dtype == 'qint32': q = rng.integers(-2000, 2000, q.shape)
+    if rng.random() < 0.2: q = np.clip(q, lo, lo + 3)                           # near one end: more exact ties
+    zp = int(rng.choice([lo, hi, 0, int(rng.integers(lo, hi + 1))])) if dtype != 'qint32' else int(rng.integers(-2000, 2000))
+    return dict(case, q=q.astype({'quint8': np.uint8, 'qint8': np.int8, 'qint32': np.int32}[dtype]), zp=zp)
+
+def torch_pool_nhwc(case):
+    import torch
+    torch.backends.quantized.engine = case['engine']
+    x = QArray(case['q'], 0.1, case['zp'], case['dtype']).to_torch()
+    if case['channels_last']: x = x.contiguous(memory_format=torch.channels_last if case['nd'] == 2 else torch.channels_last_3d)
+    f = getattr(torch.nn.functional, case['op'])
+    if case['op'].startswith('adaptive'): return f(x, case['out']).int_repr().numpy()
+    return f(x, case['k'], case['s'], case['p'], case['ceil'], case['include'], case['div']).int_repr().numpy()
+
+def qnb_pool_nhwc(case):
+    x, cl = QArray(case['q'], 0.1, case['zp'], case['dtype']), case['channels_last']
+    if case['op'] == 'avg_pool3d': return qavg_pool3d(x, case['k'], case['s'], case['p'], case['ceil'], case['include'], case['div']).int_repr
+    if case['op'] == 'avg_pool2d':
+        return qavg_pool2d(x, case['k'], case['s'], case['p'], case['ceil'], case['include'], case['div'], engine=case['engine'], channels_last=cl).int_repr
+    if case['op'] == 'adaptive_avg_pool2d': return qadaptive_avg_pool2d(x, case['out'], engine=case['engine'], channels_last=cl).int_repr
+    return qadaptive_avg_pool3d(x, case['out'], channels_last=cl).int_repr
+
+@register_check('avg_pool_nhwc')
+def check_avg_pool_nhwc(engine, rng, size):
+    "avg_pool2d/3d and adaptive_avg_pool2d/3d, channels-last and 3-D, vs qnb (QNNPACK's own 2-D kernels skipped)."
+    _, res = _start('avg_pool_nhwc', engine)
+    while res.compared < size:
+        case = dict(random_pool_nhwc_case(rng), engine=engine)
+        ours, theirs = both_sides(lambda: qnb_pool_nhwc(case), lambda: torch_pool_nhwc(case))
+        if ours is None and theirs is not None and engine == 'qnnpack' and case['op'].endswith('2d'): continue   # QNNPACK's kernel
+        if ours is not None and theirs is not None and layout_fault(case['q'].shape, case['nd'], ours, theirs):
+            res.torch_faults += 1; res.compared += ours.size; continue
+        res.add(ours, theirs)
     return res

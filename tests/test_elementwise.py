@@ -1,13 +1,19 @@
-"""add / add_relu / mul / mul_relu against the installed torch under every CPU capability, and bad input."""
+"""add / add_relu / mul / mul_relu (broadcasting included), add_scalar / mul_scalar, cat: against the installed
+torch under every CPU capability, and bad input."""
 import numpy as np
 import pytest
 from qnb.core import QArray
-from qnb.elementwise import qadd, qmul, qcat, vector_elements, check_cat
+from qnb.elementwise import (qadd, qmul, qcat, qadd_scalar, qmul_scalar, vector_elements, vector_mask, inner_dimension,
+                             check_cat)
 from qnb.verify import verify, supported_capabilities
 
 def test_add_mul_sweep_every_capability():
     rows = verify(500_000, kernels=['add_mul'], capabilities=supported_capabilities(), out=print)
     assert rows and all(r['mismatches'] == 0 and r['compared'] >= 500_000 for r in rows), rows
+
+def test_add_mul_scalar_sweep_every_capability():
+    rows = verify(300_000, kernels=['add_mul_scalar'], capabilities=supported_capabilities(), out=print)
+    assert rows and all(r['mismatches'] == 0 and r['compared'] >= 300_000 for r in rows), rows
 
 def test_cat_sweep():
     for engine in ('fbgemm', 'qnnpack'):
@@ -15,13 +21,26 @@ def test_cat_sweep():
         assert r.mismatches == 0 and r.compared >= 200_000, r
 
 A = QArray(np.zeros((2, 5), np.uint8), 0.1, 3, 'quint8')
+PC = QArray(np.zeros((2, 5), np.uint8), [0.1, 0.2], [3, 4], 'quint8', axis=0)
 
 @pytest.mark.parametrize('call, exc, match', [
-    (lambda: qadd(A, QArray(np.zeros((2, 4), np.uint8), 0.1, 3, 'quint8'), 0.2, 0), ValueError, 'same shape'),
+    (lambda: qadd(A, QArray(np.zeros((2, 4), np.uint8), 0.1, 3, 'quint8'), 0.2, 0), ValueError, r'shapes \(2, 5\) and \(2, 4\) do not broadcast'),
+    (lambda: qmul(A, QArray(np.zeros((3, 1), np.uint8), 0.1, 3, 'quint8'), 0.2, 0), ValueError, 'do not broadcast'),
     (lambda: qadd(A, QArray(np.zeros((2, 5), np.int8), 0.1, 3, 'qint8'), 0.2, 0), TypeError, 'same dtype'),
+    (lambda: qadd(A, np.zeros((2, 5)), 0.2, 0), TypeError, 'expected a QArray'),
     (lambda: qmul(A, A, 0.0, 0), ValueError, 'scale must be a finite number > 0'),
     (lambda: qadd(A, A, 0.1, 255, relu=True, engine='qnnpack'), ValueError, 'zero_point must be < 255'),
     (lambda: qadd(A, A, 1e-5, 0, engine='qnnpack'), ValueError, r'must be in \[2\*\*-14, 2\*\*8\)'),
+    (lambda: qadd(QArray(np.zeros((), np.uint8), 0.1, 3, 'quint8'), QArray(np.zeros((), np.uint8), 0.1, 3, 'quint8'), 0.1, 0, engine='qnnpack'),
+     ValueError, '0-dimensional'),
+    (lambda: qadd_scalar(A, '1.5'), TypeError, 'other must be a real number'),
+    (lambda: qadd_scalar(A, True), TypeError, 'other must be a real number'),
+    (lambda: qadd_scalar(A, 1e9), ValueError, r'int32 range|\[-2\*\*31'),
+    (lambda: qadd_scalar(A, float('nan')), ValueError, 'finite'),
+    (lambda: qadd_scalar(PC, 1.0), ValueError, 'per tensor'),
+    (lambda: qmul_scalar(A, float('inf')), ValueError, 'other must be finite'),
+    (lambda: qmul_scalar(QArray(np.zeros(3, np.uint8), 1e-300, 0, 'quint8'), 1e-30), ValueError, r'\|other\| \* scale must be a finite number > 0'),
+    (lambda: qmul_scalar(A, 1.0, engine='tpu'), ValueError, 'engine must be one of'),
     (lambda: qcat([A, QArray(np.zeros((3, 4), np.uint8), 0.1, 3, 'quint8')], 0), ValueError, 'differ outside dim 0'),
     (lambda: qcat([A, A], 2), ValueError, r'dim must be in \[-2, 1\]'),
     (lambda: qcat([], 0), ValueError, 'must not be empty'),
@@ -32,3 +51,18 @@ def test_bad_input(call, exc, match):
 def test_vector_split_follows_threads():
     assert vector_elements(100_000, 1).sum() == (100_000 // 64) * 64
     assert vector_elements(100_000, 2).sum() == 2 * ((50_000 // 64) * 64)
+
+def test_vector_split_follows_broadcast_rows():
+    assert inner_dimension((4, 100), [(4, 100), (4, 1)]) == (100, True)       # rows of 100: b constant along each
+    assert inner_dimension((4, 100), [(4, 100), (1, 100)]) == (100, True)     # b repeats: rows cannot merge
+    assert inner_dimension((4, 100), [(4, 100), ()]) == (400, True)           # a scalar operand: one row
+    assert inner_dimension((3, 4), [(3, 1), (1, 4)]) == (4, True)
+    m = vector_mask((4, 100), [(4, 100), (4, 1)], 1).reshape(4, 100)
+    assert (m[:, :64].all() and not m[:, 64:].any())
+
+def test_scalar_qparams_examples():
+    x = QArray(np.array([0, 10, 15, 30, 100], np.uint8), 0.1, 10, 'quint8')
+    y = qadd_scalar(x, 0.5)                                     # c_q = 5 fits: only the zero point moves
+    assert (y.scale, y.zero_point) == (0.1, 5) and (y.int_repr == x.int_repr).all()
+    y = qmul_scalar(x, -2.0)                                    # mirrored integers
+    assert y.zero_point == 245 and (y.int_repr == 255 - x.int_repr).all()

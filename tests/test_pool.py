@@ -1,9 +1,12 @@
-"""Max pooling against the installed torch, and bad input."""
+"""Max, average and adaptive average pooling against the installed torch (NCHW and channels-last kernels, 2-D and
+3-D, every CPU capability), and bad input."""
 import numpy as np
 import pytest
+import torch
 from qnb.core import QArray
-from qnb.pool import qmax_pool2d, qmax_pool3d, qavg_pool2d, qadaptive_avg_pool2d, check_max_pool, check_avg_pool2d, check_adaptive_avg_pool
-from qnb.verify import supported_engines
+from qnb.pool import (qmax_pool2d, qmax_pool3d, qavg_pool2d, qavg_pool3d, qadaptive_avg_pool2d, qadaptive_avg_pool3d,
+                      check_max_pool, check_avg_pool2d, check_adaptive_avg_pool)
+from qnb.verify import supported_engines, verify, supported_capabilities
 
 @pytest.mark.parametrize('engine', [e for e in supported_engines() if e != 'qnnpack'])
 def test_max_pool_sweep(engine):
@@ -20,7 +23,19 @@ def test_adaptive_avg_pool_sweep(engine):
     r = check_adaptive_avg_pool(engine, np.random.default_rng(9), 200_000)
     assert r.mismatches == 0 and r.compared >= 200_000, r
 
+def test_channels_last_and_3d_pools_every_capability():
+    rows = verify(50_000, engines=['x86', 'qnnpack'], kernels=['avg_pool_nhwc'], capabilities=supported_capabilities(), out=print)
+    assert rows and all(r['mismatches'] == 0 and r['compared'] >= 50_000 for r in rows), rows
+
+def test_formerly_refused_channels_last_inputs():
+    for shape in ((1, 1, 5, 5), (2, 3, 1, 1)):
+        x = QArray(np.random.default_rng(0).integers(0, 256, shape).astype(np.uint8), 0.1, 3, 'quint8')
+        t = x.to_torch()
+        assert np.array_equal(qavg_pool2d(x, 1).int_repr, torch.nn.functional.avg_pool2d(t, 1).int_repr().numpy())
+        assert np.array_equal(qadaptive_avg_pool2d(x, 1).int_repr, torch.nn.functional.adaptive_avg_pool2d(t, 1).int_repr().numpy())
+
 X = QArray(np.zeros((1, 2, 5, 5), np.uint8), 0.1, 3, 'quint8')
+X5 = QArray(np.zeros((1, 2, 3, 4, 5), np.uint8), 0.1, 3, 'quint8')
 
 @pytest.mark.parametrize('call, match', [
     (lambda: qmax_pool2d(X, 3, padding=2), 'padding must be at most half of kernel_size'),
@@ -29,10 +44,19 @@ X = QArray(np.zeros((1, 2, 5, 5), np.uint8), 0.1, 3, 'quint8')
     (lambda: qmax_pool2d(X, 2, engine='qnnpack'), "engine 'qnnpack'"),
     (lambda: qmax_pool2d(X, 0), 'kernel_size must be >= 1'),
     (lambda: qavg_pool2d(X, 3, divisor_override=0), 'divisor_override must be a non-zero int'),
-    (lambda: qadaptive_avg_pool2d(X, 0), 'output_size must be >= 1'),
-    (lambda: qadaptive_avg_pool2d(QArray(np.zeros((1, 2, 1, 1), np.uint8), 0.1, 3, 'quint8'), 1), 'channels-last'),
     (lambda: qavg_pool2d(X, 2, engine='qnnpack'), "engine 'qnnpack'"),
-    (lambda: qavg_pool2d(QArray(np.zeros((1, 1, 5, 5), np.uint8), 0.1, 3, 'quint8'), 2), 'channels-last'),
+    (lambda: qavg_pool3d(QArray(np.zeros((2, 5, 5), np.uint8), 0.1, 3, 'quint8'), 2), 'must have 4 or 5 dimensions'),
+    (lambda: qavg_pool3d(X5, 2, divisor_override=0), 'divisor_override must be a non-zero int'),
+    (lambda: qavg_pool3d(X5, 5, 1), 'negative'),
+    (lambda: qavg_pool3d(X5, (2, 2)), 'kernel_size must be an int or a tuple of 3 ints'),
+    (lambda: qadaptive_avg_pool2d(X, 0), 'output_size must be >= 1'),
+    (lambda: qadaptive_avg_pool3d(X5, 1), 'quantized mean'),
+    (lambda: qadaptive_avg_pool3d(X5, (2, 2)), 'output_size must be an int or a tuple of 3 ints'),
+    (lambda: qadaptive_avg_pool3d(QArray(np.zeros((3, 1, 4, 5), np.uint8), 0.1, 3, 'quint8'), 2), 'unbatched input with D = 1'),
+    (lambda: qadaptive_avg_pool2d(X, 2, channels_last='yes'), 'channels_last must be None or a bool'),
 ])
 def test_bad_input(call, match):
-    with pytest.raises(ValueError, match=match): call()
+    with pytest.raises((ValueError, TypeError), match=match): call()
+
+def test_empty_output_like_torch():
+    assert qavg_pool3d(QArray(np.zeros((2, 3, 1, 1, 1), np.uint8), 0.1, 3, 'quint8'), 2).shape == (2, 3, 0, 0, 0)
