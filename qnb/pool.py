@@ -14,13 +14,25 @@ from .conv import conv_tuple
 from .batchnorm import quantize_aten_avx
 
 # %% auto #0
-__all__ = ['pool_output_size', 'pool_window', 'qmax_pool1d', 'qmax_pool2d', 'qmax_pool3d', 'random_max_pool_case',
-           'torch_max_pool', 'qnb_max_pool', 'max_pool_torch_fault', 'check_max_pool', 'avg_pool_windows',
-           'channels_last_kernel', 'qavg_pool2d', 'random_avg_pool_case', 'torch_avg_pool', 'qnb_avg_pool',
-           'check_avg_pool2d', 'avg_pool_nhwc', 'qavg_pool3d', 'adaptive_avg_pool_nhwc', 'qadaptive_avg_pool2d',
-           'qadaptive_avg_pool3d', 'layout_fault', 'random_adaptive_case', 'torch_adaptive', 'qnb_adaptive',
-           'check_adaptive_avg_pool', 'random_pool_nhwc_case', 'torch_pool_nhwc', 'qnb_pool_nhwc',
-           'check_avg_pool_nhwc']
+__all__ = ['qnnpack_max_pool', 'pool_output_size', 'pool_window', 'qmax_pool1d', 'qmax_pool2d', 'qmax_pool3d',
+           'random_max_pool_case', 'torch_max_pool', 'qnb_max_pool', 'max_pool_torch_fault', 'check_max_pool',
+           'qnnpack_avg_pool2d', 'avg_pool_windows', 'channels_last_kernel', 'qavg_pool2d', 'random_avg_pool_case',
+           'torch_avg_pool', 'qnb_avg_pool', 'check_avg_pool2d', 'avg_pool_nhwc', 'qavg_pool3d',
+           'adaptive_avg_pool_nhwc', 'qadaptive_avg_pool2d', 'qadaptive_avg_pool3d', 'layout_fault',
+           'random_adaptive_case', 'torch_adaptive', 'qnb_adaptive', 'check_adaptive_avg_pool', 'random_pool_nhwc_case',
+           'torch_pool_nhwc', 'qnb_pool_nhwc', 'check_avg_pool_nhwc']
+
+# %% ../nbs/10_pool.ipynb #df6de58c
+def qnnpack_max_pool(x, k, s, p, d, out):
+    "Eq. (P0): QNNPACK's max pool over the last len(k) dimensions, taps clamped into the image."
+    spatial = x.shape[-len(k):]
+    lead = (slice(None),) * (x.ndim - len(k))
+    y = None
+    for t in np.ndindex(*k):
+        idx = [np.clip(np.arange(o) * si + ti * di - pi, 0, n - 1) for o, si, ti, di, pi, n in zip(out, s, t, d, p, spatial)]
+        window = x[lead + np.ix_(*idx)] if len(idx) > 1 else x[lead + (idx[0],)]
+        y = window.copy() if y is None else np.maximum(y, window, out=y)
+    return y
 
 # %% ../nbs/10_pool.ipynb #63e3b901
 def pool_output_size(size, kernel, stride, padding, dilation, ceil_mode) -> int:
@@ -41,9 +53,10 @@ def pool_window(kernel_size, stride, padding, ndim):
     return k, s, p
 
 def _qmax_pool(ndim, input, kernel_size, stride, padding, dilation, ceil_mode, engine=None):
-    if resolve_engine(engine) == 'qnnpack':
-        raise ValueError("max pooling on engine 'qnnpack' (QNNPACK's u8maxpool, with its own limits) is not reproduced by qnb yet")
     xq = as_qarray(input)
+    qnnpack = resolve_engine(engine) == 'qnnpack' and xq.dtype == 'quint8' and not ceil_mode and ndim < 3
+    if resolve_engine(engine) == 'qnnpack' and ndim == 3:
+        raise ValueError("max_pool3d is not available on engine 'qnnpack' (torch: QNNPACK backend doesn't support quantized_max_pool3d)")
     if xq.per_channel: raise ValueError("input must be quantized per tensor for max pooling")
     ranks = (5,) if ndim == 3 else (ndim + 1, ndim + 2)                  # torch's quantized 3-D pool needs a batch
     if xq.ndim not in ranks:
@@ -54,6 +67,12 @@ def _qmax_pool(ndim, input, kernel_size, stride, padding, dilation, ceil_mode, e
     out = tuple(pool_output_size(n, ki, si, pi, di, ceil_mode) for n, ki, si, pi, di in zip(spatial, k, s, p, d))
     if any(o < 1 for o in out):
         raise ValueError(f"output size {out} is too small: the (dilated) window must fit in the padded input {spatial}")
+    if qnnpack:
+        if xq.ndim != ndim + 2:
+            raise ValueError(f"input must be batched (N, C, ...) for max_pool{ndim}d on engine 'qnnpack' (QNNPACK's max pool), got shape {xq.shape}")
+        if int(np.prod(k)) == 1:
+            raise ValueError("kernel_size must have more than one element on engine 'qnnpack' (QNNPACK refuses 1x1 pooling)")
+        return QArray(qnnpack_max_pool(xq.int_repr, k, s, p, d, out), xq.scale, xq.zero_point, xq.dtype)
     lo = dtype_range(xq.dtype)[0]
     need = [(o - 1) * si + di * (ki - 1) + 1 for o, si, di, ki in zip(out, s, d, k)]        # padded extent used
     pads = [(0, 0)] * (xq.ndim - ndim) + [(pi, max(0, nd - n - pi)) for pi, nd, n in zip(p, need, spatial)]
@@ -116,7 +135,6 @@ from .verify import register_check, _start, both_sides
 def check_max_pool(engine, rng, size):
     "max_pool1d/2d/3d on quantized tensors vs qnb."
     _, res = _start('max_pool', engine)
-    if engine == 'qnnpack': return res                        # not reproduced yet (see above)
     while res.compared < size:
         case = dict(random_max_pool_case(rng), engine=engine)
         ours, theirs = both_sides(lambda: qnb_max_pool(case), lambda: torch_max_pool(case))
@@ -124,6 +142,26 @@ def check_max_pool(engine, rng, size):
             res.torch_faults += int(np.any(ours != theirs)); continue
         res.add(ours, theirs)
     return res
+
+# %% ../nbs/10_pool.ipynb #171b891c
+def qnnpack_avg_pool2d(xq, k, s, p) -> QArray:
+    "Eq. (P2): QNNPACK's average pool of a quint8 (N, C, H, W) input (padding counts, divisor the full window)."
+    if xq.ndim != 4:
+        raise ValueError(f"input must be 4-dimensional (N, C, H, W) on engine 'qnnpack' (QNNPACK's average pool), got shape {xq.shape}")
+    if k == (1, 1):
+        raise ValueError("kernel_size must have more than one element on engine 'qnnpack' (QNNPACK refuses 1x1 pooling)")
+    (H, W), z = xq.shape[-2:], xq.zero_point
+    out = tuple((n + 2 * pi - ki) // si + 1 for n, pi, ki, si in zip((H, W), p, k, s))
+    if any(o < 1 for o in out):
+        raise ValueError(f"output size {out} must be positive: the window must fit in the padded input {(H, W)}")
+    xp = np.pad(xq.int_repr.astype(np.int32) - z, [(0, 0), (0, 0), (p[0], p[0]), (p[1], p[1])])
+    acc = np.zeros(xq.shape[:2] + out, np.int32)
+    for i, j in np.ndindex(*k):
+        acc += xp[:, :, i:i + s[0] * (out[0] - 1) + 1:s[0], j:j + s[1] * (out[1] - 1) + 1:s[1]]
+    f32 = np.float32
+    scale = f32(xq.scale) / (f32(xq.scale) * f32(k[0] * k[1]))          # s_x / fl(s_y K), s_x = s_y
+    y = np.clip(np.rint(acc.astype(f32) * scale) + z, 0, 255).astype(np.uint8)
+    return QArray(y, xq.scale, z, 'quint8')
 
 # %% ../nbs/10_pool.ipynb #673d506e
 def _window_sums(q, starts, ends) -> np.ndarray:
@@ -182,7 +220,7 @@ def qavg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, cou
     _check_divisor(divisor_override)
     engine = resolve_engine(engine)
     if engine == 'qnnpack' and xq.dtype == 'quint8' and not ceil_mode:
-        raise ValueError("avg_pool2d on engine 'qnnpack' (QNNPACK's fixed-point kernel) is not reproduced by qnb yet")
+        return qnnpack_avg_pool2d(xq, k, s, p)
     if channels_last_kernel(input, xq, channels_last, 2):
         return avg_pool_nhwc(xq, k, s, p, ceil_mode, count_include_pad, divisor_override, resolve_capability(capability))
     out, lo_c, hi_c, count, pool_size = avg_pool_windows(xq.shape[-2:], k, s, p, ceil_mode)
@@ -225,12 +263,11 @@ def qnb_avg_pool(case):
 
 @register_check('avg_pool2d', capability_independent=True)
 def check_avg_pool2d(engine, rng, size):
-    "avg_pool2d on quantized NCHW tensors vs qnb (QNNPACK's kernel is not reproduced yet)."
+    "avg_pool2d on quantized NCHW tensors vs qnb (QNNPACK's own kernel, eq. P2, on qnnpack)."
     _, res = _start('avg_pool2d', engine)
-    if engine == 'qnnpack': return res
     while res.compared < size:
         case = dict(random_avg_pool_case(rng), engine=engine)
-        res.add(qnb_avg_pool(case), torch_avg_pool(case))
+        res.add(*both_sides(lambda: qnb_avg_pool(case), lambda: torch_avg_pool(case)))   # QNNPACK refusals included
     return res
 
 # %% ../nbs/10_pool.ipynb #8c525222
@@ -303,7 +340,8 @@ def _qadaptive_avg_pool(ndim, input, output_size, engine, capability=None, chann
     engine = resolve_engine(engine)
     if (engine == 'qnnpack' and ndim == 2 and xq.dtype == 'quint8' and tuple(out) != tuple(spatial)
             and all(n % o == 0 for n, o in zip(spatial, out))):
-        raise ValueError("adaptive_avg_pool2d on engine 'qnnpack' with sizes that divide runs QNNPACK's kernel, not reproduced by qnb yet")
+        k = tuple(n // o for n, o in zip(spatial, out))
+        return qnnpack_avg_pool2d(xq, k, k, (0, 0))
     if ndim == 3 and tuple(out) == (1, 1, 1):
         raise ValueError("adaptive_avg_pool3d to 1x1x1 is computed by torch as a quantized mean over the spatial dimensions "
                          "(another kernel), not reproduced by qnb yet")

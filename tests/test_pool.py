@@ -8,12 +8,12 @@ from qnb.pool import (qmax_pool2d, qmax_pool3d, qavg_pool2d, qavg_pool3d, qadapt
                       check_max_pool, check_avg_pool2d, check_adaptive_avg_pool)
 from qnb.verify import supported_engines, verify, supported_capabilities
 
-@pytest.mark.parametrize('engine', [e for e in supported_engines() if e != 'qnnpack'])
+@pytest.mark.parametrize('engine', supported_engines())
 def test_max_pool_sweep(engine):
     r = check_max_pool(engine, np.random.default_rng(7), 300_000)
     assert r.mismatches == 0 and r.compared >= 300_000, r
 
-@pytest.mark.parametrize('engine', [e for e in supported_engines() if e != 'qnnpack'])
+@pytest.mark.parametrize('engine', supported_engines())
 def test_avg_pool2d_sweep(engine):
     r = check_avg_pool2d(engine, np.random.default_rng(8), 300_000)
     assert r.mismatches == 0 and r.compared >= 300_000, r
@@ -41,10 +41,13 @@ X5 = QArray(np.zeros((1, 2, 3, 4, 5), np.uint8), 0.1, 3, 'quint8')
     (lambda: qmax_pool2d(X, 3, padding=2), 'padding must be at most half of kernel_size'),
     (lambda: qmax_pool2d(X, 7), 'output size .* is too small'),
     (lambda: qmax_pool3d(X, 2), 'must have 5 dimensions'),
-    (lambda: qmax_pool2d(X, 2, engine='qnnpack'), "engine 'qnnpack'"),
+    (lambda: qmax_pool2d(X, 1, engine='qnnpack'), "QNNPACK refuses 1x1 pooling"),
+    (lambda: qmax_pool2d(QArray(np.zeros((2, 5, 5), np.uint8), 0.1, 3, 'quint8'), 2, engine='qnnpack'), "must be batched"),
+    (lambda: qmax_pool3d(X5, 2, engine='qnnpack'), "not available on engine 'qnnpack'"),
     (lambda: qmax_pool2d(X, 0), 'kernel_size must be >= 1'),
     (lambda: qavg_pool2d(X, 3, divisor_override=0), 'divisor_override must be a non-zero int'),
-    (lambda: qavg_pool2d(X, 2, engine='qnnpack'), "engine 'qnnpack'"),
+    (lambda: qavg_pool2d(X, 1, engine='qnnpack'), "QNNPACK refuses 1x1 pooling"),
+    (lambda: qavg_pool2d(QArray(np.zeros((2, 5, 5), np.uint8), 0.1, 3, 'quint8'), 2, engine='qnnpack'), "must be 4-dimensional"),
     (lambda: qavg_pool3d(QArray(np.zeros((2, 5, 5), np.uint8), 0.1, 3, 'quint8'), 2), 'must have 4 or 5 dimensions'),
     (lambda: qavg_pool3d(X5, 2, divisor_override=0), 'divisor_override must be a non-zero int'),
     (lambda: qavg_pool3d(X5, 5, 1), 'negative'),
