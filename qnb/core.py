@@ -218,7 +218,7 @@ class QArray:
     def to_torch(self):
         "The same quantized tensor in torch."
         torch = _torch()
-        ints = torch.from_numpy(np.ascontiguousarray(self.int_repr))
+        ints = torch.from_numpy(np.ascontiguousarray(self.int_repr).reshape(self.shape))   # keeps 0-d arrays 0-d
         if self.axis is None:
             return torch._make_per_tensor_quantized_tensor(ints, self.scale, self.zero_point)
         return torch._make_per_channel_quantized_tensor(
