@@ -2,7 +2,7 @@
 
 Modules:
 
-- `qnb.activation`: `relu`, `relu6`, `hardtanh`, `clamp` (the input's qparams, bounds quantized once) and `hardswish`, `hardsigmoid`, `sigmoid`, `tanh`, `leaky_relu`, `elu`, `gelu` (dequantize, float math as torch's vector body, scalar tail or QNNPACK table rounds it, quantize).
+- `qnb.activation`: `relu`, `relu6`, `hardtanh`, `clamp` (the input's qparams, bounds quantized once) and `hardswish`, `hardsigmoid`, `sigmoid`, `tanh`, `leaky_relu`, `elu`, `gelu`, `softmax` (dequantize, float math as torch's vector body, scalar tail or QNNPACK table rounds it, quantize).
 - `qnb.batchnorm`: `quantized::batch_norm1d/2d/3d` (and `_relu`): one multiplier and one offset per channel, then a vector body and a scalar tail that round differently on each CPU capability.
 - `qnb.elementwise`: `quantized::add` / `add_relu` / `mul` / `mul_relu` for two quantized tensors of the same shape, and `cat`: a vector body and a scalar tail that round differently, and QNNPACK's fixed-point add.
 - `qnb.linear`: `quantized::linear` / `linear_relu` (static) and `quantized::linear_dynamic` (float in, float out), engine by engine.

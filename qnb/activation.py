@@ -1,5 +1,5 @@
 """`relu`, `relu6`, `hardtanh`, `clamp` (the input's qparams, bounds quantized once) and `hardswish`,
-`hardsigmoid`, `sigmoid`, `tanh`, `leaky_relu`, `elu`, `gelu` (dequantize, float math
+`hardsigmoid`, `sigmoid`, `tanh`, `leaky_relu`, `elu`, `gelu`, `softmax` (dequantize, float math
 as torch's vector body, scalar tail or QNNPACK table rounds it, quantize).
 
 Docs: https://qnb-dev.github.io/qnb/activation.html.md"""
@@ -25,7 +25,8 @@ __all__ = ['ACTIVATIONS', 'check_hardswish', 'check_hardsigmoid', 'check_sigmoid
            'hardsigmoid_tables', 'hardsigmoid_qnnpack_table', 'qhardsigmoid', 'sigmoid_tables', 'sigmoid_qnnpack_table',
            'qsigmoid', 'tanh_tables', 'tanh_qnnpack_table', 'qtanh', 'leaky_relu_tables', 'qleaky_relu', 'elu_tables',
            'qelu', 'gelu_tables', 'qgelu', 'random_activation_case', 'torch_activation', 'qnb_activation',
-           'compare_with_qparams']
+           'compare_with_qparams', 'softmax_lanes', 'reduce_all_sum', 'softmax_vector_positions', 'softmax_float',
+           'softmax_qnnpack', 'qsoftmax', 'random_softmax_case', 'torch_softmax', 'qnb_softmax', 'check_softmax']
 
 # %% ../nbs/07_activation.ipynb #a9658895
 def quantize_bound(value, scale, zero_point, dtype) -> int:
@@ -508,10 +509,13 @@ def _check_qnnpack(xq, name, channels='rest', scales=()):
     if int(np.prod(xq.shape[1:])) == 0:
         raise ValueError(f"input must have a non-empty product of the dimensions after the first for {name} on engine "
                          f"'qnnpack' (QNNPACK refuses 0 channels), got shape {xq.shape}")
-    for label, s in (('input scale', xq.scale), *scales):
-        f = abs(np.float32(s))
-        if not (np.isfinite(f) and f >= np.finfo(np.float32).tiny):
-            raise ValueError(f"{label} must be a normal float32 for {name} on engine 'qnnpack', got {s!r}")
+    for label, s in (('input scale', xq.scale), *scales): _check_normal_float32(s, label, name)
+
+def _check_normal_float32(s, label, name):
+    "QNNPACK's operators refuse a scale whose float32 is not normal (`isnormal`)."
+    f = abs(np.float32(s))
+    if not (np.isfinite(f) and f >= np.finfo(np.float32).tiny):
+        raise ValueError(f"{label} must be a normal float32 for {name} on engine 'qnnpack', got {s!r}")
 
 def _table_result(xq, vt, st, scale, zero_point, num_threads) -> QArray:
     q = apply_tables(xq.int_repr, vt, st, xq.dtype, _threads(num_threads))
@@ -804,3 +808,151 @@ check_tanh = register_check('tanh')(_activation_check('tanh'))
 check_leaky_relu = register_check('leaky_relu')(_activation_check('leaky_relu'))
 check_elu = register_check('elu')(_activation_check('elu'))
 check_gelu = register_check('gelu')(_activation_check('gelu'))
+
+# %% ../nbs/07_activation.ipynb #cd629bc7
+def softmax_lanes(capability) -> int:
+    "Floats per `Vectorized<float>` in the softmax kernel's build: 16 on AVX512, else 8."
+    return 16 if resolve_capability(capability) == 'avx512' else 8
+
+def _exp_vector(x, capability):
+    return glibc_expf(x) if resolve_capability(capability) == 'default' else sleef_expf(x)
+
+def _lane_sum(acc, capability) -> np.ndarray:
+    "`vec_reduce_all(+)` of lane sums `acc` (..., W): butterfly on AVX2/AVX512, left to right in the default build."
+    if resolve_capability(capability) == 'default':
+        s = acc[..., 0]
+        for i in range(1, acc.shape[-1]): s = s + acc[..., i]
+        return s
+    lanes, stride = np.arange(acc.shape[-1]), acc.shape[-1] // 2
+    while stride:
+        acc = acc + acc[..., lanes ^ stride]
+        stride //= 2
+    return acc[..., 0]
+
+def reduce_all_sum(e, capability) -> np.ndarray:
+    "`vec::reduce_all(+)` along the last axis of `e` (rows, D), as ATen orders the float additions."
+    R, D = e.shape
+    W = softmax_lanes(capability)
+    if D < W:
+        s = e[:, 0].copy()
+        for i in range(1, D): s = s + e[:, i]
+        return s
+    full = D - D % W
+    acc = e[:, :W].copy()
+    for d in range(W, full, W): acc = acc + e[:, d:d + W]
+    if D > full: acc[:, :D - full] = acc[:, :D - full] + e[:, full:]
+    return _lane_sum(acc, capability)
+
+def softmax_vector_positions(outer, inner, lanes, num_threads) -> np.ndarray:
+    "Eq. (A13): True for the (outer*inner) positions that `_vec_softmax` computes in its vector loop."
+    N = outer * inner
+    T = num_threads if (N > 1 and num_threads > 1) else 1
+    chunk = -(-N // T) if N else 0
+    p = np.arange(N)
+    b = (p // chunk) * chunk if chunk else p
+    e = np.minimum(b + chunk, N)
+    row = (p // inner) * inner if inner else p
+    seg_start, seg_end = np.maximum(b, row), np.minimum(e, row + inner)
+    return (p - seg_start) < ((seg_end - seg_start) // lanes) * lanes
+
+def softmax_float(x, dim, capability=None, num_threads=None) -> np.ndarray:
+    "Eqs. (A12)-(A13): ATen's float32 CPU softmax of `x` along `dim`, in the given build."
+    x = np.asarray(x, np.float32)
+    shape = x.shape
+    if x.ndim == 0: x = x.reshape(1)
+    dim = dim % x.ndim
+    if x.size == 0: return x.reshape(shape).copy()
+    with np.errstate(over='ignore', invalid='ignore', divide='ignore', under='ignore'):
+        if dim == x.ndim - 1:
+            rows = x.reshape(-1, x.shape[-1])
+            e = _exp_vector(rows - rows.max(axis=1, keepdims=True), capability)
+            return (e * (np.float32(1) / reduce_all_sum(e, capability))[:, None]).reshape(shape)
+        O, D, I = int(np.prod(x.shape[:dim])), x.shape[dim], int(np.prod(x.shape[dim + 1:]))
+        rows = x.reshape(O, D, I).transpose(0, 2, 1).reshape(O * I, D)
+        d = rows - rows.max(axis=1, keepdims=True)
+        vec = softmax_vector_positions(O, I, softmax_lanes(capability), _threads(num_threads))
+        e = np.where(vec[:, None], _exp_vector(d, capability), glibc_expf(d))
+        s = e[:, 0].copy()
+        for k in range(1, D): s = s + e[:, k]
+        return (e / s[:, None]).reshape(O, I, D).transpose(0, 2, 1).reshape(shape)
+
+def softmax_qnnpack(q, scale, dim) -> np.ndarray:
+    "Eq. (A14): QNNPACK's quint8 softmax (output 2^-8, 0) of the bytes `q` along `dim`."
+    q = np.asarray(q)
+    c = q.shape[dim]
+    Q = min(4294967295.0 / c, 8388607.0)
+    table = np.rint(Q * libm_double(math.exp, (np.arange(256) - 255) * float(np.float32(scale)))).astype(np.int64)
+    rows = np.moveaxis(q, dim, -1).astype(np.int64)
+    t = table[rows + 255 - rows.max(axis=-1, keepdims=True)] if rows.size else rows
+    total = t.sum(axis=-1, keepdims=True) & 0xFFFFFFFF                  # uint32: wraps
+    with np.errstate(divide='ignore', invalid='ignore'):
+        y = np.minimum(((t << 8) + (total >> 1)) // np.maximum(total, 1), 255)
+    return np.moveaxis(y, -1, dim).astype(np.uint8)
+
+def qsoftmax(input, dim, scale, zero_point, *, engine=None, capability=None, num_threads=None) -> QArray:
+    "`quantized::softmax(input, dim, scale, zero_point)`."
+    from qnb.core import dequantize, quantize_per_tensor
+    xq = _unary_input(input, 'softmax')
+    nd = max(xq.ndim, 1)
+    if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"dim must be an integer, got {type(dim).__name__}")
+    if not -nd <= dim < nd: raise ValueError(f"dim must be in [{-nd}, {nd - 1}], got {dim}")
+    scale, zero_point = check_scale(scale, 'scale'), check_zero_point(zero_point, xq.dtype, 'zero_point')
+    if (resolve_engine(engine) == 'qnnpack' and xq.dtype == 'quint8' and xq.ndim > 0
+            and scale == 2**-8 and zero_point == 0):
+        d = dim % xq.ndim
+        if dim < 0 and d != xq.ndim - 1 and int(np.prod(xq.shape[d + 1:])) != 1:
+            raise ValueError(f"dim must be non-negative (or the last) for softmax on engine 'qnnpack': torch indexes a "
+                             f"std::vector with dim={dim} and raises IndexError")
+        if xq.shape[d] == 0:
+            raise ValueError(f"size of dim {dim} must be non-zero for softmax on engine 'qnnpack': torch computes "
+                             f"numel / 0 and the process dies (SIGFPE)")
+        _check_normal_float32(xq.scale, 'input scale', 'softmax')
+        return QArray(softmax_qnnpack(xq.int_repr, xq.scale, d), scale, zero_point, 'quint8')
+    y = softmax_float(dequantize(xq), dim, capability, num_threads)
+    return QArray(quantize_per_tensor(y, scale, zero_point, xq.dtype).int_repr.reshape(xq.shape), scale, zero_point, xq.dtype)
+
+# %% ../nbs/07_activation.ipynb #7a1b66c0
+def random_softmax_case(rng, engine) -> dict:
+    "Random input, dim and output qparams; shapes with empty, size-1, short and long (up to 300) dims."
+    dtype = 'quint8' if rng.random() < 0.6 else 'qint8'
+    lo, hi = dtype_range(dtype)
+    nd = int(rng.integers(0, 5))
+    shape = [int(rng.choice([1, 2, 3, 7, 8, 9, 15, 16, 17, 33, int(rng.integers(1, 300))])) for _ in range(nd)]
+    if nd and rng.random() < 0.05: shape[int(rng.integers(nd))] = 0
+    while int(np.prod(shape)) > 40_000: shape[int(np.argmax(shape))] //= 2
+    dim = int(rng.integers(-nd, nd)) if nd else int(rng.choice([0, -1]))
+    r = rng.random()
+    out = ((2**-8, 0 if dtype == 'quint8' else -128) if r < 0.5 else
+           (float(2.0 ** rng.integers(-10, 0)), int(rng.integers(lo, hi + 1))) if r < 0.7 else
+           (float(np.exp(rng.uniform(-8, 0))), int(rng.choice([lo, hi, int(rng.integers(lo, hi + 1))]))))
+    if engine == 'qnnpack' and dtype == 'quint8' and out == (2**-8, 0) and nd and shape[dim] == 0:
+        shape[dim] = 1                                      # torch would crash (numel / 0)
+    if rng.random() < 0.05 and nd:                          # a long row of equal bytes (QNNPACK's sum wraps)
+        shape = [1] * nd; shape[dim] = int(rng.integers(500, 700))
+    q = rng.integers(lo, hi + 1, tuple(shape)).astype(QDTYPES[dtype][0])
+    if q.size and rng.random() < 0.1: q[...] = q.flat[0]
+    scale = float(2.0 ** rng.integers(-8, 2)) if rng.random() < 0.4 else float(np.exp(rng.uniform(-8, 2)))
+    return dict(engine=engine, q=q, dtype=dtype, scale=scale, zp=int(rng.integers(lo, hi + 1)), dim=dim, out=out)
+
+def torch_softmax(case) -> tuple:
+    "(integers, scale, zero point) of `quantized::softmax`; torch's IndexError counts as a refusal."
+    import torch
+    torch.backends.quantized.engine = case['engine']
+    x = QArray(case['q'], case['scale'], case['zp'], case['dtype']).to_torch()
+    try: y = torch.ops.quantized.softmax(x, case['dim'], *case['out'])
+    except IndexError as e: raise RuntimeError(str(e)) from e
+    return y.int_repr().numpy(), y.q_scale(), y.q_zero_point()
+
+def qnb_softmax(case) -> tuple:
+    y = qsoftmax(QArray(case['q'], case['scale'], case['zp'], case['dtype']), case['dim'], *case['out'], engine=case['engine'])
+    return y.int_repr, y.scale, y.zero_point
+
+@register_check('softmax')
+def check_softmax(engine, rng, size):
+    "quantized::softmax vs qnb, under this process's CPU capability."
+    _, res = _start('softmax', engine)
+    while res.compared < size:
+        case = random_softmax_case(rng, engine)
+        compare_with_qparams(res, *both_sides(lambda: qnb_softmax(case), lambda: torch_softmax(case)))
+    return res

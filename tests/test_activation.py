@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from qnb.core import QArray
 from qnb.activation import (qclamp, qhardtanh, qrelu6, check_clamp, quantize_bound, qhardswish, qhardsigmoid, qsigmoid,
-                            qtanh, qleaky_relu, qelu, qgelu, ACTIVATIONS, glibc_expf, glibc_expm1f, glibc_tanhf, glibc_erff)
+                            qtanh, qleaky_relu, qelu, qgelu, qsoftmax, ACTIVATIONS, glibc_expf, glibc_expm1f, glibc_tanhf, glibc_erff)
 from qnb.verify import supported_engines, supported_capabilities, verify
 
 @pytest.mark.parametrize('engine', supported_engines())
@@ -17,9 +17,9 @@ SWEEP = 100_000
 @pytest.fixture(scope='module')
 def activation_rows():
     "One verify run (a worker per CPU capability) for every float activation."
-    return verify(SWEEP, kernels=list(ACTIVATIONS), capabilities=supported_capabilities(), out=print)
+    return verify(SWEEP, kernels=[*ACTIVATIONS, 'softmax'], capabilities=supported_capabilities(), out=print)
 
-@pytest.mark.parametrize('op', ACTIVATIONS)
+@pytest.mark.parametrize('op', [*ACTIVATIONS, 'softmax'])
 def test_activation_sweep(activation_rows, op):
     rows = [r for r in activation_rows if r['kernel'] == op]
     assert len(rows) == len(supported_engines()) * len(supported_capabilities()), activation_rows
@@ -76,6 +76,17 @@ EMPTY0 = QArray(np.zeros((0, 3), np.uint8), 0.1, 3, 'quint8')
     (lambda: qtanh(QArray(np.zeros((3, 0), np.uint8), 0.1, 3, 'quint8'), engine='qnnpack'), ValueError, 'non-empty product'),
     (lambda: qtanh(QArray(np.array(7, np.uint8), 0.1, 3, 'quint8'), engine='qnnpack'), ValueError, 'at least one dimension'),
     (lambda: qhardswish(QArray(X.int_repr, 1e-40, 3, 'quint8'), 0.1, 3, engine='qnnpack'), ValueError, 'input scale must be a normal float32'),
+    (lambda: qsoftmax(X, 2, 0.1, 3), ValueError, r'dim must be in \[-2, 1\]'),
+    (lambda: qsoftmax(X, 1.0, 0.1, 3), TypeError, 'dim must be an integer'),
+    (lambda: qsoftmax(X, 1, 0.1, 300), ValueError, r'zero_point must be in \[0, 255\]'),
+    (lambda: qsoftmax(X, -2, 2**-8, 0, engine='qnnpack'), ValueError, 'IndexError'),
+    (lambda: qsoftmax(QArray(np.zeros((3, 0), np.uint8), 0.1, 3, 'quint8'), 1, 2**-8, 0, engine='qnnpack'), ValueError, 'SIGFPE'),
 ])
+
 def test_bad_input(call, exc, match):
     with pytest.raises(exc, match=match): call()
+
+def test_softmax_qnnpack_sum_wraps_like_torch():
+    x = QArray(np.full((1, 513), 77, np.uint8), 0.1, 3, 'quint8')
+    assert (qsoftmax(x, 1, 2**-8, 0, engine='qnnpack').int_repr == 255).all()
+    assert (qsoftmax(x, 1, 2**-8, 0, engine='x86').int_repr == 0).all()
