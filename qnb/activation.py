@@ -477,7 +477,10 @@ def libm_double(fn, x) -> np.ndarray:
     return np.frompyfunc(fn, 1, 1)(x).astype(np.float64) if x.size else x.copy()
 
 # %% ../nbs/07_activation.ipynb #fc9c73a1
-def _unary_input(input, name) -> QArray:
+def _unary_input(input, name, contiguous=True) -> QArray:
+    if contiguous and hasattr(input, 'is_contiguous') and not input.is_contiguous():
+        raise ValueError(f"input must be a contiguous tensor for {name}: torch splits vector body and scalar tail in "
+                         f"memory order, which qnb reproduces for the contiguous layout only (call .contiguous() first)")
     xq = as_qarray(input)
     if xq.per_channel: raise ValueError(f"input must be quantized per tensor for {name}")
     if xq.dtype not in ('quint8', 'qint8'): raise TypeError(f"input must be quint8 or qint8 for {name}, got {xq.dtype}")
@@ -892,7 +895,7 @@ def softmax_qnnpack(q, scale, dim) -> np.ndarray:
 def qsoftmax(input, dim, scale, zero_point, *, engine=None, capability=None, num_threads=None) -> QArray:
     "`quantized::softmax(input, dim, scale, zero_point)`."
     from qnb.core import dequantize, quantize_per_tensor
-    xq = _unary_input(input, 'softmax')
+    xq = _unary_input(input, 'softmax', contiguous=False)        # torch makes it contiguous itself
     nd = max(xq.ndim, 1)
     if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, (int, np.integer)):
         raise TypeError(f"dim must be an integer, got {type(dim).__name__}")

@@ -86,6 +86,12 @@ EMPTY0 = QArray(np.zeros((0, 3), np.uint8), 0.1, 3, 'quint8')
 def test_bad_input(call, exc, match):
     with pytest.raises(exc, match=match): call()
 
+def test_non_contiguous_tensor_refused_except_softmax():
+    import torch
+    x = torch.quantize_per_tensor(torch.randn(2, 3, 4, 5), 0.1, 3, torch.quint8).contiguous(memory_format=torch.channels_last)
+    with pytest.raises(ValueError, match='must be a contiguous tensor'): qtanh(x)
+    assert (qsoftmax(x, 1, 0.01, 0, engine='x86').int_repr == torch.ops.quantized.softmax(x, 1, 0.01, 0).int_repr().numpy()).all()
+
 def test_softmax_qnnpack_sum_wraps_like_torch():
     x = QArray(np.full((1, 513), 77, np.uint8), 0.1, 3, 'quint8')
     assert (qsoftmax(x, 1, 2**-8, 0, engine='qnnpack').int_repr == 255).all()
