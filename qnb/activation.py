@@ -1,5 +1,6 @@
-"""`relu`, `relu6`, `hardtanh`, `clamp` on quantized tensors: the output keeps the input's scale and
-zero point, and the bounds are quantized once with them.
+"""`relu`, `relu6`, `hardtanh`, `clamp` (the input's qparams, bounds quantized once) and `hardswish`,
+`hardsigmoid`, `sigmoid`, `tanh`, `leaky_relu`, `elu`, `gelu`, `softmax` (dequantize, float math
+as torch's vector body, scalar tail or QNNPACK table rounds it, quantize).
 
 Docs: https://qnb-dev.github.io/qnb/activation.html.md"""
 
@@ -7,12 +8,25 @@ Docs: https://qnb-dev.github.io/qnb/activation.html.md"""
 
 # %% ../nbs/07_activation.ipynb #5d0e9907
 from __future__ import annotations
+import math
 import numpy as np
-from .core import QArray, as_qarray, quantize_values_scalar, resolve_engine
+from .core import (QArray, as_qarray, quantize_values_scalar, quantize_values_fma, resolve_engine, resolve_capability,
+                      check_scale, check_zero_point, dtype_range, fma_f32, QDTYPES)
+from .batchnorm import quantize_aten_avx
+from .elementwise import vector_elements
 
 # %% auto #0
-__all__ = ['quantize_bound', 'qclamp', 'qhardtanh', 'qrelu6', 'qrelu', 'random_clamp_case', 'torch_clamp', 'qnb_clamp',
-           'check_clamp']
+__all__ = ['ACTIVATIONS', 'check_hardswish', 'check_hardsigmoid', 'check_sigmoid', 'check_tanh', 'check_leaky_relu', 'check_elu',
+           'check_gelu', 'quantize_bound', 'qclamp', 'qhardtanh', 'qrelu6', 'qrelu', 'random_clamp_case', 'torch_clamp',
+           'qnb_clamp', 'check_clamp', 'byte_values', 'kernel_build', 'dequantize_vector', 'dequantize_scalar',
+           'quantize_vector', 'quantize_scalar', 'inverse_double', 'apply_tables', 'sleef_expf', 'sleef_expm1f',
+           'sleef_tanhf', 'fma_f64', 'glibc_expf', 'glibc_expm1f', 'glibc_tanhf', 'glibc_erff', 'aten_erf_avx2',
+           'libm_double', 'hardswish_tables', 'hardswish_qnnpack_table', 'qhardswish', 'fixed_qparams',
+           'hardsigmoid_tables', 'hardsigmoid_qnnpack_table', 'qhardsigmoid', 'sigmoid_tables', 'sigmoid_qnnpack_table',
+           'qsigmoid', 'tanh_tables', 'tanh_qnnpack_table', 'qtanh', 'leaky_relu_tables', 'qleaky_relu', 'elu_tables',
+           'qelu', 'gelu_tables', 'qgelu', 'random_activation_case', 'torch_activation', 'qnb_activation',
+           'compare_with_qparams', 'softmax_lanes', 'reduce_all_sum', 'softmax_vector_positions', 'softmax_float',
+           'softmax_qnnpack', 'qsoftmax', 'random_softmax_case', 'torch_softmax', 'qnb_softmax', 'check_softmax']
 
 # %% ../nbs/07_activation.ipynb #a9658895
 def quantize_bound(value, scale, zero_point, dtype) -> int:
@@ -114,4 +128,834 @@ def check_clamp(engine, rng, size):
         case = dict(random_clamp_case(rng), engine=engine)
         res.add(*both_sides(lambda: qnb_clamp(case), lambda: torch_clamp(case)))   # QNNPACK refusals included
         if case['q'].size == 0: res.compared += 1          # empty inputs still count as a checked case
+    return res
+
+# %% ../nbs/07_activation.ipynb #48083a35
+def byte_values(dtype) -> np.ndarray:
+    "Every integer an 8-bit dtype holds, lowest first (the rows of a table)."
+    lo, hi = dtype_range(dtype)
+    return np.arange(lo, hi + 1, dtype=np.int64)
+
+def kernel_build(capability=None) -> str:
+    "Which build of the ATen activation kernels runs: 'default' or 'avx2' (AVX512 falls back to AVX2)."
+    return 'default' if resolve_capability(capability) == 'default' else 'avx2'
+
+def dequantize_vector(v, scale, zero_point, build, fused=True) -> np.ndarray:
+    "Eq. (A2), vector body: the 3-argument FMA dequantize on AVX2 (`fused`), else s*(v - z) rounded once."
+    s = np.float32(scale)
+    if build == 'default' or not fused: return s * (np.asarray(v, np.int64) - zero_point).astype(np.float32)
+    return fma_f32(s, np.asarray(v, np.float32), s * np.float32(-zero_point))
+
+def dequantize_scalar(v, scale, zero_point) -> np.ndarray:
+    "Eq. (A2), scalar tail: `dequantize_val`, s*(v - z) in float32."
+    return np.float32(scale) * (np.asarray(v, np.int64) - zero_point).astype(np.float32)
+
+def quantize_vector(y, scale, zero_point, dtype, build, inverse) -> np.ndarray:
+    "Eq. (A3), vector body: AVX2's y*inverse then rne and saturate, or FBGEMM's quantizer in the default build."
+    y = np.asarray(y, np.float32)
+    if build == 'default': return quantize_values_fma(y, scale, zero_point, dtype).astype(np.int64)
+    with np.errstate(over='ignore', invalid='ignore'):
+        return quantize_aten_avx(y * np.float32(inverse), zero_point, dtype)
+
+def quantize_scalar(y, scale, zero_point, dtype) -> np.ndarray:
+    "Eq. (A3), scalar tail: `quantize_val`."
+    return quantize_values_scalar(np.asarray(y, np.float32), scale, zero_point, dtype, 0).astype(np.int64)
+
+def inverse_double(scale) -> np.float32:
+    "`float(1.0 / scale)`: the reciprocal in double, rounded to float."
+    return np.float32(1.0 / float(scale))
+
+def apply_tables(q, vector_table, scalar_table, dtype, num_threads) -> np.ndarray:
+    "Eq. (A4): look each byte up in the vector or the scalar table, by position."
+    lo, _ = dtype_range(dtype)
+    idx = np.asarray(q).ravel().astype(np.int64) - lo
+    out = np.where(vector_elements(idx.size, num_threads), vector_table[idx], scalar_table[idx])
+    return out.reshape(np.shape(q))
+
+def _threads(num_threads):
+    if num_threads is not None: return int(num_threads)
+    import torch
+    return torch.get_num_threads()
+
+# %% ../nbs/07_activation.ipynb #ef82aa12
+_f32 = np.float32
+
+def _rint_i32(v):
+    "`cvtps2dq`: round to nearest even; NaN and out-of-range values give INT32_MIN."
+    v = np.asarray(v, _f32)
+    with np.errstate(invalid='ignore'):
+        ok = np.abs(v) < _f32(2.0**31)
+        return np.where(ok, np.rint(np.where(ok, v, 0)), -2.0**31).astype(np.int64)
+
+def _pow2i(q):
+    "Sleef's `vpow2i`: the float with bits (q + 127) << 23."
+    return (((np.asarray(q, np.int64) + 127) << 23) & 0xFFFFFFFF).astype(np.uint32).view(_f32)
+
+def _ldexp2(d, q):
+    "Sleef's `vldexp2`: d * 2^(q>>1) * 2^(q - (q>>1)), two float multiplications."
+    h = np.asarray(q, np.int64) >> 1
+    with np.errstate(over='ignore', under='ignore', invalid='ignore'):
+        return (d * _pow2i(h)) * _pow2i(q - h)
+
+_R_LN2F = _f32(1.442695040888963407359924681001892137426645954152985934135449406931)
+_L2UF, _L2LF = _f32(0.693145751953125), _f32(1.428606765330187045e-06)
+
+def sleef_expf(x) -> np.ndarray:
+    "Sleef's `expf` (u10, AVX2 with FMA), eq. (A5)."
+    d = np.asarray(x, _f32)
+    with np.errstate(over='ignore', invalid='ignore', under='ignore'):
+        qi = np.clip(_rint_i32(d * _R_LN2F), -200, 200)        # out of range only where overridden below
+        q = qi.astype(_f32)
+        s = fma_f32(q, -_L2UF, d)
+        s = fma_f32(q, -_L2LF, s)
+        u = _f32(0.000198527617612853646278381)
+        for c in (0.00139304355252534151077271, 0.00833336077630519866943359, 0.0416664853692054748535156,
+                  0.166666671633720397949219, 0.5):
+            u = fma_f32(u, s, _f32(c))
+        u = _f32(1) + fma_f32(s * s, u, s)
+        u = _ldexp2(u, qi)
+        u = np.where(d < _f32(-104), _f32(0), u)
+        u = np.where(_f32(100) < d, _f32(np.inf), u)
+    return np.asarray(u, _f32)
+
+# Sleef's double-float arithmetic (df.h, FMA variants); a pair is (hi, lo)
+def _df_add2(x, y):                      # dfadd2_vf2_vf2_vf
+    s = x[0] + y; v = s - x[0]
+    return s, ((x[0] - (s - v)) + (y - v)) + x[1]
+
+def _df_add2_df(x, y):                   # dfadd2_vf2_vf2_vf2
+    s = x[0] + y[0]; v = s - x[0]
+    return s, ((x[0] - (s - v)) + (y[0] - v)) + (x[1] + y[1])
+
+def _df_add_f(x, y):                     # dfadd_vf2_vf_vf2 (|x| >= |y|)
+    s = x + y[0]
+    return s, ((x - s) + y[0]) + y[1]
+
+def _df_add(x, y):                       # dfadd_vf2_vf2_vf2 (|x| >= |y|)
+    s = x[0] + y[0]
+    return s, (((x[0] - s) + y[0]) + x[1]) + y[1]
+
+def _df_mul_f(x, y):                     # dfmul_vf2_vf2_vf
+    s = x[0] * y
+    return s, fma_f32(x[1], y, fma_f32(x[0], y, -s))
+
+def _df_mul(x, y):                       # dfmul_vf2_vf2_vf2
+    s = x[0] * y[0]
+    return s, fma_f32(x[0], y[1], fma_f32(x[1], y[0], fma_f32(x[0], y[0], -s)))
+
+def _df_squ(x):                          # dfsqu_vf2_vf2
+    s = x[0] * x[0]
+    return s, fma_f32(x[0] + x[0], x[1], fma_f32(x[0], x[0], -s))
+
+def _df_rec(d):                          # dfrec_vf2_vf2
+    s = _f32(1) / d[0]
+    return s, s * fma_f32(-d[1], s, fma_f32(-d[0], s, _f32(1)))
+
+def _df_div(n, d):                       # dfdiv_vf2_vf2_vf2
+    t = _f32(1) / d[0]
+    s = n[0] * t
+    u = fma_f32(t, n[0], -s)
+    v = fma_f32(-d[1], t, fma_f32(-d[0], t, _f32(1)))
+    return s, fma_f32(s, v, fma_f32(n[1], t, u))
+
+def _expk2f(d):
+    "Sleef's `expk2f`: e^(hi+lo) as a double-float pair."
+    u = (d[0] + d[1]) * _R_LN2F
+    qi = np.clip(_rint_i32(u), -200, 200)
+    q = qi.astype(_f32)
+    s = _df_add2(d, q * -_L2UF)
+    s = _df_add2(s, q * -_L2LF)
+    u = _f32(+0.1980960224e-3)
+    for c in (+0.1394256484e-2, +0.8333456703e-2, +0.4166637361e-1):
+        u = fma_f32(u, s[0], _f32(c))
+    t = _df_add2(_df_mul_f(s, u), _f32(+0.166666659414234244790680580464e+0))
+    t = _df_add2(_df_mul(s, t), _f32(0.5))
+    t = _df_add2_df(s, _df_mul(_df_squ(s), t))
+    t = _df_add_f(_f32(1), t)
+    small = d[0] < _f32(-104)
+    return (np.where(small, _f32(0), _ldexp2(t[0], qi)).astype(_f32),
+            np.where(small, _f32(0), _ldexp2(t[1], qi)).astype(_f32))
+
+def sleef_expm1f(x) -> np.ndarray:
+    "Sleef's `expm1f` (u10, AVX2 with FMA)."
+    a = np.asarray(x, _f32)
+    with np.errstate(over='ignore', invalid='ignore', under='ignore'):
+        d = _df_add2(_expk2f((a, np.zeros_like(a))), _f32(-1.0))
+        y = d[0] + d[1]
+        y = np.where(a > _f32(88.72283172607421875), _f32(np.inf), y)
+        y = np.where(a < _f32(-16.635532333438687426013570), _f32(-1), y)
+        y = np.where((a == 0) & np.signbit(a), _f32(-0.0), y)
+    return np.asarray(y, _f32)
+
+def sleef_tanhf(x) -> np.ndarray:
+    "Sleef's `tanhf` (u10, AVX2 with FMA)."
+    x = np.asarray(x, _f32)
+    with np.errstate(over='ignore', invalid='ignore', under='ignore', divide='ignore'):
+        a = np.abs(x)
+        d = _expk2f((a, np.zeros_like(a)))
+        e = _df_rec(d)
+        d = _df_div(_df_add(d, (-e[0], -e[1])), _df_add(d, e))
+        y = np.asarray(d[0] + d[1], _f32)
+        y = np.where((a > _f32(8.664339742)) | np.isnan(y), _f32(1), y).astype(_f32)
+        y = (y.view(np.uint32) ^ (x.view(np.uint32) & np.uint32(0x80000000))).view(_f32)
+    return np.where(np.isnan(x), x, y)
+
+def _two_prod(a, b):
+    "Dekker: a*b = p + e exactly in float64."
+    p = a * b
+    ah = a * 134217729.0; ah = ah - (ah - a); al = a - ah
+    bh = b * 134217729.0; bh = bh - (bh - b); bl = b - bh
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+def _two_sum(a, b):
+    s = a + b; bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+def fma_f64(a, b, c) -> np.ndarray:
+    "`a*b + c` in float64 with one rounding (for moderate magnitudes: no overflow or underflow in the parts)."
+    a, b, c = (np.asarray(v, np.float64) for v in (a, b, c))
+    p, pe = _two_prod(a, b)
+    s, e1 = _two_sum(p, c)
+    wh, wl = _two_sum(e1, pe)
+    r, err = _two_sum(s, wh)                       # exact value = r + err + wl
+    away = np.nextafter(r, np.where(err > 0, np.inf, -np.inf))
+    midpoint = (err != 0) & ((away - r) == 2 * err)
+    return np.where(midpoint & (wl != 0) & ((wl > 0) == (err > 0)), away, r)
+
+_EXP2F_T = np.array([                          # glibc e_exp2f_data.c: bits of 2^(i/32) - (i << 47)
+    0x3ff0000000000000, 0x3fefd9b0d3158574, 0x3fefb5586cf9890f, 0x3fef9301d0125b51, 0x3fef72b83c7d517b, 0x3fef54873168b9aa,
+    0x3fef387a6e756238, 0x3fef1e9df51fdee1, 0x3fef06fe0a31b715, 0x3feef1a7373aa9cb, 0x3feedea64c123422, 0x3feece086061892d,
+    0x3feebfdad5362a27, 0x3feeb42b569d4f82, 0x3feeab07dd485429, 0x3feea47eb03a5585, 0x3feea09e667f3bcd, 0x3fee9f75e8ec5f74,
+    0x3feea11473eb0187, 0x3feea589994cce13, 0x3feeace5422aa0db, 0x3feeb737b0cdc5e5, 0x3feec49182a3f090, 0x3feed503b23e255d,
+    0x3feee89f995ad3ad, 0x3feeff76f2fb5e47, 0x3fef199bdd85529c, 0x3fef3720dcef9069, 0x3fef5818dcfba487, 0x3fef7c97337b9b5f,
+    0x3fefa4afa2a490da, 0x3fefd0765b6e4540], dtype=np.uint64).astype(np.int64)
+_INVLN2N = float.fromhex('0x1.71547652b82fep+0') * 32
+_EXPF_C = (float.fromhex('0x1.c6af84b912394p-5') / 32 / 32 / 32, float.fromhex('0x1.ebfce50fac4f3p-3') / 32 / 32,
+           float.fromhex('0x1.62e42ff0c52d6p-1') / 32)
+
+def glibc_expf(x) -> np.ndarray:
+    "glibc 2.36's `expf`, FMA variant (`e_expf.c` as compiled with -mfma)."
+    x = np.asarray(x, _f32)
+    with np.errstate(over='ignore', invalid='ignore', under='ignore'):
+        xd = np.where(np.abs(x) < _f32(200), x, 0).astype(np.float64)
+        p, pe = _two_prod(np.full_like(xd, _INVLN2N), xd)      # z = InvLn2N * x, exactly p + pe
+        k = np.rint(p); frac = p - k                           # kd = rne(z): fma(InvLn2N, x, SHIFT) - SHIFT
+        k = np.where((np.abs(frac) == 0.5) & (pe != 0) & ((pe > 0) == (frac > 0)), k + np.sign(frac), k)
+        r = (p - k) + pe                                       # fma(InvLn2N, x, -kd): one rounding
+        ki = k.astype(np.int64)
+        s = (_EXP2F_T[ki % 32] + (ki << 47)).view(np.float64)
+        y = fma_f64(fma_f64(r, _EXPF_C[0], _EXPF_C[1]), r * r, fma_f64(r, _EXPF_C[2], 1.0))
+        y = (y * s).astype(_f32)
+        special = ~(np.abs(x) < _f32(88))
+        if special.any():
+            tiny = _f32(float.fromhex('0x1.4p-75')) * _f32(float.fromhex('0x1.4p-75'))   # __math_may_uflowf
+            y = np.where(~special, y,
+                np.where(np.isnan(x), x, np.where(x == -np.inf, _f32(0), np.where(x == np.inf, x,
+                np.where(x > _f32(float.fromhex('0x1.62e42ep6')), _f32(np.inf),
+                np.where(x < _f32(float.fromhex('-0x1.9fe368p6')), _f32(0),
+                np.where(x < _f32(float.fromhex('-0x1.9d1d9ep6')), tiny, y)))))))
+    return np.asarray(y, _f32)
+
+def _bits(v): return np.asarray(v, _f32).view(np.uint32).astype(np.int64)
+def _from_bits(b): return (np.asarray(b, np.int64) & 0xFFFFFFFF).astype(np.uint32).view(_f32)
+
+def glibc_expm1f(x) -> np.ndarray:
+    "glibc 2.36's `expm1f`: Sun's `s_expm1f.c` in float32, every branch evaluated and selected."
+    x = np.asarray(x, _f32)
+    hx = _bits(x); neg = (hx & 0x80000000) != 0; hx = hx & 0x7fffffff
+    with np.errstate(over='ignore', invalid='ignore', under='ignore', divide='ignore'):
+        red = hx > 0x3eb17218                                  # |x| > ln2/2: argument reduction
+        near = red & (hx < 0x3F851592)                         # |x| < 1.5 ln2: k = +-1
+        ln2_hi, ln2_lo = _f32(6.9313812256e-01), _f32(9.0580006145e-06)
+        kf = _f32(1.4426950216e+00) * x + np.where(neg, _f32(-0.5), _f32(0.5))
+        kfar = np.trunc(np.where(np.abs(kf) < 2.0**31, kf, 0)).astype(np.int64)
+        k = np.where(near, np.where(neg, -1, 1), np.where(red, kfar, 0))
+        t = k.astype(_f32)
+        hi = np.where(near, np.where(neg, x + ln2_hi, x - ln2_hi), x - t * ln2_hi)
+        lo = np.where(near, np.where(neg, -ln2_lo, ln2_lo), t * ln2_lo)
+        r = np.where(red, hi - lo, x)
+        c = np.where(red, (hi - r) - lo, _f32(0))
+        hfx = _f32(0.5) * r
+        hxs = r * hfx
+        Q1, Q2, Q3, Q4, Q5 = (_f32(v) for v in (-3.3333335072e-02, 1.5873016091e-03, -7.9365076090e-05,
+                                                 4.0082177293e-06, -2.0109921195e-07))
+        r1 = _f32(1) + hxs * (Q1 + hxs * (Q2 + hxs * (Q3 + hxs * (Q4 + hxs * Q5))))
+        t = _f32(3.0) - r1 * hfx
+        e = hxs * ((r1 - t) / (_f32(6.0) - r * t))
+        y_k0 = r - (r * e - hxs)
+        e = (r * (e - c) - c) - hxs
+        y_km1 = _f32(0.5) * (r - e) - _f32(0.5)
+        y_k1 = np.where(r < _f32(-0.25), -_f32(2.0) * (e - (r + _f32(0.5))), _f32(1) + _f32(2.0) * (r - e))
+        y_far = _from_bits(_bits(_f32(1) - (e - r)) + (k << 23)) - _f32(1)
+        y_lt23 = _from_bits(_bits(_from_bits(0x3f800000 - (0x1000000 >> np.clip(k, 0, 31))) - (e - r)) + (k << 23))
+        y_ge23 = _from_bits(_bits((r - (e + _from_bits((0x7f - k) << 23))) + _f32(1)) + (k << 23))
+        y = np.where(k == 0, y_k0, np.where(k == -1, y_km1, np.where(k == 1, y_k1,
+            np.where((k <= -2) | (k > 56), y_far, np.where(k < 23, y_lt23, y_ge23)))))
+        y = np.where(~red & (hx < 0x33000000), x, y)          # |x| < 2^-25: x
+        y = np.where((hx >= 0x4195b844) & neg, _f32(1.0e-30) - _f32(1), y)   # x < -27 ln2: -1
+        y = np.where((hx >= 0x42b17218) & (x > _f32(8.8721679688e+01)), _f32(np.inf), y)
+        y = np.where(hx == 0x7f800000, np.where(neg, _f32(-1), x), y)
+        y = np.where(hx > 0x7f800000, x + x, y)
+    return np.asarray(y, _f32)
+
+def glibc_tanhf(x) -> np.ndarray:
+    "glibc 2.36's `tanhf`: Sun's `s_tanhf.c` (through `expm1f`)."
+    x = np.asarray(x, _f32)
+    jx = _bits(x); ix = jx & 0x7fffffff; neg = (jx & 0x80000000) != 0
+    with np.errstate(over='ignore', invalid='ignore', under='ignore', divide='ignore'):
+        a = np.abs(x)
+        t = glibc_expm1f(_f32(2) * a); z_big = _f32(1) - _f32(2) / (t + _f32(2))
+        t = glibc_expm1f(-_f32(2) * a); z_small = -t / (t + _f32(2))
+        z = np.where(ix >= 0x3f800000, z_big, z_small)
+        z = np.where(ix >= 0x41b00000, _f32(1) - _f32(1e-30), z)
+        z = np.where(neg, -z, z)
+        z = np.where(ix < 0x24000000, x * (_f32(1) + x), z)
+        z = np.where(ix == 0, x, z)
+        z = np.where(ix >= 0x7f800000, np.where(np.isnan(x), x, np.where(neg, _f32(-1), _f32(1))), z)
+    return np.asarray(z, _f32)
+
+_ERFF = dict(   # Sun's s_erff.c coefficients
+    pp=(1.2837916613e-01, -3.2504209876e-01, -2.8481749818e-02, -5.7702702470e-03, -2.3763017452e-05),
+    qq=(3.9791721106e-01, 6.5022252500e-02, 5.0813062117e-03, 1.3249473704e-04, -3.9602282413e-06),
+    pa=(-2.3621185683e-03, 4.1485610604e-01, -3.7220788002e-01, 3.1834661961e-01, -1.1089469492e-01,
+        3.5478305072e-02, -2.1663755178e-03),
+    qa=(1.0642088205e-01, 5.4039794207e-01, 7.1828655899e-02, 1.2617121637e-01, 1.3637083583e-02, 1.1984500103e-02),
+    ra=(-9.8649440333e-03, -6.9385856390e-01, -1.0558626175e+01, -6.2375331879e+01, -1.6239666748e+02,
+        -1.8460508728e+02, -8.1287437439e+01, -9.8143291473e+00),
+    sa=(1.9651271820e+01, 1.3765776062e+02, 4.3456588745e+02, 6.4538726807e+02, 4.2900814819e+02,
+        1.0863500214e+02, 6.5702495575e+00, -6.0424413532e-02),
+    rb=(-9.8649431020e-03, -7.9928326607e-01, -1.7757955551e+01, -1.6063638306e+02, -6.3756646729e+02,
+        -1.0250950928e+03, -4.8351919556e+02),
+    sb=(3.0338060379e+01, 3.2579251099e+02, 1.5367296143e+03, 3.1998581543e+03, 2.5530502930e+03,
+        4.7452853394e+02, -2.2440952301e+01))
+
+def _horner(z, cs, one=False):
+    "c0 + z*(c1 + z*(...)) in float32; with `one`, 1 + z*(c0 + z*(...))."
+    acc = _f32(cs[-1])
+    for c in reversed(cs[:-1]): acc = _f32(c) + z * acc
+    return _f32(1) + z * acc if one else acc
+
+def glibc_erff(x) -> np.ndarray:
+    "glibc 2.36's `erff`: Sun's `s_erff.c` in float32, its tail through `glibc_expf`."
+    x = np.asarray(x, _f32)
+    hx = _bits(x); ix = hx & 0x7fffffff; neg = (hx & 0x80000000) != 0
+    K, efx, erx = _ERFF, _f32(1.2837916613e-01), _f32(8.4506291151e-01)
+    with np.errstate(over='ignore', invalid='ignore', under='ignore', divide='ignore'):
+        z = x * x
+        y_small = x + x * (_horner(z, K['pp']) / _horner(z, K['qq'], True))
+        y_tiny = np.where(ix < 0x04000000, _f32(0.0625) * (_f32(16.0) * x + (_f32(16.0) * efx) * x), x + efx * x)
+        s = np.abs(x) - _f32(1)
+        PQ = _horner(s, K['pa']) / _horner(s, K['qa'], True)
+        y_mid = np.where(neg, -erx - PQ, erx + PQ)
+        a = np.abs(x)
+        s = _f32(1) / (a * a)
+        lo = ix < 0x4036DB6E
+        R = np.where(lo, _horner(s, K['ra']), _horner(s, K['rb']))
+        S = np.where(lo, _horner(s, K['sa'], True), _horner(s, K['sb'], True))
+        zz = _from_bits(_bits(a) & 0xfffff000)
+        r = glibc_expf(-zz * zz - _f32(0.5625)) * glibc_expf((zz - a) * (zz + a) + R / S)
+        y_tail = np.where(neg, r / a - _f32(1), _f32(1) - r / a)
+        one = np.where(neg, _f32(-1), _f32(1))
+        y = np.where(ix < 0x3f580000, np.where(ix < 0x31800000, y_tiny, y_small),
+            np.where(ix < 0x3fa00000, y_mid, np.where(ix >= 0x40c00000, one, y_tail)))
+        y = np.where(ix >= 0x7f800000, np.where(np.isnan(x), x, one), y)
+    return np.asarray(y, _f32)
+
+def aten_erf_avx2(x) -> np.ndarray:
+    "`Vectorized<float>::erf` on AVX2: Abramowitz-Stegun 7.1.26 by FMAs, with Sleef's `expf`."
+    x = np.asarray(x, _f32)
+    p, p1, p2, p3, p4, p5 = (_f32(c) for c in (0.3275911, 0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429))
+    with np.errstate(over='ignore', invalid='ignore', under='ignore', divide='ignore'):
+        t = _f32(1) / fma_f32(p, np.abs(x), _f32(1))
+        r = fma_f32(fma_f32(fma_f32(fma_f32(p5, t, p4), t, p3), t, p2), t, p1)
+        y = np.asarray(fma_f32(-sleef_expf(-(x * x)) * t, r, _f32(1)), _f32)
+    return (y.view(np.uint32) ^ (x.view(np.uint32) & np.uint32(0x80000000))).view(_f32)
+
+def libm_double(fn, x) -> np.ndarray:
+    "A double-precision C-library function (`math.erf`, `math.tanh`: CPython calls the C library) on float64 `x`."
+    x = np.asarray(x, np.float64)
+    return np.frompyfunc(fn, 1, 1)(x).astype(np.float64) if x.size else x.copy()
+
+# %% ../nbs/07_activation.ipynb #fc9c73a1
+def _unary_input(input, name, contiguous=True) -> QArray:
+    if contiguous and hasattr(input, 'is_contiguous') and not input.is_contiguous():
+        raise ValueError(f"input must be a contiguous tensor for {name}: torch splits vector body and scalar tail in "
+                         f"memory order, which qnb reproduces for the contiguous layout only (call .contiguous() first)")
+    xq = as_qarray(input)
+    if xq.per_channel: raise ValueError(f"input must be quantized per tensor for {name}")
+    if xq.dtype not in ('quint8', 'qint8'): raise TypeError(f"input must be quint8 or qint8 for {name}, got {xq.dtype}")
+    return xq
+
+def _real(v, name) -> float:
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v):
+        raise ValueError(f"{name} must be a finite real number, got {v!r}")
+    return float(v)
+
+def _out_qparams(scale, zero_point, dtype, default):
+    "Given output qparams (both or neither); `default` when neither."
+    if scale is None and zero_point is None: return default
+    if scale is None or zero_point is None: raise ValueError("give both scale and zero_point, or neither")
+    return check_scale(scale, 'scale'), check_zero_point(zero_point, dtype, 'zero_point')
+
+def _uses_qnnpack_table(xq, engine) -> bool:
+    return resolve_engine(engine) == 'qnnpack' and xq.dtype == 'quint8'
+
+def _check_qnnpack(xq, name, channels='rest', scales=()):
+    """QNNPACK's refusals for a table op: a 0-d input, zero channels, a scale that is not a normal float32.
+    `channels='rest'` (sigmoid, tanh): the product of the dims after the first; `'numel'` (hardswish,
+    hardsigmoid): numel / size(0), which kills the process when size(0) is 0."""
+    if xq.ndim == 0:
+        raise ValueError(f"input must have at least one dimension for {name} on engine 'qnnpack' (torch: 'Got empty input tensor')")
+    if channels == 'numel' and xq.shape[0] == 0:
+        raise ValueError(f"input must have a non-zero first dimension for {name} on engine 'qnnpack': torch computes "
+                         f"numel / size(0) = 0 / 0 and the process dies (SIGFPE)")
+    if int(np.prod(xq.shape[1:])) == 0:
+        raise ValueError(f"input must have a non-empty product of the dimensions after the first for {name} on engine "
+                         f"'qnnpack' (QNNPACK refuses 0 channels), got shape {xq.shape}")
+    for label, s in (('input scale', xq.scale), *scales): _check_normal_float32(s, label, name)
+
+def _check_normal_float32(s, label, name):
+    "QNNPACK's operators refuse a scale whose float32 is not normal (`isnormal`)."
+    f = abs(np.float32(s))
+    if not (np.isfinite(f) and f >= np.finfo(np.float32).tiny):
+        raise ValueError(f"{label} must be a normal float32 for {name} on engine 'qnnpack', got {s!r}")
+
+def _table_result(xq, vt, st, scale, zero_point, num_threads) -> QArray:
+    q = apply_tables(xq.int_repr, vt, st, xq.dtype, _threads(num_threads))
+    return QArray(q.astype(xq.int_repr.dtype), scale, zero_point, xq.dtype)
+
+def _lut_result(xq, table, scale, zero_point) -> QArray:
+    return QArray(table[xq.int_repr.astype(np.int64)].astype(np.uint8), scale, zero_point, 'quint8')
+
+def _qnnpack_input(scale, zero_point) -> np.ndarray:
+    "x for every input byte as QNNPACK's tables compute it: float(s) * float(i - z)."
+    return np.float32(scale) * (np.arange(256) - zero_point).astype(np.float32)
+
+def _lrintf_table(t) -> np.ndarray:
+    "QNNPACK's `(uint8_t) lrintf(t)` after clamping t to [0, 255] in float."
+    return np.rint(np.clip(np.asarray(t, np.float32), np.float32(0), np.float32(255))).astype(np.int64)
+
+# %% ../nbs/07_activation.ipynb #1bc02ef5
+def _hardswish_f(x):
+    return x * np.minimum(np.maximum(x + np.float32(3), np.float32(0)), np.float32(6)) / np.float32(6)
+
+def hardswish_tables(scale, zero_point, dtype, out_scale, out_zero_point, build) -> tuple:
+    "(vector table, scalar table) of `qhardswish_kernel` for every input byte."
+    v = byte_values(dtype)
+    vt = quantize_vector(_hardswish_f(dequantize_vector(v, scale, zero_point, build)), out_scale, out_zero_point,
+                         dtype, build, inverse_double(out_scale))
+    return vt, quantize_scalar(_hardswish_f(dequantize_scalar(v, scale, zero_point)), out_scale, out_zero_point, dtype)
+
+def hardswish_qnnpack_table(scale, zero_point, out_scale, out_zero_point) -> np.ndarray:
+    "Eq. (A6): QNNPACK's hardswish table for quint8."
+    t = (np.float32(1) / np.float32(out_scale)) * _hardswish_f(_qnnpack_input(scale, zero_point)) + np.float32(out_zero_point)
+    return _lrintf_table(t)
+
+def qhardswish(input, scale=None, zero_point=None, *, engine=None, capability=None, num_threads=None) -> QArray:
+    """`quantized::hardswish(input, scale, zero_point)` (`torch.ao.nn.quantized.functional.hardswish`).
+    Without `scale`/`zero_point` the input's are used (torch has no such default: it needs both)."""
+    xq = _unary_input(input, 'hardswish')
+    scale, zero_point = _out_qparams(scale, zero_point, xq.dtype, (xq.scale, xq.zero_point))
+    if _uses_qnnpack_table(xq, engine):
+        _check_qnnpack(xq, 'hardswish', 'numel', [('output scale', scale)])
+        return _lut_result(xq, hardswish_qnnpack_table(xq.scale, xq.zero_point, scale, zero_point), scale, zero_point)
+    vt, st = hardswish_tables(xq.scale, xq.zero_point, xq.dtype, scale, zero_point, kernel_build(capability))
+    return _table_result(xq, vt, st, scale, zero_point, num_threads)
+
+# %% ../nbs/07_activation.ipynb #1d87d4d5
+def _hardsigmoid_f(x):
+    return np.minimum(np.maximum(x + np.float32(3), np.float32(0)), np.float32(6)) / np.float32(6)
+
+def fixed_qparams(op, dtype) -> tuple:
+    "Output (scale, zero point) that torch fixes for sigmoid, hardsigmoid and tanh."
+    if op == 'tanh': return 0.0078125, (128 if dtype == 'quint8' else 0)
+    return 0.00390625, (0 if dtype == 'quint8' else -128)
+
+def hardsigmoid_tables(scale, zero_point, dtype, build) -> tuple:
+    "(vector table, scalar table) of `qhardsigmoid_kernel`."
+    so, zo = fixed_qparams('hardsigmoid', dtype)
+    v = byte_values(dtype)
+    vt = quantize_vector(_hardsigmoid_f(dequantize_vector(v, scale, zero_point, build)), so, zo, dtype, build, 256)
+    return vt, quantize_scalar(_hardsigmoid_f(dequantize_scalar(v, scale, zero_point)), so, zo, dtype)
+
+def hardsigmoid_qnnpack_table(scale, zero_point) -> np.ndarray:
+    "QNNPACK's hardsigmoid table (output 2^-8, 0)."
+    return _lrintf_table(np.float32(256) * _hardsigmoid_f(_qnnpack_input(scale, zero_point)) + np.float32(0))
+
+def qhardsigmoid(input, *, engine=None, capability=None, num_threads=None) -> QArray:
+    "`torch.nn.functional.hardsigmoid` on a quantized tensor: output scale 2^-8, zero point 0 (quint8) / -128 (qint8)."
+    xq = _unary_input(input, 'hardsigmoid')
+    so, zo = fixed_qparams('hardsigmoid', xq.dtype)
+    if _uses_qnnpack_table(xq, engine):
+        _check_qnnpack(xq, 'hardsigmoid', 'numel')
+        return _lut_result(xq, hardsigmoid_qnnpack_table(xq.scale, xq.zero_point), so, zo)
+    return _table_result(xq, *hardsigmoid_tables(xq.scale, xq.zero_point, xq.dtype, kernel_build(capability)), so, zo, num_threads)
+
+# %% ../nbs/07_activation.ipynb #10301a88
+def sigmoid_tables(scale, zero_point, dtype, out_scale, out_zero_point, build) -> tuple:
+    "Eq. (A7): (vector table, scalar table) of `qsigmoid_kernel`."
+    v = byte_values(dtype)
+    x = dequantize_vector(v, scale, zero_point, build, fused=False)
+    with np.errstate(divide='ignore', over='ignore'):
+        e = glibc_expf(-x) if build == 'default' else sleef_expf(-x)
+        vt = quantize_vector(np.float32(1) / (np.float32(1) + e), out_scale, out_zero_point, dtype, build,
+                             inverse_double(out_scale))
+        ys = (1.0 / (1.0 + glibc_expf(-dequantize_scalar(v, scale, zero_point)).astype(np.float64))).astype(np.float32)
+    return vt, quantize_scalar(ys, out_scale, out_zero_point, dtype)
+
+def sigmoid_qnnpack_table(scale, zero_point) -> np.ndarray:
+    "Eq. (A7): QNNPACK's sigmoid table (output 2^-8, 0)."
+    with np.errstate(over='ignore'):
+        return _lrintf_table(np.float32(256) / (np.float32(1) + glibc_expf(-_qnnpack_input(scale, zero_point))))
+
+def qsigmoid(input, scale=None, zero_point=None, *, engine=None, capability=None, num_threads=None) -> QArray:
+    """`torch.sigmoid` on a quantized tensor (fixed output qparams), or `quantized::sigmoid(input, scale,
+    zero_point)` when both are given."""
+    xq = _unary_input(input, 'sigmoid')
+    so, zo = _out_qparams(scale, zero_point, xq.dtype, fixed_qparams('sigmoid', xq.dtype))
+    if _uses_qnnpack_table(xq, engine):
+        if np.float32(so) != np.float32(2**-8) or zo != 0:
+            raise ValueError(f"output scale and zero point must be 2**-8 and 0 for sigmoid on engine 'qnnpack' "
+                             f"(QNNPACK's sigmoid supports no other), got {so!r}, {zo}")
+        _check_qnnpack(xq, 'sigmoid', 'rest')
+        return _lut_result(xq, sigmoid_qnnpack_table(xq.scale, xq.zero_point), so, zo)
+    return _table_result(xq, *sigmoid_tables(xq.scale, xq.zero_point, xq.dtype, so, zo, kernel_build(capability)),
+                         so, zo, num_threads)
+
+# %% ../nbs/07_activation.ipynb #ae7fe4e8
+def tanh_tables(scale, zero_point, dtype, build) -> tuple:
+    "(vector table, scalar table) of `qtanh_kernel`."
+    so, zo = fixed_qparams('tanh', dtype)
+    v = byte_values(dtype)
+    x = dequantize_vector(v, scale, zero_point, build)
+    vt = quantize_vector(glibc_tanhf(x) if build == 'default' else sleef_tanhf(x), so, zo, dtype, build, 128)
+    return vt, quantize_scalar(glibc_tanhf(dequantize_scalar(v, scale, zero_point)), so, zo, dtype)
+
+def tanh_qnnpack_table(scale, zero_point) -> np.ndarray:
+    "Eq. (A8): QNNPACK's tanh table (output 2^-7, 128)."
+    return _lrintf_table((128.0 * libm_double(math.tanh, _qnnpack_input(scale, zero_point)) + 128.0).astype(np.float32))
+
+def qtanh(input, *, engine=None, capability=None, num_threads=None) -> QArray:
+    "`torch.tanh` on a quantized tensor: output scale 2^-7, zero point 128 (quint8) / 0 (qint8)."
+    xq = _unary_input(input, 'tanh')
+    so, zo = fixed_qparams('tanh', xq.dtype)
+    if _uses_qnnpack_table(xq, engine):
+        _check_qnnpack(xq, 'tanh', 'rest')
+        return _lut_result(xq, tanh_qnnpack_table(xq.scale, xq.zero_point), so, zo)
+    return _table_result(xq, *tanh_tables(xq.scale, xq.zero_point, xq.dtype, kernel_build(capability)), so, zo, num_threads)
+
+# %% ../nbs/07_activation.ipynb #75124e17
+def leaky_relu_tables(scale, zero_point, dtype, out_scale, out_zero_point, negative_slope, build) -> tuple:
+    "Eq. (A9): (vector table, scalar table) of `leaky_qrelu_out_kernel`."
+    v = byte_values(dtype)
+    a = np.float32(negative_slope)
+    with np.errstate(over='ignore', invalid='ignore'):
+        x = dequantize_vector(v, scale, zero_point, build)
+        vt = quantize_vector(x * np.where(x > 0, np.float32(1), a), out_scale, out_zero_point, dtype, build,
+                             np.float32(1) / np.float32(out_scale))
+        xs = dequantize_scalar(v, scale, zero_point)
+        st = quantize_scalar(np.where(xs > 0, xs, xs * a), out_scale, out_zero_point, dtype)
+    return vt, st
+
+def qleaky_relu(input, negative_slope=0.01, scale=None, zero_point=None, *, engine=None, capability=None, num_threads=None) -> QArray:
+    """`torch.nn.functional.leaky_relu` on a quantized tensor (the input's qparams), or
+    `torch.ao.nn.quantized.functional.leaky_relu(input, negative_slope, scale=, zero_point=)`."""
+    xq = _unary_input(input, 'leaky_relu')
+    a = _real(negative_slope, 'negative_slope')
+    scale, zero_point = _out_qparams(scale, zero_point, xq.dtype, (xq.scale, xq.zero_point))
+    resolve_engine(engine)
+    vt, st = leaky_relu_tables(xq.scale, xq.zero_point, xq.dtype, scale, zero_point, a, kernel_build(capability))
+    return _table_result(xq, vt, st, scale, zero_point, num_threads)
+
+# %% ../nbs/07_activation.ipynb #a1b338ed
+def elu_tables(scale, zero_point, dtype, out_scale, out_zero_point, alpha, build) -> tuple:
+    "Eq. (A10): (vector table, scalar table) of `qelu_kernel` (scale and input_scale coefficients 1)."
+    v = byte_values(dtype)
+    a, one = np.float32(alpha), np.float32(1)
+    with np.errstate(over='ignore', invalid='ignore'):
+        x = dequantize_vector(v, scale, zero_point, build)
+        e = (glibc_expm1f if build == 'default' else sleef_expm1f)((x * one) * one)
+        y = np.where(x > 0, x, e * a) * one
+        vt = quantize_vector(y, out_scale, out_zero_point, dtype, build, np.float32(1.0 / float(np.float32(out_scale))))
+        xs = dequantize_scalar(v, scale, zero_point)
+        ys = np.where(xs >= 0, xs * one, glibc_expm1f(xs * one) * a * one)
+    return vt, quantize_scalar(ys, out_scale, out_zero_point, dtype)
+
+def qelu(input, scale, zero_point, alpha=1.0, *, engine=None, capability=None, num_threads=None) -> QArray:
+    "`torch.ao.nn.quantized.functional.elu(input, scale, zero_point, alpha)` (`quantized::elu`)."
+    xq = _unary_input(input, 'elu')
+    a = _real(alpha, 'alpha')
+    scale, zero_point = check_scale(scale, 'scale'), check_zero_point(zero_point, xq.dtype, 'zero_point')
+    resolve_engine(engine)
+    vt, st = elu_tables(xq.scale, xq.zero_point, xq.dtype, scale, zero_point, a, kernel_build(capability))
+    return _table_result(xq, vt, st, scale, zero_point, num_threads)
+
+# %% ../nbs/07_activation.ipynb #f400a51e
+_SQRT1_2, _GELU_BETA, _GELU_KAPPA = 0.70710678118654752440, 1.41421356237309504880 * 1.12837916709551257390 * 0.5, 0.044715
+
+def gelu_tables(scale, zero_point, dtype, build, approximate='none') -> tuple:
+    "Eq. (A11): (vector table, scalar table) of `qgelu_kernel`; the output scale is float(scale)."
+    out_scale = float(np.float32(scale))
+    v = byte_values(dtype)
+    f = np.float32
+    with np.errstate(over='ignore', invalid='ignore'):
+        x = dequantize_vector(v, scale, zero_point, build)
+        if approximate == 'tanh':
+            inner = f(_GELU_BETA) * (x + f(_GELU_KAPPA) * (x * x * x))
+            y = (f(0.5) * x) * (f(1) + (glibc_tanhf(inner) if build == 'default' else sleef_tanhf(inner)))
+        else:
+            erf = glibc_erff if build == 'default' else aten_erf_avx2
+            y = (x * f(0.5)) * (f(1) + erf(x * f(_SQRT1_2)))
+        vt = quantize_vector(y, out_scale, zero_point, dtype, build, f(1.0 / out_scale))
+        xf = dequantize_scalar(v, scale, zero_point)
+        xd = xf.astype(np.float64)
+        if approximate == 'tanh':
+            inner = _GELU_BETA * (xd + _GELU_KAPPA * (xf * xf * xf).astype(np.float64))
+            yd = 0.5 * xd * (1.0 + libm_double(math.tanh, inner))
+        else:
+            yd = xd * 0.5 * (1 + libm_double(math.erf, xd * _SQRT1_2))
+    return vt, quantize_scalar(yd.astype(np.float32), out_scale, zero_point, dtype)
+
+def qgelu(input, approximate='none', *, engine=None, capability=None, num_threads=None) -> QArray:
+    "`torch.nn.functional.gelu` on a quantized tensor: the input's zero point, its scale rounded to float32."
+    xq = _unary_input(input, 'gelu')
+    if approximate not in ('none', 'tanh'): raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
+    resolve_engine(engine)
+    vt, st = gelu_tables(xq.scale, xq.zero_point, xq.dtype, kernel_build(capability), approximate)
+    return _table_result(xq, vt, st, float(np.float32(xq.scale)), xq.zero_point, num_threads)
+
+# %% ../nbs/07_activation.ipynb #aeaf2286
+ACTIVATIONS = ('hardswish', 'hardsigmoid', 'sigmoid', 'tanh', 'leaky_relu', 'elu', 'gelu')
+
+def random_activation_case(rng, op, engine) -> dict:
+    "A random input, output qparams and op parameters for `op` (see the text for the distribution)."
+    dtype = 'quint8' if rng.random() < 0.6 else 'qint8'
+    lo, hi = dtype_range(dtype)
+    def scale(extremes):
+        r = rng.random()
+        if r < 0.4: return float(2.0 ** rng.integers(-10, 4))
+        if r < 0.96: return float(np.exp(rng.uniform(-9, 3)))
+        return float(rng.choice(extremes))
+    def zp(): return int(rng.choice([lo, hi, (lo + hi) // 2, lo + 1, int(rng.integers(lo, hi + 1))]))
+    r = rng.random()
+    if r < 0.04: shape = ()
+    elif r < 0.08: shape = (int(rng.integers(32769, 80000)),)
+    elif r < 0.3: shape = (int(rng.choice([1, 63, 64, 65, 127, 128, 129, 191, 257])),)
+    else: shape = tuple(int(v) for v in rng.integers(0 if rng.random() < 0.1 else 1, 12, int(rng.integers(1, 5))))
+    if engine == 'qnnpack' and dtype == 'quint8' and op in ('hardswish', 'hardsigmoid') and shape and shape[0] == 0:
+        shape = (1,) + shape[1:]                            # torch would crash (see the notebook)
+    q = rng.integers(lo, hi + 1, shape).astype(QDTYPES[dtype][0])
+    case = dict(op=op, engine=engine, q=q, dtype=dtype, scale=scale([1e-30, 1e-40, 1e20]), zp=zp(), out=None)
+    given = (scale([1e-20, 1e20]), zp())
+    if op in ('hardswish', 'elu') or (op in ('sigmoid', 'leaky_relu') and rng.random() < 0.5): case['out'] = given
+    if op == 'sigmoid' and case['out'] is not None and rng.random() < 0.5: case['out'] = (2**-8, 0 if dtype == 'quint8' else -128)
+    if op == 'leaky_relu': case['negative_slope'] = float(rng.choice([0.01, 0.1, 0.2, 0.5, 1.0, 1.5, -0.3, 0.0, rng.normal()]))
+    if op == 'elu': case['alpha'] = float(rng.choice([1.0, 0.5, 2.0, 0.1, abs(rng.normal()) * 3]))
+    if op == 'gelu': case['approximate'] = str(rng.choice(['none', 'tanh']))
+    return case
+
+def torch_activation(case) -> tuple:
+    "(integers, scale, zero point) of torch's output for `case`."
+    import torch
+    torch.backends.quantized.engine = case['engine']
+    x = QArray(case['q'], case['scale'], case['zp'], case['dtype']).to_torch()
+    op, out, F = case['op'], case['out'], torch.nn.functional
+    if op == 'hardswish': y = torch.ops.quantized.hardswish(x, *out)
+    elif op == 'hardsigmoid': y = F.hardsigmoid(x)
+    elif op == 'sigmoid': y = torch.sigmoid(x) if out is None else torch.ops.quantized.sigmoid(x, *out)
+    elif op == 'tanh': y = torch.tanh(x)
+    elif op == 'leaky_relu':
+        a = case['negative_slope']
+        y = F.leaky_relu(x, a) if out is None else torch.ops.quantized.leaky_relu(x, a, False, *out)
+    elif op == 'elu': y = torch.ops.quantized.elu(x, *out, case['alpha'])
+    elif op == 'gelu': y = F.gelu(x, approximate=case['approximate'])
+    return y.int_repr().numpy(), y.q_scale(), y.q_zero_point()
+
+def qnb_activation(case) -> tuple:
+    "(integers, scale, zero point) of qnb's output for `case`."
+    x = QArray(case['q'], case['scale'], case['zp'], case['dtype'])
+    op, out, kw = case['op'], case['out'] or (None, None), dict(engine=case['engine'])
+    if op == 'hardswish': y = qhardswish(x, *out, **kw)
+    elif op == 'hardsigmoid': y = qhardsigmoid(x, **kw)
+    elif op == 'sigmoid': y = qsigmoid(x, *out, **kw)
+    elif op == 'tanh': y = qtanh(x, **kw)
+    elif op == 'leaky_relu': y = qleaky_relu(x, case['negative_slope'], *out, **kw)
+    elif op == 'elu': y = qelu(x, *out, case['alpha'], **kw)
+    elif op == 'gelu': y = qgelu(x, case['approximate'], **kw)
+    return y.int_repr, y.scale, y.zero_point
+
+from .verify import register_check, _start, both_sides
+
+def compare_with_qparams(res, ours, theirs):
+    "Add a case to `res`: the integers elementwise, the output (scale, zero point) as one more output."
+    if ours is None or theirs is None: return res.add(ours, theirs)
+    res.add(ours[0], theirs[0])
+    res.compared += 1
+    res.mismatches += int((float(ours[1]), int(ours[2])) != (float(theirs[1]), int(theirs[2])))
+    return res
+
+def _activation_check(op):
+    def check(engine, rng, size):
+        _, res = _start(op, engine)
+        while res.compared < size:
+            case = random_activation_case(rng, op, engine)
+            compare_with_qparams(res, *both_sides(lambda: qnb_activation(case), lambda: torch_activation(case)))
+        return res
+    check.__name__, check.__doc__ = f'check_{op}', f"{op} on quantized tensors vs qnb, under this process's CPU capability."
+    return check
+
+check_hardswish = register_check('hardswish')(_activation_check('hardswish'))
+check_hardsigmoid = register_check('hardsigmoid')(_activation_check('hardsigmoid'))
+check_sigmoid = register_check('sigmoid')(_activation_check('sigmoid'))
+check_tanh = register_check('tanh')(_activation_check('tanh'))
+check_leaky_relu = register_check('leaky_relu')(_activation_check('leaky_relu'))
+check_elu = register_check('elu')(_activation_check('elu'))
+check_gelu = register_check('gelu')(_activation_check('gelu'))
+
+# %% ../nbs/07_activation.ipynb #cd629bc7
+def softmax_lanes(capability) -> int:
+    "Floats per `Vectorized<float>` in the softmax kernel's build: 16 on AVX512, else 8."
+    return 16 if resolve_capability(capability) == 'avx512' else 8
+
+def _exp_vector(x, capability):
+    return glibc_expf(x) if resolve_capability(capability) == 'default' else sleef_expf(x)
+
+def _lane_sum(acc, capability) -> np.ndarray:
+    "`vec_reduce_all(+)` of lane sums `acc` (..., W): butterfly on AVX2/AVX512, left to right in the default build."
+    if resolve_capability(capability) == 'default':
+        s = acc[..., 0]
+        for i in range(1, acc.shape[-1]): s = s + acc[..., i]
+        return s
+    lanes, stride = np.arange(acc.shape[-1]), acc.shape[-1] // 2
+    while stride:
+        acc = acc + acc[..., lanes ^ stride]
+        stride //= 2
+    return acc[..., 0]
+
+def reduce_all_sum(e, capability) -> np.ndarray:
+    "`vec::reduce_all(+)` along the last axis of `e` (rows, D), as ATen orders the float additions."
+    R, D = e.shape
+    W = softmax_lanes(capability)
+    if D < W:
+        s = e[:, 0].copy()
+        for i in range(1, D): s = s + e[:, i]
+        return s
+    full = D - D % W
+    acc = e[:, :W].copy()
+    for d in range(W, full, W): acc = acc + e[:, d:d + W]
+    if D > full: acc[:, :D - full] = acc[:, :D - full] + e[:, full:]
+    return _lane_sum(acc, capability)
+
+def softmax_vector_positions(outer, inner, lanes, num_threads) -> np.ndarray:
+    "Eq. (A13): True for the (outer*inner) positions that `_vec_softmax` computes in its vector loop."
+    N = outer * inner
+    T = num_threads if (N > 1 and num_threads > 1) else 1
+    chunk = -(-N // T) if N else 0
+    p = np.arange(N)
+    b = (p // chunk) * chunk if chunk else p
+    e = np.minimum(b + chunk, N)
+    row = (p // inner) * inner if inner else p
+    seg_start, seg_end = np.maximum(b, row), np.minimum(e, row + inner)
+    return (p - seg_start) < ((seg_end - seg_start) // lanes) * lanes
+
+def softmax_float(x, dim, capability=None, num_threads=None) -> np.ndarray:
+    "Eqs. (A12)-(A13): ATen's float32 CPU softmax of `x` along `dim`, in the given build."
+    x = np.asarray(x, np.float32)
+    shape = x.shape
+    if x.ndim == 0: x = x.reshape(1)
+    dim = dim % x.ndim
+    if x.size == 0: return x.reshape(shape).copy()
+    with np.errstate(over='ignore', invalid='ignore', divide='ignore', under='ignore'):
+        if dim == x.ndim - 1:
+            rows = x.reshape(-1, x.shape[-1])
+            e = _exp_vector(rows - rows.max(axis=1, keepdims=True), capability)
+            return (e * (np.float32(1) / reduce_all_sum(e, capability))[:, None]).reshape(shape)
+        O, D, I = int(np.prod(x.shape[:dim])), x.shape[dim], int(np.prod(x.shape[dim + 1:]))
+        rows = x.reshape(O, D, I).transpose(0, 2, 1).reshape(O * I, D)
+        d = rows - rows.max(axis=1, keepdims=True)
+        vec = softmax_vector_positions(O, I, softmax_lanes(capability), _threads(num_threads))
+        e = np.where(vec[:, None], _exp_vector(d, capability), glibc_expf(d))
+        s = e[:, 0].copy()
+        for k in range(1, D): s = s + e[:, k]
+        return (e / s[:, None]).reshape(O, I, D).transpose(0, 2, 1).reshape(shape)
+
+def softmax_qnnpack(q, scale, dim) -> np.ndarray:
+    "Eq. (A14): QNNPACK's quint8 softmax (output 2^-8, 0) of the bytes `q` along `dim`."
+    q = np.asarray(q)
+    c = q.shape[dim]
+    Q = min(4294967295.0 / c, 8388607.0)
+    table = np.rint(Q * libm_double(math.exp, (np.arange(256) - 255) * float(np.float32(scale)))).astype(np.int64)
+    rows = np.moveaxis(q, dim, -1).astype(np.int64)
+    t = table[rows + 255 - rows.max(axis=-1, keepdims=True)] if rows.size else rows
+    total = t.sum(axis=-1, keepdims=True) & 0xFFFFFFFF                  # uint32: wraps
+    with np.errstate(divide='ignore', invalid='ignore'):
+        y = np.minimum(((t << 8) + (total >> 1)) // np.maximum(total, 1), 255)
+    return np.moveaxis(y, -1, dim).astype(np.uint8)
+
+def qsoftmax(input, dim, scale, zero_point, *, engine=None, capability=None, num_threads=None) -> QArray:
+    "`quantized::softmax(input, dim, scale, zero_point)`."
+    from qnb.core import dequantize, quantize_per_tensor
+    xq = _unary_input(input, 'softmax', contiguous=False)        # torch makes it contiguous itself
+    nd = max(xq.ndim, 1)
+    if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"dim must be an integer, got {type(dim).__name__}")
+    if not -nd <= dim < nd: raise ValueError(f"dim must be in [{-nd}, {nd - 1}], got {dim}")
+    scale, zero_point = check_scale(scale, 'scale'), check_zero_point(zero_point, xq.dtype, 'zero_point')
+    if (resolve_engine(engine) == 'qnnpack' and xq.dtype == 'quint8' and xq.ndim > 0
+            and scale == 2**-8 and zero_point == 0):
+        d = dim % xq.ndim
+        if dim < 0 and d != xq.ndim - 1 and int(np.prod(xq.shape[d + 1:])) != 1:
+            raise ValueError(f"dim must be non-negative (or the last) for softmax on engine 'qnnpack': torch indexes a "
+                             f"std::vector with dim={dim} and raises IndexError")
+        if xq.shape[d] == 0:
+            raise ValueError(f"size of dim {dim} must be non-zero for softmax on engine 'qnnpack': torch computes "
+                             f"numel / 0 and the process dies (SIGFPE)")
+        _check_normal_float32(xq.scale, 'input scale', 'softmax')
+        return QArray(softmax_qnnpack(xq.int_repr, xq.scale, d), scale, zero_point, 'quint8')
+    y = softmax_float(dequantize(xq), dim, capability, num_threads)
+    return QArray(quantize_per_tensor(y, scale, zero_point, xq.dtype).int_repr.reshape(xq.shape), scale, zero_point, xq.dtype)
+
+# %% ../nbs/07_activation.ipynb #7a1b66c0
+def random_softmax_case(rng, engine) -> dict:
+    "Random input, dim and output qparams; shapes with empty, size-1, short and long (up to 300) dims."
+    dtype = 'quint8' if rng.random() < 0.6 else 'qint8'
+    lo, hi = dtype_range(dtype)
+    nd = int(rng.integers(0, 5))
+    shape = [int(rng.choice([1, 2, 3, 7, 8, 9, 15, 16, 17, 33, int(rng.integers(1, 300))])) for _ in range(nd)]
+    if nd and rng.random() < 0.05: shape[int(rng.integers(nd))] = 0
+    while int(np.prod(shape)) > 40_000: shape[int(np.argmax(shape))] //= 2
+    dim = int(rng.integers(-nd, nd)) if nd else int(rng.choice([0, -1]))
+    r = rng.random()
+    out = ((2**-8, 0 if dtype == 'quint8' else -128) if r < 0.5 else
+           (float(2.0 ** rng.integers(-10, 0)), int(rng.integers(lo, hi + 1))) if r < 0.7 else
+           (float(np.exp(rng.uniform(-8, 0))), int(rng.choice([lo, hi, int(rng.integers(lo, hi + 1))]))))
+    if engine == 'qnnpack' and dtype == 'quint8' and out == (2**-8, 0) and nd and shape[dim] == 0:
+        shape[dim] = 1                                      # torch would crash (numel / 0)
+    if rng.random() < 0.05 and nd:                          # a long row of equal bytes (QNNPACK's sum wraps)
+        shape = [1] * nd; shape[dim] = int(rng.integers(500, 700))
+    q = rng.integers(lo, hi + 1, tuple(shape)).astype(QDTYPES[dtype][0])
+    if q.size and rng.random() < 0.1: q[...] = q.flat[0]
+    scale = float(2.0 ** rng.integers(-8, 2)) if rng.random() < 0.4 else float(np.exp(rng.uniform(-8, 2)))
+    return dict(engine=engine, q=q, dtype=dtype, scale=scale, zp=int(rng.integers(lo, hi + 1)), dim=dim, out=out)
+
+def torch_softmax(case) -> tuple:
+    "(integers, scale, zero point) of `quantized::softmax`; torch's IndexError counts as a refusal."
+    import torch
+    torch.backends.quantized.engine = case['engine']
+    x = QArray(case['q'], case['scale'], case['zp'], case['dtype']).to_torch()
+    try: y = torch.ops.quantized.softmax(x, case['dim'], *case['out'])
+    except IndexError as e: raise RuntimeError(str(e)) from e
+    return y.int_repr().numpy(), y.q_scale(), y.q_zero_point()
+
+def qnb_softmax(case) -> tuple:
+    y = qsoftmax(QArray(case['q'], case['scale'], case['zp'], case['dtype']), case['dim'], *case['out'], engine=case['engine'])
+    return y.int_repr, y.scale, y.zero_point
+
+@register_check('softmax')
+def check_softmax(engine, rng, size):
+    "quantized::softmax vs qnb, under this process's CPU capability."
+    _, res = _start('softmax', engine)
+    while res.compared < size:
+        case = random_softmax_case(rng, engine)
+        compare_with_qparams(res, *both_sides(lambda: qnb_softmax(case), lambda: torch_softmax(case)))
     return res
