@@ -21,7 +21,7 @@ __all__ = ['ACTIVATIONS', 'check_hardswish', 'check_hardsigmoid', 'check_sigmoid
            'qnb_clamp', 'check_clamp', 'byte_values', 'kernel_build', 'dequantize_vector', 'dequantize_scalar',
            'quantize_vector', 'quantize_scalar', 'inverse_double', 'apply_tables', 'sleef_expf', 'sleef_expm1f',
            'sleef_tanhf', 'fma_f64', 'glibc_expf', 'glibc_expm1f', 'glibc_tanhf', 'glibc_erff', 'aten_erf_avx2',
-           'libm_double', 'hardswish_tables', 'hardswish_qnnpack_table', 'qhardswish', 'fixed_qparams',
+           'libm_double', 'memory_order', 'hardswish_tables', 'hardswish_qnnpack_table', 'qhardswish', 'fixed_qparams',
            'hardsigmoid_tables', 'hardsigmoid_qnnpack_table', 'qhardsigmoid', 'sigmoid_tables', 'sigmoid_qnnpack_table',
            'qsigmoid', 'tanh_tables', 'tanh_qnnpack_table', 'qtanh', 'leaky_relu_tables', 'qleaky_relu', 'elu_tables',
            'qelu', 'gelu_tables', 'qgelu', 'random_activation_case', 'torch_activation', 'qnb_activation',
@@ -477,11 +477,29 @@ def libm_double(fn, x) -> np.ndarray:
     return np.frompyfunc(fn, 1, 1)(x).astype(np.float64) if x.size else x.copy()
 
 # %% ../nbs/07_activation.ipynb #fc9c73a1
+def memory_order(a):
+    """The axes of array `a` from outermost to innermost in memory when `a` is a dense permuted layout other than C
+    order (torch's channels-last is one); None for C-contiguous arrays; ValueError for layouts with gaps."""
+    a = np.asarray(a)
+    if a.flags.c_contiguous: return None
+    order = sorted(range(a.ndim), key=lambda i: (-a.strides[i], i))
+    if not np.transpose(a, order).flags.c_contiguous:
+        raise ValueError(f"input must be dense in memory (contiguous in some axis order), got strides {a.strides} for shape {a.shape}")
+    return order
+
+def _torch_dense(t) -> bool:
+    "A torch tensor whose memory is contiguous in some axis order (its int_repr keeps that order)."
+    import torch
+    if t.is_contiguous(): return True
+    fmt = {4: torch.channels_last, 5: torch.channels_last_3d}.get(t.dim())
+    return fmt is not None and t.is_contiguous(memory_format=fmt)
+
 def _unary_input(input, name, contiguous=True) -> QArray:
-    if contiguous and hasattr(input, 'is_contiguous') and not input.is_contiguous():
-        raise ValueError(f"input must be a contiguous tensor for {name}: torch splits vector body and scalar tail in "
-                         f"memory order, which qnb reproduces for the contiguous layout only (call .contiguous() first)")
+    if contiguous and hasattr(input, 'is_contiguous') and not _torch_dense(input):
+        raise ValueError(f"input must be dense in memory for {name} (contiguous or channels-last): torch splits vector "
+                         "body and scalar tail in memory order, reproduced for dense layouts only (call .contiguous() first)")
     xq = as_qarray(input)
+    if contiguous: memory_order(xq.int_repr)         # torch's split follows memory order: dense layouts only
     if xq.per_channel: raise ValueError(f"input must be quantized per tensor for {name}")
     if xq.dtype not in ('quint8', 'qint8'): raise TypeError(f"input must be quint8 or qint8 for {name}, got {xq.dtype}")
     return xq
@@ -521,7 +539,11 @@ def _check_normal_float32(s, label, name):
         raise ValueError(f"{label} must be a normal float32 for {name} on engine 'qnnpack', got {s!r}")
 
 def _table_result(xq, vt, st, scale, zero_point, num_threads) -> QArray:
-    q = apply_tables(xq.int_repr, vt, st, xq.dtype, _threads(num_threads))
+    order = memory_order(xq.int_repr)         # torch walks the tensor in memory order (channels-last: NHWC)
+    if order is None:
+        q = apply_tables(xq.int_repr, vt, st, xq.dtype, _threads(num_threads))
+    else:
+        q = np.transpose(apply_tables(np.transpose(xq.int_repr, order), vt, st, xq.dtype, _threads(num_threads)), np.argsort(order))
     return QArray(q.astype(xq.int_repr.dtype), scale, zero_point, xq.dtype)
 
 def _lut_result(xq, table, scale, zero_point) -> QArray:

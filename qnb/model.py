@@ -117,14 +117,15 @@ def _instance_norm(m, x, engine):
     from qnb.norm import qinstance_norm
     return qinstance_norm(x, _param(m.weight), _param(m.bias), m.eps, m.scale, m.zero_point)
 
-def _activation(name, *attrs, qparams=True):
-    "A module kernel calling `qnb.activation.<name>(x, *module attributes, [scale, zero_point])`."
+def _activation(name, *attrs, qparams=('scale', 'zero_point')):
+    "A module kernel calling `qnb.activation.<name>(x, attr=module.attr..., scale=..., zero_point=...)`."
     def run(m, x, engine):
         from qnb import activation
-        if not hasattr(activation, name):
-            raise ValueError(f"{type(m).__name__}: qnb.activation.{name} is not implemented")
-        args = [getattr(m, a) for a in attrs] + ([m.scale, m.zero_point] if qparams else [])
-        return getattr(activation, name)(x, *args, engine=engine)
+        kwargs = {a: getattr(m, a) for a in attrs}
+        if qparams:
+            kwargs.update(scale=float(_scalar(getattr(m, qparams[0]))), zero_point=int(_scalar(getattr(m, qparams[1]))))
+        if kwargs.get('dim', 0) is None: kwargs['dim'] = 0 if x.ndim in (0, 1, 3) else 1     # torch's implicit softmax dim
+        return getattr(activation, name)(x, **kwargs, engine=engine)
     return run
 
 def _same_qparams(fn):
@@ -194,6 +195,10 @@ def _relu6(engine, x, inplace=False):
     from qnb.activation import qrelu6
     return qrelu6(x, engine=engine)
 
+def _act(name, engine, x, *args):
+    from qnb import activation
+    return getattr(activation, name)(x, *args, engine=engine)
+
 def _reshape(x, *shape):
     shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
     return x.reshape(tuple(int(s) for s in shape))
@@ -244,9 +249,12 @@ def kernel_tables():
         nnq.InstanceNorm1d: _instance_norm, nnq.InstanceNorm2d: _instance_norm, nnq.InstanceNorm3d: _instance_norm,
         nn.ReLU: lambda m, x, engine: _relu(engine, x), nnq.ReLU6: lambda m, x, engine: _relu6(engine, x),
         nn.ReLU6: lambda m, x, engine: _relu6(engine, x),
+        nn.Sigmoid: lambda m, x, engine: _act('qsigmoid', engine, x), nn.Tanh: lambda m, x, engine: _act('qtanh', engine, x),
+        nn.Hardsigmoid: lambda m, x, engine: _act('qhardsigmoid', engine, x),
+        nn.LeakyReLU: lambda m, x, engine: _act('qleaky_relu', engine, x, m.negative_slope),
         nn.Hardtanh: lambda m, x, engine: _hardtanh(engine, x, m.min_val, m.max_val),
         nnq.Hardswish: _activation('qhardswish'), nnq.ELU: _activation('qelu', 'alpha'),
-        nnq.LeakyReLU: _activation('qleaky_relu', 'negative_slope'), nnq.Sigmoid: _activation('qsigmoid', qparams=False),
+        nnq.LeakyReLU: _activation('qleaky_relu', 'negative_slope'), nnq.Sigmoid: _activation('qsigmoid', qparams=('output_scale', 'output_zero_point')),
         nnq.Softmax: _activation('qsoftmax', 'dim'),
         nn.MaxPool1d: _pool_module('max'), nn.MaxPool2d: _pool_module('max'), nn.MaxPool3d: _pool_module('max'),
         nnq.MaxPool2d: _pool_module('max'),
@@ -264,6 +272,11 @@ def kernel_tables():
         torch.permute: lambda engine, x, dims: _same_qparams(_permute)(x, dims),
         torch.transpose: lambda engine, x, d0, d1: _same_qparams(_SHAPE_METHODS['transpose'])(x, d0, d1),
         torch.relu: _relu, F.relu: _relu, F.relu6: _relu6, F.hardtanh: _hardtanh,
+        torch.sigmoid: lambda engine, x: _act('qsigmoid', engine, x), torch.tanh: lambda engine, x: _act('qtanh', engine, x),
+        F.hardsigmoid: lambda engine, x, inplace=False: _act('qhardsigmoid', engine, x),
+        F.leaky_relu: lambda engine, x, negative_slope=0.01, inplace=False: _act('qleaky_relu', engine, x, negative_slope),
+        q.hardswish: lambda engine, x, scale, zero_point: _act('qhardswish', engine, x, scale, zero_point),
+        q.softmax: lambda engine, x, dim, scale, zero_point: _act('qsoftmax', engine, x, dim, scale, zero_point),
         torch.dequantize: lambda engine, x: _dequantize(x),
         operator.getitem: lambda engine, x, i: x[i], getattr: lambda engine, x, a: getattr(x, a),
         F.dropout: lambda engine, x, *a, **k: x,
@@ -417,7 +430,9 @@ class ModelReport:
                 for l in self.layers]
 
     def _summary(self):
-        faults = ''.join(f"; torch fault at {l.name}: {l.torch_fault}" for l in self.torch_faults)
+        kinds = {}
+        for l in self.torch_faults: kinds.setdefault(l.torch_fault, []).append(l.name)
+        faults = ''.join(f"; {len(v)} torch fault(s), {k}: {', '.join(v)}" for k, v in kinds.items())
         return f"engine {self.engine}: {self.compared:,} outputs compared, {self.mismatches:,} mismatches{faults}"
 
     def __str__(self):

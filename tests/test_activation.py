@@ -86,11 +86,25 @@ EMPTY0 = QArray(np.zeros((0, 3), np.uint8), 0.1, 3, 'quint8')
 def test_bad_input(call, exc, match):
     with pytest.raises(exc, match=match): call()
 
-def test_non_contiguous_tensor_refused_except_softmax():
+@pytest.mark.parametrize('engine', supported_engines())
+def test_channels_last_follows_memory_order(engine):
+    "torch walks a channels-last tensor in memory order (NHWC), so the vector body / scalar tail split is NHWC's."
     import torch
-    x = torch.quantize_per_tensor(torch.randn(2, 3, 4, 5), 0.1, 3, torch.quint8).contiguous(memory_format=torch.channels_last)
-    with pytest.raises(ValueError, match='must be a contiguous tensor'): qtanh(x)
+    from qnb.activation import qhardswish, qsigmoid
+    torch.backends.quantized.engine = engine
+    rng = np.random.default_rng(5)
+    for C in (3, 37, 70):
+        x = torch.quantize_per_tensor(torch.from_numpy(rng.standard_normal((2, C, 5, 7)).astype(np.float32) * 3),
+                                      0.05, 10, torch.quint8).contiguous(memory_format=torch.channels_last)
+        assert (qtanh(x, engine=engine).int_repr == torch.tanh(x).int_repr().numpy()).all()
+        assert (qsigmoid(x, engine=engine).int_repr == torch.sigmoid(x).int_repr().numpy()).all()
+        assert (qhardswish(x, 0.03, 5, engine=engine).int_repr == torch.ops.quantized.hardswish(x, 0.03, 5).int_repr().numpy()).all()
     assert (qsoftmax(x, 1, 0.01, 0, engine='x86').int_repr == torch.ops.quantized.softmax(x, 1, 0.01, 0).int_repr().numpy()).all()
+
+def test_strided_input_refused():
+    import torch
+    x = torch.quantize_per_tensor(torch.randn(2, 3, 4, 6), 0.1, 3, torch.quint8)[..., ::2]
+    with pytest.raises(ValueError, match='must be dense in memory'): qtanh(x)
 
 def test_softmax_qnnpack_sum_wraps_like_torch():
     x = QArray(np.full((1, 513), 77, np.uint8), 0.1, 3, 'quint8')
