@@ -494,14 +494,14 @@ def explain_clamp(a, index, engine, printed=None, kind='clamp'):
 # %% ../nbs/16_explain.ipynb #a4cbe815
 def explain_add(a, index, engine, printed=None):
     "Steps for one output element of `qadd`: vector body or scalar tail (eq. E1), or QNNPACK's fixed-point add (E2)."
-    from qnb.elementwise import (vector_elements, _dequantize_vector, _threads, qnnpack_add_params, add_qnnpack,
+    from qnb.elementwise import (vector_mask, _dequantize_vector, _threads, qnnpack_add_params, add_qnnpack,
                                  _binary_inputs)
     from qnb.batchnorm import quantize_aten_avx
-    qa, qb, so, zo = _binary_inputs(a['a'], a['b'], a['scale'], a['zero_point'], 'add')
+    qa, qb, shape, so, zo = _binary_inputs(a['a'], a['b'], a['scale'], a['zero_point'], 'add')
     relu, dtype = bool(a['relu']), qa.dtype
     lo, hi = dtype_range(dtype)
     f32 = np.float32
-    A, B = int(qa.int_repr[index]), int(qb.int_repr[index])
+    A, B = int(np.broadcast_to(qa.int_repr, shape)[index]), int(np.broadcast_to(qb.int_repr, shape)[index])   # broadcasting
     steps = [Step('input integers', f"q_a[{', '.join(map(str, index))}], q_b[…]", f"{A}, {B}"),
              Step('quantization parameters', 's_a, z_a | s_b, z_b | s_y, z_y',
                   f"{qa.scale!r}, {qa.zero_point} | {qb.scale!r}, {qb.zero_point} | {so!r}, {zo}"),
@@ -509,7 +509,7 @@ def explain_add(a, index, engine, printed=None):
                   (max(qa.scale * (A - qa.zero_point) + qb.scale * (B - qb.zero_point), 0.0) if relu else
                    qa.scale * (A - qa.zero_point) + qb.scale * (B - qb.zero_point)) / so + zo)]
     A1, B1 = np.array([A], np.int64), np.array([B], np.int64)
-    if engine == 'qnnpack':
+    if engine == 'qnnpack' and dtype == 'quint8' and qa.shape == qb.shape:     # QNNPACK's add: same-shape quint8 only
         ma, mb, k = qnnpack_add_params(qa.scale, qb.scale, so)
         acc = int(wrap_int32(wrap_int32(-(ma * qa.zero_point + mb * qb.zero_point)) + A * ma + B * mb))
         y = int(add_qnnpack(A1, qa.zero_point, qa.scale, B1, qb.zero_point, qb.scale, so, zo, relu)[0])
@@ -520,9 +520,9 @@ def explain_add(a, index, engine, printed=None):
         where = "QNNPACK's fixed-point add"
     else:
         cap = resolve_capability(a.get('capability'))
-        n = qa.int_repr.size
-        flat = int(np.ravel_multi_index(index, qa.shape))
-        vec = bool(vector_elements(n, _threads(a.get('num_threads')))[flat])
+        n = int(np.prod(shape, dtype=np.int64))
+        flat = int(np.ravel_multi_index(index, shape))
+        vec = bool(vector_mask(shape, [qa.shape, qb.shape], _threads(a.get('num_threads')))[flat])
         if vec:
             da, db = (f32(_dequantize_vector(v, s, zz, cap)[0]) for v, s, zz in ((A1, qa.scale, qa.zero_point), (B1, qb.scale, qb.zero_point)))
             dq = 's·(q − z)' if cap == 'default' else 'fma(s, q, fl(s·(−z)))'

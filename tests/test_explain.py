@@ -85,7 +85,9 @@ def _add_pairs(engine, rng, tally, n_cases, per_case):
         c = random_binary_case(rng, engine)
         (sa, sb, so), (za, zb, zo) = c['scales'], c['zps']
         a, b = QArray(c['a'], sa, za, c['dtype']), QArray(c['b'], sb, zb, c['dtype'])
-        for index in _indices(rng, c['a'].shape, per_case):
+        shape = np.broadcast_shapes(c['a'].shape, c['b'].shape)             # add broadcasts
+        if 0 in shape: continue
+        for index in _indices(rng, shape, per_case):
             try: e = explain('add', a, b, so, zo, relu=c['relu'], index=index, engine=engine)
             except ValueError: tally.skipped += 1; continue                # QNNPACK's limits (torch refuses too)
             tally.add('add', e)
