@@ -322,14 +322,14 @@ a { color: var(--accent); text-decoration: none; } a:hover { text-decoration: un
 .layout { display: grid; grid-template-columns: var(--side) minmax(0, 1fr) var(--toc); gap: 1.5rem; max-width: 1500px; margin: 0 auto; padding: 0 1.25rem; }
 .sidebar, .toc { position: sticky; top: 3.2rem; align-self: start; max-height: calc(100vh - 3.5rem); overflow-y: auto; padding: 1.5rem 0; font-size: .92rem; }
 .sidebar ul, .toc ul { list-style: none; margin: 0; padding: 0; }
-.sidebar li a { display: block; padding: .2rem .6rem; border-radius: 4px; color: var(--fg); }
+.sidebar li a { display: block; padding: .2rem .6rem; border-radius: 4px; color: var(--fg); overflow-wrap: anywhere; }
 .sidebar li a:hover { background: var(--code-bg); text-decoration: none; }
 .sidebar li a.active { background: #e7f1fc; color: var(--accent); font-weight: 600; }
 .sidebar .section { margin-top: .8rem; padding: .2rem .6rem; font-weight: 600; color: var(--muted); text-transform: capitalize; }
 .sidebar .section a { color: var(--muted); }
 .sidebar ul ul { padding-left: .6rem; }
 .toc h2 { font-size: .85rem; text-transform: uppercase; letter-spacing: .04em; color: var(--muted); margin: 0 0 .5rem; }
-.toc li a { display: block; padding: .1rem 0 .1rem .6rem; border-left: 2px solid var(--line); color: var(--muted); }
+.toc li a { display: block; padding: .1rem 0 .1rem .6rem; border-left: 2px solid var(--line); color: var(--muted); overflow-wrap: anywhere; }
 .toc li.l3 a { padding-left: 1.3rem; font-size: .86rem; }
 main.content { padding: 1.5rem 0 4rem; min-width: 0; }
 .title-block { margin-bottom: 1.5rem; padding-bottom: 1rem; border-bottom: 1px solid var(--line); }
