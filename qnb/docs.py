@@ -14,10 +14,10 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 # %% auto #0
-__all__ = ['BUILD_PROBLEMS', 'WIDGET_MIME', 'SITE_CSS', 'PAGE', 'find_notebooks', 'page_path', 'title_cell_problems',
+__all__ = ['BUILD_PROBLEMS', 'WIDGET_MIME', 'SITE_CSS', 'PAGE', 'find_notebooks', 'page_path', 'split_title_cell',
            'execute_notebook', 'process_notebook', 'tex2html', 'pandoc_id', 'highlight', 'quarto_md', 'md2html',
-           'cell_options', 'render_output', 'render_cell', 'render_notebook', 'fix_links', 'site_css', 'page_html',
-           'build_site', 'serve', 'find_chromium', 'check_site']
+           'cell_options', 'render_output', 'render_cell', 'render_notebook', 'fix_links', 'drop_dead_symbol_links',
+           'site_css', 'page_html', 'build_site', 'serve', 'find_chromium', 'check_site']
 
 # %% ../nbs/12_docs.ipynb #04a730ad
 def _sort_key(rel: Path):
@@ -35,20 +35,30 @@ def page_path(rel) -> str:
     from nbdev.config import nbpath2html
     return nbpath2html(Path(rel)).as_posix()
 
-# %% ../nbs/12_docs.ipynb #ccd86cec
-def title_cell_problems(path) -> list[str]:
-    "What nbdev's frontmatter processing would silently drop from the notebook at `path`'s title cell."
-    from fastcore.nbio import read_nb
-    md = next((c for c in read_nb(path).cells if c.cell_type == 'markdown'), None)
-    if md is None or not re.search(r'^#\s+\S', md.source, flags=re.M): return []
-    lines = [l for l in md.source.splitlines() if l.strip()]
-    extra = [l for l in lines if not re.match(r'^(#\s+\S|>\s|-\s+\S.*:)', l)]
-    res = []
-    if extra: res.append(f'{Path(path).name}: the title cell holds more than `# title` and `> description`, and nbdev '
-                         f'drops the whole cell from the page: move "{extra[0][:50]}..." to a cell of its own')
-    if sum(l.startswith('>') for l in lines) > 1:
-        res.append(f'{Path(path).name}: the description runs over several `>` lines and nbdev keeps only the first: make it one line')
-    return res
+# %% ../nbs/12_docs.ipynb #320911f2
+_re_fm_line = re.compile(r'^-\s+\S.*:.*\S\s*$')
+
+def split_title_cell(nb) -> bool:
+    "Turn `nb`'s title cell into `# title` + a one-line `> description`, the rest in a new cell after it; True if it changed."
+    from fastcore.nbio import mk_cell
+    i = next((i for i, c in enumerate(nb.cells) if c.cell_type == 'markdown'), None)
+    if i is None: return False
+    lines = nb.cells[i].source.split('\n')
+    t = next((k for k, l in enumerate(lines) if re.match(r'^#\s+\S', l)), None)
+    if t is None or any(l.strip() for l in lines[:t]): return False
+    k = t + 1
+    while k < len(lines) and not lines[k].strip(): k += 1
+    desc = []
+    while k < len(lines) and lines[k].startswith('>'): desc.append(lines[k].lstrip('>').strip()); k += 1
+    fm = []   # `- key: value` lines right after the description are nbdev frontmatter: they stay
+    while k < len(lines) and (_re_fm_line.match(lines[k]) or not lines[k].strip()):
+        if lines[k].strip(): fm.append(lines[k])
+        k += 1
+    rest = '\n'.join(lines[k:]).strip('\n')
+    if not rest and len(desc) <= 1: return False
+    nb.cells[i].source = '\n'.join([lines[t]] + ([''] + ['> ' + ' '.join(desc)] if desc else []) + ([''] + fm if fm else []))
+    if rest: nb.cells.insert(i + 1, mk_cell(rest, 'markdown'))
+    return True
 
 # %% ../nbs/12_docs.ipynb #3d7e3768
 def execute_notebook(src, dst, skip_flags=('slow',), cell_timeout=600, basepath=None):
@@ -88,6 +98,9 @@ def _prepare(job):
     if execute: execute_notebook(src, executed, skip_flags, timeout, basepath=root)
     else: shutil.copyfile(src, executed)
     os.chdir(root)
+    from fastcore.nbio import read_nb, write_nb
+    nb = read_nb(executed)
+    if split_title_cell(nb): write_nb(nb, executed)
     process_notebook(executed, processed)
     return time.time() - t0
 
@@ -213,7 +226,8 @@ def render_output(out, ids:set|None=None) -> str:
     "One notebook output as HTML."
     ot = out.get('output_type')
     if ot == 'stream':
-        return f'<pre class="output stream {out.get("name", "stdout")}">{html.escape(_re_ansi.sub("", _text(out.get("text"))))}</pre>'
+        text = _re_ansi.sub('', _text(out.get('text')))
+        return f'<pre class="output stream {out.get("name", "stdout")}">{html.escape(text)}</pre>' if text.strip() else ''
     if ot == 'error':
         tb = _re_ansi.sub('', '\n'.join(out.get('traceback') or [f"{out.get('ename')}: {out.get('evalue')}"]))
         return f'<pre class="output error">{html.escape(tb)}</pre>'
@@ -309,7 +323,17 @@ def fix_links(body:str, page:str, nb_pages:dict, nb_dir:str='', site_url:str='')
         return f'{m.group(1)}{m.group(2)}{html.escape(new)}{m.group(2)}'
     return _re_href.sub(fix, body)
 
-# %% ../nbs/12_docs.ipynb #fe9f89c3
+# %% ../nbs/12_docs.ipynb #abd4653c
+def drop_dead_symbol_links(body:str, site_url:str, page_ids:dict) -> str:
+    "Unlink nbdev's links to `site_url` + `page#name` where `page` (in `page_ids`) has no element `name`."
+    if not site_url: return body
+    pat = re.compile(r'<a href="' + re.escape(site_url) + r'([^"#]*)#([^"]+)"[^>]*>(.*?)</a>', flags=re.S)
+    def f(m):
+        ids = page_ids.get(unquote(m.group(1)) or 'index.html')
+        return m.group(3) if ids is not None and html.unescape(m.group(2)) not in ids else m.group(0)
+    return pat.sub(f, body)
+
+# %% ../nbs/12_docs.ipynb #8e462d1f
 SITE_CSS = r"""
 :root { --fg: #1f2328; --muted: #59636e; --line: #d1d9e0; --accent: #2780e3; --code-bg: #f6f8fa; --side: 220px; --toc: 200px; }
 * { box-sizing: border-box; }
@@ -380,7 +404,7 @@ def site_css() -> str:
     from pygments.formatters import HtmlFormatter
     return SITE_CSS + HtmlFormatter(style='default').get_style_defs('.highlight')
 
-# %% ../nbs/12_docs.ipynb #12635243
+# %% ../nbs/12_docs.ipynb #56e30ac4
 def _sidebar(pages, current) -> str:
     "The sidebar: every page in order, one section per folder (linked to the folder's index page if it has one)."
     here, res, cur_dir = posixpath.dirname(current), [], None
@@ -441,7 +465,7 @@ def page_html(p, pages, cfg_info) -> str:
         description=f'<p class="description">{p["description"]}</p>' if p['description'] else '',
         toc=f'<h2>On this page</h2><ul>{toc}</ul>' if toc else '')
 
-# %% ../nbs/12_docs.ipynb #ba8218c4
+# %% ../nbs/12_docs.ipynb #c20c9269
 def _assets(nbs_path, out):
     "Copy the non-notebook files of `nbs/` a page may use (styles.css, images), leaving out nbdev/quarto config."
     skip = {'.ipynb', '.yml', '.yaml', '.py', '.pyc'}
@@ -474,7 +498,6 @@ def build_site(out=None, execute:bool=True, root=None, n_workers:int|None=None, 
     timeout = int(cfg.get('cell_timeout', 600) or 0)
     n_workers = max(0, min(n_workers if n_workers is not None else (os.cpu_count() or 1), len(rels)))
     BUILD_PROBLEMS.clear()
-    for r in rels: BUILD_PROBLEMS.extend(title_cell_problems(nbs/r))
     t0 = time.time()
     with tempfile.TemporaryDirectory(prefix='qnb-docs-') as tmp:
         tmp = Path(tmp)
@@ -510,8 +533,9 @@ def build_site(out=None, execute:bool=True, root=None, n_workers:int|None=None, 
     (out/'site.css').write_text(site_css())
     info = dict(title=str(cfg.get('title', '') or cfg.get('lib_name', '')), description=str(cfg.get('description', '')),
                 repo=str(cfg.get('git_url', '')), css=[c for c in ('styles.css',) if (out/c).exists()])
+    page_ids = {p['page']: set(re.findall(r'\sid="([^"]+)"', p['body'])) for p in pages}
     for p in pages:
-        p['body'] = fix_links(p['body'], p['page'], nb_pages, p['nb_dir'], site_url)
+        p['body'] = fix_links(drop_dead_symbol_links(p['body'], site_url, page_ids), p['page'], nb_pages, p['nb_dir'], site_url)
         p['description'] = fix_links(p['description'], p['page'], nb_pages, p['nb_dir'], site_url)
         dest = out/p['page']
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -523,7 +547,7 @@ def build_site(out=None, execute:bool=True, root=None, n_workers:int|None=None, 
     for prob in BUILD_PROBLEMS: log(f'  problem: {prob}')
     return out
 
-# %% ../nbs/12_docs.ipynb #45eefe24
+# %% ../nbs/12_docs.ipynb #f1641202
 class _QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, *args): pass
 
@@ -544,7 +568,7 @@ def find_chromium() -> str|None:
         if name and (p := shutil.which(name)): return p
     return None
 
-# %% ../nbs/12_docs.ipynb #4e586347
+# %% ../nbs/12_docs.ipynb #142e985f
 _PAGE_JS = r"""() => {
   const res = {images: [], tex: [], emptyMath: 0, links: []};
   for (const img of document.images)
