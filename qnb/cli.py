@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse, sys
 
 # %% auto #0
-__all__ = ['add_explain_commands', 'main']
+__all__ = ['add_explain_commands', 'add_docs_command', 'main']
 
 # %% ../nbs/09_cli.ipynb #7f5bccc1
 def _explain_command(a):
@@ -61,12 +61,35 @@ def add_explain_commands(sub):
     x.add_argument('--engine', help='quantized engine (default: torch\'s current one)')
     x.set_defaults(run=_export_command)
 
+# %% ../nbs/09_cli.ipynb #d0c5c11b
+def _docs_command(a):
+    from qnb.docs import build_site, check_site
+    try: site = build_site(a.out, execute=not a.no_execute, n_workers=a.workers)
+    except (RuntimeError, ValueError) as e:
+        print(f'qnb docs: {e}', file=sys.stderr)
+        return 1
+    if not a.check: return 0
+    problems = check_site(site)
+    for p in problems: print('PROBLEM', p)
+    print(f"{len(problems)} problem(s); screenshots in {site/'_screenshots'}")
+    return 1 if problems else 0
+
+def add_docs_command(sub):
+    "Register `qnb docs` on the subparsers `sub` of the `qnb` command."
+    d = sub.add_parser('docs', help='build the docs site into _docs/ without quarto (executes the notebooks)')
+    d.add_argument('--out', help="output folder (default: nbdev's doc_path, _docs)")
+    d.add_argument('--no-execute', action='store_true', help="render the notebooks' stored outputs instead of running them")
+    d.add_argument('--workers', type=int, help='notebooks executed at once (default: one per CPU)')
+    d.add_argument('--check', action='store_true', help='then open every page in headless Chromium and fail on any problem')
+    d.set_defaults(run=_docs_command)
+
 # %% ../nbs/09_cli.ipynb #01e9ccee
 def main(argv=None):
     "The `qnb` console entry point."
     ap = argparse.ArgumentParser(prog='qnb', description="PyTorch's quantized kernels, reproduced bit for bit in NumPy.")
     sub = ap.add_subparsers(dest='command', required=True)
     add_explain_commands(sub)
+    add_docs_command(sub)
     v = sub.add_parser('verify', help='hold every qnb kernel against the installed torch, on every engine')
     level = v.add_mutually_exclusive_group()
     level.add_argument('--quick', action='store_const', dest='level', const='quick', help='a few seconds')
