@@ -41,8 +41,14 @@ def torch_allocated_memory(fn):
     buffers of one quantized kernel call (the NHWC input copy, the output) all live until it returns, so
     this is its peak; where buffers are freed early it is an upper bound."""
     from torch.profiler import profile, ProfilerActivity
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        fn()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 2)     # the profiler's start/stop lines would drown the table
+    try:
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            fn()
+    finally:
+        os.dup2(saved, 2); os.close(saved)
     return sum(max(e.self_cpu_memory_usage, 0) for e in prof.key_averages())
 
 def engines():
