@@ -12,7 +12,7 @@ from .core import QArray, quantize_per_tensor, quantize_per_channel
 
 # %% auto #0
 __all__ = ['QSCHEMES', 'rsqrt_f32', 'fold_conv_bn', 'fold_linear_bn', 'minmax_qparams', 'quantize_weight',
-           'moving_average_minmax', 'quantize_weight_with']
+           'moving_average_minmax', 'quantize_weight_with', 'qconv2d_add']
 
 # %% ../nbs/13_fused.ipynb #ccdc7df8
 def rsqrt_f32(v) -> np.ndarray:
@@ -111,3 +111,33 @@ def quantize_weight_with(weight, scale, zero_point, axis=0, quant_min=-128, quan
         q = quantize_per_channel(w, scale.astype(np.float64), zero_point, axis, 'qint8')
     q.int_repr = np.clip(q.int_repr, quant_min, quant_max).astype(np.int8)
     return q
+
+# %% ../nbs/13_fused.ipynb #60f9199f
+def qconv2d_add(input, accum, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, scale=1.0, zero_point=0,
+                *, relu=False, engine=None) -> QArray:
+    "Eq. (F7): `quantized::conv2d_add` (`conv2d_add_relu` with `relu=True`), oneDNN's conv with a sum post-op."
+    from qnb.core import as_qarray, resolve_engine, check_scale, check_zero_point
+    from qnb.conv import (_check_conv_inputs, conv_tuple, _weight_params, _check_bias, conv_path_accumulator)
+    from qnb.requantize import onednn_scales
+    if resolve_engine(engine) != 'onednn':
+        raise ValueError(f"conv2d_add exists on engine 'onednn' only (torch 2.13 has no kernel for {resolve_engine(engine)!r})")
+    xq, wq, scale, zero_point = _check_conv_inputs(input, weight, bias, 2, groups, 'zeros', scale, zero_point, 'quint8', 'conv2d_add')
+    aq = as_qarray(accum)
+    stride, padding, dilation = (conv_tuple(v, 2, n, m) for v, n, m in ((stride, 'stride', 1), (padding, 'padding', 0), (dilation, 'dilation', 1)))
+    OC = wq.shape[0]
+    w_scale, w_zp, per_channel = _weight_params(wq, OC, 0)
+    if np.any(np.asarray(w_zp) != 0): raise ValueError("weight must be symmetric (zero points 0) for oneDNN's conv")
+    b = _check_bias(bias, OC)
+    acc = conv_path_accumulator('onednn', xq.int_repr, xq.zero_point, wq.int_repr, w_zp, stride, padding, dilation, groups)
+    out_shape = (acc.shape[0], OC) + acc.shape[1:-1]
+    if aq.per_channel or aq.dtype != 'quint8' or aq.shape != out_shape:
+        raise ValueError(f"accum must be a per-tensor quint8 tensor of the output's shape {out_shape}, got {aq.dtype} {aq.shape}")
+    s_x, s_w, r_y = onednn_scales(xq.scale, w_scale, scale, 'conv', per_channel)
+    f32 = np.float32
+    t = (np.asarray(acc, f32) * f32(s_x)) * np.asarray(s_w, f32)
+    if b is not None: t = t + np.asarray(b, f32)
+    skip = f32(aq.scale) * (np.moveaxis(aq.int_repr, 1, -1).astype(f32) - f32(aq.zero_point))
+    t = t + skip
+    if relu: t = np.maximum(t, f32(0))
+    y = np.rint(np.clip(t * f32(r_y) + f32(zero_point), 0, 255)).astype(np.uint8)
+    return QArray(np.moveaxis(y, -1, 1), scale, zero_point, 'quint8')

@@ -82,6 +82,13 @@ def _conv_transpose(ndim):
                                                          m.groups, m.dilation, m.scale, m.zero_point, engine=engine)
     return run
 
+def _conv_add(relu=False):
+    def run(m, x, extra, engine):
+        from qnb.fused import qconv2d_add
+        return qconv2d_add(x, extra, _wq(m), _bias(m), m.stride, m.padding, m.dilation, m.groups, m.scale, m.zero_point,
+                           relu=relu, engine=engine)
+    return run
+
 def _linear(relu=False):
     def run(m, x, engine):
         from qnb.linear import qlinear
@@ -242,6 +249,7 @@ def kernel_tables():
         nnq.DeQuantize: lambda m, x, engine: _dequantize(x),
         nnq.Conv1d: _conv(1), nnq.Conv2d: _conv(2), nnq.Conv3d: _conv(3),
         nniq.ConvReLU1d: _conv(1, True), nniq.ConvReLU2d: _conv(2, True), nniq.ConvReLU3d: _conv(3, True),
+        nniq.ConvAdd2d: _conv_add(), nniq.ConvAddReLU2d: _conv_add(True),
         nnq.ConvTranspose1d: _conv_transpose(1), nnq.ConvTranspose2d: _conv_transpose(2), nnq.ConvTranspose3d: _conv_transpose(3),
         nnq.Linear: _linear(), nniq.LinearReLU: _linear(True), nnqd.Linear: _linear_dynamic,
         nnq.BatchNorm2d: _batch_norm(), nnq.BatchNorm3d: _batch_norm(), nniq.BNReLU2d: _batch_norm(True), nniq.BNReLU3d: _batch_norm(True),
@@ -381,6 +389,9 @@ _CLAMP_FAMILY = ('ReLU6', 'Hardtanh', 'relu6', 'hardtanh', 'clamp')
 def known_torch_fault(gm, node, theirs, engine) -> str:
     "A description of the torch bug that explains this layer's disagreement with qnb, or ''."
     torch = _torch()
+    if _op_name(gm, node) in ('ConvAdd2d', 'ConvAddReLU2d') and len(node.args) > 1 and node.args[0] is node.args[1]:
+        return ("oneDNN's conv2d_add writes its result into the accum tensor in place, and here the accum is also the "
+                "conv's input, which it overwrites while reading it (torch 2.13 bug)")
     if engine != 'qnnpack' or _op_name(gm, node) not in _CLAMP_FAMILY: return ''
     src = node.args[0]
     t_in = theirs.get(getattr(src, 'name', None))
@@ -479,7 +490,8 @@ def compare(model, x, *, engine=None) -> ModelReport:
     class Recorder(torch.fx.Interpreter):
         def run_node(self, n):
             v = super().run_node(n)
-            theirs[n.name] = v
+            # a copy: oneDNN's conv2d_add writes its result into a channels-last accum tensor in place
+            theirs[n.name] = v.clone() if isinstance(v, torch.Tensor) else v
             return v
     saved = torch.backends.quantized.engine
     torch.backends.quantized.engine = engine
