@@ -491,7 +491,7 @@ def compare(model, x, *, engine=None) -> ModelReport:
         def run_node(self, n):
             v = super().run_node(n)
             # a copy: oneDNN's conv2d_add writes its result into a channels-last accum tensor in place
-            theirs[n.name] = v.clone() if isinstance(v, torch.Tensor) else v
+            theirs[n.name] = v.clone(memory_format=torch.preserve_format) if isinstance(v, torch.Tensor) else v
             return v
     saved = torch.backends.quantized.engine
     torch.backends.quantized.engine = engine
