@@ -190,9 +190,15 @@ def model_tables(model, engine=None) -> dict:
     return tables
 
 # %% ../nbs/17_export.ipynb #c631cca9
+def _c_float(v) -> str:
+    "A float32 value as a C float literal: 9 significant digits, always with a point or exponent ('0.0f', not '0f')."
+    if not np.isfinite(v): return '0.0f'
+    s = f"{float(v):.9g}"
+    return s + ('' if any(c in s for c in '.e') else '.0') + 'f'
+
 def _c_array(ctype, name, a):
     a = np.asarray(a).ravel()
-    if ctype == 'float': vals = [f"{float(v):.9g}f" if np.isfinite(v) else '0.0f' for v in a]
+    if ctype == 'float': vals = [_c_float(v) for v in a]
     elif ctype == 'double': vals = [f"{float(v):.17g}" for v in a]
     else: vals = [str(int(v)) if not (ctype == 'int32_t' and int(v) == -2**31) else '(-2147483647 - 1)' for v in a]
     lines = [', '.join(vals[i:i + 16]) for i in range(0, len(vals), 16)]
@@ -245,7 +251,7 @@ def c_header(tables, guard='QNB_MODEL_H', prefix='qnb') -> str:
             ctype = _C_TYPES[a.dtype] if a.dtype in _C_TYPES else 'int32_t'
             name = f"{prefix}_{cn}_{k}"
             if a.ndim == 0:
-                lit = (f"{float(a):.9g}f" if ctype == 'float' else f"{float(a):.17g}" if ctype == 'double' else
+                lit = (_c_float(a) if ctype == 'float' else f"{float(a):.17g}" if ctype == 'double' else
                        '(-2147483647 - 1)' if int(a) == -2**31 else str(int(a)))
                 out.append(f"static const {ctype} {name} = {lit};")
             else:

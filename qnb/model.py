@@ -106,23 +106,27 @@ def _batch_norm(relu=False):
     def run(m, x, engine):
         from qnb.batchnorm import qbatch_norm
         p = lambda t: None if t is None else t.detach().numpy()
-        return qbatch_norm(x, p(m.weight), p(m.bias), p(m.running_mean), p(m.running_var), m.eps, m.scale,
-                           m.zero_point, relu=relu, engine=engine)
+        return qbatch_norm(x, p(m.weight), p(m.bias), p(m.running_mean), p(m.running_var), m.eps, *_qp(m),
+                           relu=relu, engine=engine)
     return run
 
 def _param(t): return None if t is None else t.detach().numpy()
 
+def _qp(m):
+    "A module's output (scale, zero point) as (float, int): eager-mode norm modules keep them as tensors (batch norm's of shape [1])."
+    return float(_scalar(m.scale)), int(_scalar(m.zero_point))
+
 def _layer_norm(m, x, engine):
     from qnb.norm import qlayer_norm
-    return qlayer_norm(x, m.normalized_shape, _param(m.weight), _param(m.bias), m.eps, m.scale, m.zero_point)
+    return qlayer_norm(x, m.normalized_shape, _param(m.weight), _param(m.bias), m.eps, *_qp(m))
 
 def _group_norm(m, x, engine):
     from qnb.norm import qgroup_norm
-    return qgroup_norm(x, m.num_groups, _param(m.weight), _param(m.bias), m.eps, m.scale, m.zero_point)
+    return qgroup_norm(x, m.num_groups, _param(m.weight), _param(m.bias), m.eps, *_qp(m))
 
 def _instance_norm(m, x, engine):
     from qnb.norm import qinstance_norm
-    return qinstance_norm(x, _param(m.weight), _param(m.bias), m.eps, m.scale, m.zero_point)
+    return qinstance_norm(x, _param(m.weight), _param(m.bias), m.eps, *_qp(m))
 
 def _activation(name, *attrs, qparams=('scale', 'zero_point')):
     "A module kernel calling `qnb.activation.<name>(x, attr=module.attr..., scale=..., zero_point=...)`."

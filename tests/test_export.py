@@ -154,3 +154,20 @@ def test_fx_model(tmp_path):
     assert report.qnb_mismatches == 0
     again = check_golden(q, tmp_path / 'g')
     assert again.torch_mismatches == 0 and again.qnb_mismatches == 0
+
+@pytest.mark.skipif(CC is None, reason='no C compiler')
+def test_header_with_bias_free_conv_compiles(tmp_path):
+    "A conv without bias exports float zeros; each must be a valid C float literal ('0.0f', not '0f')."
+    from torch.ao.quantization import QuantStub, DeQuantStub, get_default_qconfig, prepare, convert
+    from qnb.export import _c_float
+    assert [_c_float(v) for v in (0.0, 5.0, 0.25, np.float32(1e30), float('nan'))] == ['0.0f', '5.0f', '0.25f', '1.00000002e+30f', '0.0f']
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(QuantStub(), torch.nn.Conv2d(2, 3, 3, bias=False), DeQuantStub()).eval()
+    net.qconfig = get_default_qconfig('fbgemm')
+    prepare(net, inplace=True)
+    net(torch.randn(2, 2, 6, 6))
+    convert(net, inplace=True)
+    tables = export_tables(net, tmp_path / 'nobias', 'fbgemm')
+    assert not tables['_1']['bias_float'].any()
+    r = subprocess.run([CC, '-fsyntax-only', '-Wall', '-Wextra', '-x', 'c', str(tmp_path / 'nobias.h')], capture_output=True, text=True)
+    assert r.returncode == 0 and not r.stderr, r.stderr

@@ -37,3 +37,18 @@ def test_refusals():
         run(np.zeros(3), x)
     with pytest.raises(ValueError, match='takes 1 input'):
         run(model, (x, x))
+
+@pytest.mark.parametrize('make', [lambda: torch.nn.BatchNorm2d(4), lambda: torch.nn.LayerNorm([4, 5]),
+                                  lambda: torch.nn.GroupNorm(2, 4), lambda: torch.nn.InstanceNorm2d(4)])
+def test_eager_norm_modules(make):
+    "Eager-mode quantized norm modules keep their output qparams as tensors (batch norm's of shape [1])."
+    from torch.ao.quantization import QuantStub, DeQuantStub, get_default_qconfig, prepare, convert
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(QuantStub(), make(), DeQuantStub()).eval()
+    m.qconfig = get_default_qconfig('fbgemm')
+    prepare(m, inplace=True)
+    x = torch.randn(2, 4, 4, 5)
+    m(x)
+    convert(m, inplace=True)
+    r = compare(m, x, engine='fbgemm')
+    assert r.mismatches == 0 and r.compared > 0, str(r)
