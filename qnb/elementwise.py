@@ -62,12 +62,13 @@ def vector_mask(out_shape, in_shapes, num_threads, step=VECTOR_STEP) -> np.ndarr
     if not vectorised: return np.zeros(n, bool)
     T = 1 if n <= GRAIN_SIZE else max(1, min(num_threads, -(-n // GRAIN_SIZE)))
     chunk = -(-n // T)
-    p = np.arange(n, dtype=np.int64)
-    chunk_start = (p // chunk) * chunk
-    row_start = (p // L) * L
-    b = np.maximum(row_start, chunk_start)
-    e = np.minimum(row_start + L, np.minimum(chunk_start + chunk, n))
-    return (p - b) < ((e - b) // step) * step
+    # segments: a row cut by the thread chunks; each starts with whole vector steps, then its scalar tail
+    starts = np.union1d(np.arange(0, n, L, dtype=np.int64), np.arange(0, n, chunk, dtype=np.int64))
+    ends = np.append(starts[1:], n)
+    edges = np.zeros(n + 1, np.int8)
+    edges[starts] += 1
+    np.add.at(edges, starts + ((ends - starts) // step) * step, -1)    # a segment's end may be the next's too
+    return np.cumsum(edges[:n], dtype=np.int8) > 0
 
 def vector_elements(n, num_threads) -> np.ndarray:
     "Boolean per flat element of a same-shape (one-row) loop: True where the vectorised lambda computes it."
@@ -81,6 +82,14 @@ def _dequantize_vector(q, scale, zero_point, capability):
 
 def add_fp32(qa, za, sa, qb, zb, sb, out_scale, out_zp, dtype, relu, capability, vec) -> np.ndarray:
     "Eq. (E1) on flat integer arrays (already broadcast): the vector lambda where `vec` (eq. E0), the scalar one elsewhere."
+    if qa.size > 4 * 65536:                  # every output is a function of its byte pair: two 256x256 tables
+        grid = np.arange(256, dtype=np.uint8).view(qa.dtype)
+        ga, gb = np.repeat(grid, 256), np.tile(grid, 256)
+        tables = [add_fp32(ga, za, sa, gb, zb, sb, out_scale, out_zp, dtype, relu, capability, np.full(65536, v))
+                  for v in (True, False)]
+        pair = (qa.view(np.uint8).astype(np.uint16) << 8) | qb.view(np.uint8)
+        if vec.all(): return tables[0][pair]
+        return np.where(vec, tables[0][pair], tables[1][pair])
     out = np.empty(qa.size, np.int64)
     if vec.any():
         c = _dequantize_vector(qa[vec], sa, za, capability) + _dequantize_vector(qb[vec], sb, zb, capability)

@@ -66,3 +66,34 @@ def test_scalar_qparams_examples():
     assert (y.scale, y.zero_point) == (0.1, 5) and (y.int_repr == x.int_repr).all()
     y = qmul_scalar(x, -2.0)                                    # mirrored integers
     assert y.zero_point == 245 and (y.int_repr == 255 - x.int_repr).all()
+
+@pytest.mark.parametrize('capability', ['default', 'avx2', 'avx512'])
+def test_add_tables_equal_the_elementwise_pipeline(capability):
+    "Large inputs take two 256x256 tables; they must give what the element-by-element pipeline gives."
+    from qnb.elementwise import add_fp32
+    rng = np.random.default_rng(3)
+    for dtype, st in (('quint8', np.uint8), ('qint8', np.int8)):
+        lo, hi = (0, 255) if dtype == 'quint8' else (-128, 127)
+        n = 600_000
+        qa, qb = (rng.integers(lo, hi + 1, n).astype(st) for _ in range(2))
+        vec = rng.random(n) < 0.7
+        for relu in (False, True):
+            args = (0.02, 0.0078125, 64) if dtype == 'quint8' else (0.5, 0.25, 0)
+            whole = add_fp32(qa, 3 if dtype == 'quint8' else -3, args[0], qb, 100 if dtype == 'quint8' else 7, args[1], 0.05,
+                             args[2], dtype, relu, capability, vec)
+            parts = [add_fp32(qa[i:i + 200_000], 3 if dtype == 'quint8' else -3, args[0], qb[i:i + 200_000],
+                              100 if dtype == 'quint8' else 7, args[1], 0.05, args[2], dtype, relu, capability, vec[i:i + 200_000])
+                     for i in range(0, n, 200_000)]
+            assert np.array_equal(whole, np.concatenate(parts))
+
+def test_large_add_against_torch():
+    import torch
+    rng = np.random.default_rng(4)
+    shape = (8, 64, 56, 56)
+    a = QArray(rng.integers(0, 256, shape).astype(np.uint8), 0.02, 3, 'quint8')
+    b = QArray(rng.integers(0, 256, shape).astype(np.uint8), 0.03, 100, 'quint8')
+    for engine in ('x86', 'qnnpack'):
+        torch.backends.quantized.engine = engine
+        for relu, op in ((False, torch.ops.quantized.add), (True, torch.ops.quantized.add_relu)):
+            assert np.array_equal(qadd(a, b, 0.05, 64, relu=relu, engine=engine).int_repr,
+                                  op(a.to_torch(), b.to_torch(), 0.05, 64).int_repr().numpy())
