@@ -772,7 +772,7 @@ def function_call(target, args, kwargs):
 def explain_layer(model, x, layer, index, engine=None, printed=None, **params) -> Explanation:
     "Explain output `index` of layer `layer` (node name or module path) of converted `model` run on float input `x`."
     import torch
-    from qnb.model import model_graph, _op_name, _map
+    from qnb.model import model_graph, _op_name, _map, torch_node_outputs
     gm = model_graph(model)
     engine = resolve_engine(engine)
     nodes = [n for n in gm.graph.nodes if n.op in ('call_module', 'call_function', 'call_method')]
@@ -783,18 +783,7 @@ def explain_layer(model, x, layer, index, engine=None, printed=None, **params) -
                             for n in nodes)
         raise ValueError(f"layer must be one of the model's layers: {listing}; got {layer!r}")
     node = by_name[layer]
-    theirs = {}
-    class Recorder(torch.fx.Interpreter):
-        def run_node(self, n):
-            v = super().run_node(n)
-            theirs[n.name] = v
-            return v
-    saved = torch.backends.quantized.engine
-    torch.backends.quantized.engine = engine
-    try:
-        with torch.no_grad(): Recorder(gm).run(*[torch.as_tensor(v) for v in (x if isinstance(x, (tuple, list)) else [x])])
-    finally:
-        torch.backends.quantized.engine = saved
+    theirs, _ = torch_node_outputs(gm, x, engine)
     load = lambda v: _map(v, lambda u: theirs[u.name] if isinstance(u, torch.fx.Node) else u)
     args, kwargs = load(node.args), load(node.kwargs)
     try:

@@ -291,20 +291,10 @@ def load_tables(path) -> dict:
 # %% ../nbs/17_export.ipynb #4a91f7cd
 def _run_both(model, x, engine):
     "torch's and qnb's value of every node of converted `model` on float input `x` (torch's layer by layer, as compare)."
-    torch = _torch()
-    from qnb.model import model_graph, run_graph
+    from qnb.model import model_graph, run_graph, torch_node_outputs
     gm = model_graph(model)
-    theirs, ours = {}, {}
-    class Recorder(torch.fx.Interpreter):
-        def run_node(self, n):
-            v = super().run_node(n)
-            theirs[n.name] = v
-            return v
-    saved = torch.backends.quantized.engine
-    torch.backends.quantized.engine = engine
-    try:
-        with torch.no_grad(): final = Recorder(gm).run(torch.as_tensor(x))
-    finally: torch.backends.quantized.engine = saved
+    ours = {}
+    theirs, final = torch_node_outputs(gm, x, engine)
     try: run_graph(gm, np.asarray(x, np.float32), engine, lambda n, v: ours.__setitem__(n.name, v))
     except ValueError as e: ours['_error'] = str(e)           # qnb stops at a layer it does not reproduce
     return gm, theirs, ours, final

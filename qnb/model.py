@@ -14,7 +14,7 @@ from .core import QArray, as_qarray, quantize_per_tensor, dequantize, resolve_en
 
 # %% auto #0
 __all__ = ['check_converted', 'model_graph', 'kernel_tables', 'run_graph', 'run', 'known_torch_fault', 'LayerResult',
-           'ModelReport', 'compare']
+           'ModelReport', 'torch_node_outputs', 'compare']
 
 # %% ../nbs/14_model.ipynb #96412d3c
 def _torch():
@@ -485,11 +485,9 @@ def _diff(ours, theirs):
         return t.size, int((~same).sum()), float(np.nanmax(np.abs(o.astype(np.float64) - t), initial=0))
     return 0, 0, 0.0
 
-def compare(model, x, *, engine=None) -> ModelReport:
-    "Run `model` with torch and with qnb on `x` and report, per layer, outputs compared and mismatches."
+def torch_node_outputs(gm, x, engine):
+    "(every node's torch output by name, the model's output): graph module `gm` run by torch under `engine`."
     torch = _torch()
-    gm = model_graph(model)
-    engine = resolve_engine(engine)
     theirs = {}
     class Recorder(torch.fx.Interpreter):
         def run_node(self, n):
@@ -501,10 +499,17 @@ def compare(model, x, *, engine=None) -> ModelReport:
     torch.backends.quantized.engine = engine
     try:
         with torch.no_grad():
-            inputs = [torch.as_tensor(v) for v in (x if isinstance(x, (tuple, list)) else [x])]
-            Recorder(gm).run(*inputs)
+            final = Recorder(gm).run(*[torch.as_tensor(v) for v in (x if isinstance(x, (tuple, list)) else [x])])
     finally:
         torch.backends.quantized.engine = saved
+    return theirs, final
+
+def compare(model, x, *, engine=None) -> ModelReport:
+    "Run `model` with torch and with qnb on `x` and report, per layer, outputs compared and mismatches."
+    torch = _torch()
+    gm = model_graph(model)
+    engine = resolve_engine(engine)
+    theirs, _ = torch_node_outputs(gm, x, engine)
     report = ModelReport(engine)
     def record(node, val):
         if node.op in ('placeholder', 'get_attr', 'output'): return
@@ -514,5 +519,5 @@ def compare(model, x, *, engine=None) -> ModelReport:
         fault = known_torch_fault(gm, node, theirs, engine) if bad else ''
         report.layers.append(LayerResult(node.name, _op_name(gm, node), tuple(t.shape), compared, bad, worst, fault))
         if fault: return _to_numpy(t)        # go on from torch's output, so later layers are still compared
-    run_graph(gm, [v.numpy() for v in inputs], engine, record)
+    run_graph(gm, [torch.as_tensor(v).numpy() for v in (x if isinstance(x, (tuple, list)) else [x])], engine, record)
     return report
