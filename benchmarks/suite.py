@@ -6,7 +6,7 @@ linears. Then two peers on one conv: `onnx.reference`'s QLinearConv (needs `pip 
 torch's own dequantize -> float conv -> quantize path, each with its mismatch count against torch's native
 kernel. Run: `python benchmarks/suite.py [--repeat N] [--quick] [--json benchmarks/results.json]`.
 Not a test: the numbers belong to the machine; the issues' bars are ratios, recorded in closing notes."""
-import argparse, json, os, platform, statistics, sys, time, warnings
+import argparse, json, os, platform, sys, time, warnings
 import numpy as np
 import torch
 from qnb.core import QArray, quantize_per_tensor
@@ -15,16 +15,9 @@ from qnb.linear import qlinear
 from qnb.batchnorm import qbatch_norm
 from qnb.elementwise import qadd
 from qnb.pool import qavg_pool2d
+from timing import engines, median_time
 
 warnings.filterwarnings('ignore')
-
-def median_time(fn, repeat):
-    "Median of `repeat` calls after one warm-up call (which also fills torch's prepack caches)."
-    fn()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter(); fn(); times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 def qnb_peak_memory(fn):
     "Peak bytes NumPy allocates during `fn` (all of qnb's memory is NumPy arrays), by tracemalloc."
@@ -50,9 +43,6 @@ def torch_allocated_memory(fn):
     finally:
         os.dup2(saved, 2); os.close(saved)
     return sum(max(e.self_cpu_memory_usage, 0) for e in prof.key_averages())
-
-def engines():
-    return [e for e in torch.backends.quantized.supported_engines if e != 'none']
 
 RNG = np.random.default_rng(0)
 

@@ -1,14 +1,22 @@
-"""What the benchmark scripts share: best-of-N timing, the command line, and the table."""
-import argparse, time
+"""What the benchmark scripts share: best-of-N and median timing, the engines, the command line, and the table."""
+import argparse, statistics, time
 import torch
 
-def best_time(fn, repeat):
-    "Fastest of `repeat` calls (after one warm-up call, which also fills prepack caches)."
+def call_times(fn, repeat):
+    "Seconds of each of `repeat` calls, after one warm-up call (which also fills prepack caches)."
     fn()
     times = []
     for _ in range(repeat):
         t = time.perf_counter(); fn(); times.append(time.perf_counter() - t)
-    return min(times)
+    return times
+
+def best_time(fn, repeat):
+    "Fastest of `repeat` calls."
+    return min(call_times(fn, repeat))
+
+def median_time(fn, repeat):
+    "Median of `repeat` calls."
+    return statistics.median(call_times(fn, repeat))
 
 def engines():
     return [e for e in torch.backends.quantized.supported_engines if e != 'none']
