@@ -549,7 +549,7 @@ def explain_add(a, index, engine, printed=None):
 # %% ../nbs/16_explain.ipynb #eaf83cba
 def explain_max_pool(a, index, engine, printed=None):
     "Steps for one output element of `qmax_pool1d/2d/3d`: the window's integers and their maximum."
-    from qnb.pool import pool_window
+    from qnb.pool import pool_window, uses_qnnpack_max_pool
     from qnb.conv import conv_tuple
     xq = as_qarray(a['input'])
     nd = a['_ndim']
@@ -558,13 +558,15 @@ def explain_max_pool(a, index, engine, printed=None):
     lead, pos = index[:xq.ndim - nd], index[xq.ndim - nd:]
     lo = dtype_range(xq.dtype)[0]
     coords = [[oi * si - pi + t * di for t in range(ki)] for oi, si, pi, di, ki in zip(pos, s, p, d, k)]
+    edge = uses_qnnpack_max_pool(engine, xq.dtype, a['ceil_mode'], nd)     # QNNPACK: padding taps read the edge (P0)
+    if edge: coords = [[min(max(c, 0), n - 1) for c in cs] for cs, n in zip(coords, xq.shape[-nd:])]
     win = np.full(k, lo, np.int64)
     for t in np.ndindex(*k):
         at = tuple(coords[j][t[j]] for j in range(nd))
         if all(0 <= c < n for c, n in zip(at, xq.shape[-nd:])): win[t] = xq.int_repr[tuple(lead) + at]
     y = int(win.max())
     span = ', '.join(f"{c[0]}:{c[-1] + 1}" for c in coords)
-    steps = [Step('window: input integers', f"q_x[{', '.join(map(str, lead))}, {span}]  (padding reads {lo})", win),
+    steps = [Step('window: input integers', f"q_x[{', '.join(map(str, lead))}, {span}]  " + ("(taps clamped to the edge, QNNPACK)" if edge else f"(padding reads {lo})"), win),
              Step('maximum', 'max over the window (integers; the qparams are kept)', y),
              Step('output', 'y, and its value (y − z)·s', f"{y}  ({float(np.float32(xq.scale) * np.float32(y - xq.zero_point)):.9g})")]
     return (f"max_pool{nd}d on engine {engine}: output[{', '.join(map(str, index))}]", steps, [], [], y,

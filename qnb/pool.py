@@ -14,15 +14,19 @@ from .conv import conv_tuple
 from .batchnorm import quantize_aten_avx
 
 # %% auto #0
-__all__ = ['qnnpack_max_pool', 'pool_output_size', 'pool_window', 'qmax_pool1d', 'qmax_pool2d', 'qmax_pool3d',
-           'random_max_pool_case', 'torch_max_pool', 'qnb_max_pool', 'max_pool_torch_fault', 'check_max_pool',
-           'qnnpack_avg_pool2d', 'avg_pool_windows', 'channels_last_kernel', 'qavg_pool2d', 'random_avg_pool_case',
-           'torch_avg_pool', 'qnb_avg_pool', 'check_avg_pool2d', 'avg_pool_nhwc', 'qavg_pool3d',
+__all__ = ['uses_qnnpack_max_pool', 'qnnpack_max_pool', 'pool_output_size', 'pool_window', 'qmax_pool1d', 'qmax_pool2d',
+           'qmax_pool3d', 'random_max_pool_case', 'torch_max_pool', 'qnb_max_pool', 'max_pool_torch_fault',
+           'check_max_pool', 'qnnpack_avg_pool2d', 'avg_pool_windows', 'channels_last_kernel', 'qavg_pool2d',
+           'random_avg_pool_case', 'torch_avg_pool', 'qnb_avg_pool', 'check_avg_pool2d', 'avg_pool_nhwc', 'qavg_pool3d',
            'adaptive_avg_pool_nhwc', 'qadaptive_avg_pool2d', 'qadaptive_avg_pool3d', 'layout_fault',
            'random_adaptive_case', 'torch_adaptive', 'qnb_adaptive', 'check_adaptive_avg_pool', 'random_pool_nhwc_case',
            'torch_pool_nhwc', 'qnb_pool_nhwc', 'check_avg_pool_nhwc']
 
 # %% ../nbs/10_pool.ipynb #df6de58c
+def uses_qnnpack_max_pool(engine, dtype, ceil_mode, ndim) -> bool:
+    "Whether torch runs QNNPACK's max pool (P0): engine qnnpack, quint8, no ceil_mode, 1-D or 2-D."
+    return resolve_engine(engine) == 'qnnpack' and dtype == 'quint8' and not ceil_mode and ndim < 3
+
 def qnnpack_max_pool(x, k, s, p, d, out):
     "Eq. (P0): QNNPACK's max pool over the last len(k) dimensions, taps clamped into the image."
     spatial = x.shape[-len(k):]
@@ -54,7 +58,7 @@ def pool_window(kernel_size, stride, padding, ndim):
 
 def _qmax_pool(ndim, input, kernel_size, stride, padding, dilation, ceil_mode, engine=None):
     xq = as_qarray(input)
-    qnnpack = resolve_engine(engine) == 'qnnpack' and xq.dtype == 'quint8' and not ceil_mode and ndim < 3
+    qnnpack = uses_qnnpack_max_pool(engine, xq.dtype, ceil_mode, ndim)
     if resolve_engine(engine) == 'qnnpack' and ndim == 3:
         raise ValueError("max_pool3d is not available on engine 'qnnpack' (torch: QNNPACK backend doesn't support quantized_max_pool3d)")
     if xq.per_channel: raise ValueError("input must be quantized per tensor for max pooling")
