@@ -115,15 +115,10 @@ def bilinear_blend(a, b, c, d, h0, h1, w0, w1, lane='plain'):
 
 def is_channels_last(input, channels_last=None) -> bool:
     """Whether torch runs its channels-last kernel: `channels_last` if given, else read from a torch tensor
-    (QArrays are NCHW); inputs with C = 1 or one pixel always are."""
+    (QArrays are NCHW); inputs with C = 1 or one pixel always are. The pools' rule (`channels_last_kernel`)."""
+    from qnb.pool import channels_last_kernel
     x = as_qarray(input)
-    if channels_last is None:
-        channels_last = False
-        if getattr(input, 'is_quantized', False) and x.ndim in (4, 5):
-            import torch
-            channels_last = bool(input.is_contiguous(memory_format=torch.channels_last if x.ndim == 4 else torch.channels_last_3d))
-    elif not isinstance(channels_last, (bool, np.bool_)): raise TypeError(f"channels_last must be None or a bool, got {channels_last!r}")
-    return bool(channels_last) or x.shape[1] == 1 or int(np.prod(x.shape[2:])) == 1
+    return channels_last_kernel(input, x, channels_last, x.ndim - 2)
 
 def qupsample_bilinear2d(input, output_size, align_corners=False, scales=None, *, channels_last=None, capability=None) -> QArray:
     "`upsample_bilinear2d` on a quantized (N, C, H, W) input: eqs. (U3)-(U5), NCHW or channels-last kernel."
