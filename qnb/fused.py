@@ -11,8 +11,8 @@ import numpy as np
 from .core import QArray, quantize_per_tensor, quantize_per_channel
 
 # %% auto #0
-__all__ = ['QSCHEMES', 'rsqrt_f32', 'fold_conv_bn', 'fold_linear_bn', 'minmax_qparams', 'quantize_weight',
-           'moving_average_minmax', 'quantize_weight_with', 'qconv2d_add']
+__all__ = ['QSCHEMES', 'rsqrt_f32', 'fold_conv_bn', 'fold_linear_bn', 'minmax_qparams', 'quantize_weight_with', 'quantize_weight',
+           'moving_average_minmax', 'qconv2d_add']
 
 # %% ../nbs/13_fused.ipynb #ccdc7df8
 def rsqrt_f32(v) -> np.ndarray:
@@ -75,6 +75,17 @@ def minmax_qparams(min_val, max_val, quant_min=-128, quant_max=127, qscheme='per
         zp = np.clip(quant_min - np.round(lo_neg / scale).astype(np.int64), quant_min, quant_max)
     return scale.astype(f32), zp
 
+def quantize_weight_with(weight, scale, zero_point, axis=0, quant_min=-128, quant_max=127) -> QArray:
+    "Quantize `weight` to qint8 with given scales (per channel along `axis`, or per tensor if `axis` is None)."
+    w = np.asarray(weight, dtype=np.float32)
+    scale, zero_point = np.atleast_1d(np.asarray(scale, np.float32)), np.atleast_1d(np.asarray(zero_point, np.int64))
+    if axis is None:
+        q = quantize_per_tensor(w, float(scale[0]), int(zero_point[0]), 'qint8')
+    else:
+        q = quantize_per_channel(w, scale.astype(np.float64), zero_point, axis, 'qint8')
+    q.int_repr = np.clip(q.int_repr, quant_min, quant_max).astype(np.int8)
+    return q
+
 def quantize_weight(weight, qscheme='per_channel_symmetric', axis=0, quant_min=-128, quant_max=127) -> QArray:
     "Observe `weight` with a min-max observer and quantize it to qint8 the way `convert` does (eqs. F4-F5)."
     w = np.asarray(weight, dtype=np.float32)
@@ -82,12 +93,9 @@ def quantize_weight(weight, qscheme='per_channel_symmetric', axis=0, quant_min=-
         if not -w.ndim <= axis < w.ndim: raise ValueError(f"axis must be in [{-w.ndim}, {w.ndim - 1}], got {axis}")
         rows = np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)
         scale, zp = minmax_qparams(rows.min(1), rows.max(1), quant_min, quant_max, qscheme)
-        q = quantize_per_channel(w, scale.astype(np.float64), zp, axis, 'qint8')
     else:
-        scale, zp = minmax_qparams(w.min(), w.max(), quant_min, quant_max, qscheme)
-        q = quantize_per_tensor(w, float(scale[0]), int(zp[0]), 'qint8')
-    q.int_repr = np.clip(q.int_repr, quant_min, quant_max).astype(np.int8)
-    return q
+        scale, zp, axis = *minmax_qparams(w.min(), w.max(), quant_min, quant_max, qscheme), None
+    return quantize_weight_with(w, scale, zp, axis, quant_min, quant_max)
 
 # %% ../nbs/13_fused.ipynb #e67e3cc8
 def moving_average_minmax(running_min, running_max, weight, axis=0, averaging_constant=0.01):
@@ -100,17 +108,6 @@ def moving_average_minmax(running_min, running_max, weight, axis=0, averaging_co
     if lo.size == 0: return cur_min, cur_max         # first observation: no average yet
     c = f32(averaging_constant)
     return lo + c * (cur_min - lo), hi + c * (cur_max - hi)
-
-def quantize_weight_with(weight, scale, zero_point, axis=0, quant_min=-128, quant_max=127) -> QArray:
-    "Quantize `weight` to qint8 with given scales (per channel along `axis`, or per tensor if `axis` is None)."
-    w = np.asarray(weight, dtype=np.float32)
-    scale, zero_point = np.atleast_1d(np.asarray(scale, np.float32)), np.atleast_1d(np.asarray(zero_point, np.int64))
-    if axis is None:
-        q = quantize_per_tensor(w, float(scale[0]), int(zero_point[0]), 'qint8')
-    else:
-        q = quantize_per_channel(w, scale.astype(np.float64), zero_point, axis, 'qint8')
-    q.int_repr = np.clip(q.int_repr, quant_min, quant_max).astype(np.int8)
-    return q
 
 # %% ../nbs/13_fused.ipynb #60f9199f
 def qconv2d_add(input, accum, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, scale=1.0, zero_point=0,
