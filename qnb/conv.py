@@ -11,13 +11,14 @@ from .core import QArray, as_qarray, check_scale, check_zero_point, check_dtype,
 from .requantize import fbgemm_multiplier, fbgemm_bias_term, requantize_fp32, linear_output
 
 # %% auto #0
-__all__ = ['TORCH_INTERNAL_ERRORS', 'check_conv', 'check_conv_transpose', 'conv_tuple', 'conv_output_size',
-           'conv_transpose_output_size', 'conv_accumulator_reference', 'weight_bounds', 'channels_last_accumulator',
-           'conv_accumulator', 'conv_transpose_accumulator_reference', 'conv_transpose_accumulator',
-           'fbgemm_depthwise_fast_path', 'fbgemm_depthwise_accumulator', 'conv_path_accumulator', 'cpu_has_avx512_vnni',
-           'conv_engine_path', 'output_stage_last', 'conv_output_stage', 'qconv1d', 'qconv2d', 'qconv3d',
-           'qconv_transpose1d', 'qconv_transpose2d', 'qconv_transpose3d', 'torch_conv', 'qnb_conv', 'random_conv_case',
-           'real_conv_output', 'fbgemm_direct_transposed_path', 'torch_fault', 'check_conv_cases',
+__all__ = ['BLOCK_ELEMENTS', 'CHUNK_BYTES', 'TORCH_INTERNAL_ERRORS', 'check_conv', 'check_conv_transpose', 'conv_tuple',
+           'conv_output_size', 'conv_transpose_output_size', 'conv_accumulator_reference', 'weight_bounds',
+           'tap_matrices', 'channels_last_accumulator', 'PackedConv', 'accumulator_lines', 'conv_accumulator',
+           'conv_transpose_accumulator_reference', 'conv_transpose_accumulator', 'fbgemm_depthwise_fast_path',
+           'fbgemm_depthwise_accumulator', 'conv_path_accumulator', 'cpu_has_avx512_vnni', 'conv_engine_path',
+           'output_stage_last', 'conv_output_stage', 'conv_forward', 'qconv1d', 'qconv2d', 'qconv3d', 'conv_prepack',
+           'qconv_packed', 'qconv_transpose1d', 'qconv_transpose2d', 'qconv_transpose3d', 'torch_conv', 'qnb_conv',
+           'random_conv_case', 'real_conv_output', 'fbgemm_direct_transposed_path', 'torch_fault', 'check_conv_cases',
            'qnb_conv_output_shape']
 
 # %% ../nbs/03_conv.ipynb #7c0f8ce4
@@ -63,6 +64,8 @@ def conv_accumulator_reference(x, zx, w, zw, stride, padding, dilation, groups) 
 
 # %% ../nbs/03_conv.ipynb #cba39e50
 _F32_EXACT = 2 ** 24
+BLOCK_ELEMENTS = 2 ** 16     # accumulator elements per block: a few hundred KB, stays in cache
+CHUNK_BYTES = 2 ** 22        # padded float32 input (and accumulator) per batch chunk: bounds peak memory
 
 def _channel_chunks(xmax, worst):
     "Channel ranges whose GEMMs are exact in float32 by eq. (C2); `worst[c]` = max |q_w - z_w| over taps and outputs."
@@ -80,6 +83,15 @@ def weight_bounds(wz_abs_per_tap):
     a = np.asarray(wz_abs_per_tap)
     return float(a.sum(axis=(0, 1), dtype=np.float64).max(initial=0)), a.max(axis=(0, 2), initial=0)
 
+def tap_matrices(w, zw) -> np.ndarray:
+    "The weights of (C1) as float32 tap matrices (taps, C/groups, OC) holding q_w - z_w: one GEMM operand per tap."
+    w = np.asarray(w)
+    OC, Cg = w.shape[:2]
+    wt = np.ascontiguousarray(w.reshape(OC, Cg, -1).transpose(2, 1, 0)).astype(np.float32)   # transpose the bytes, then widen
+    zw = np.broadcast_to(np.asarray(zw), (OC,))
+    if np.any(zw): wt -= zw.astype(np.float32)
+    return wt
+
 def _tap_windows(xp, kernel, stride, dilation, out_size):
     "For each kernel tap: the window (N, *out, C) of the channel-last padded input it multiplies."
     for t in np.ndindex(*kernel):
@@ -91,66 +103,153 @@ def _tap_rows(padded, kernel, dilation):
     steps = np.cumprod((1,) + tuple(padded[::-1]))[:-1][::-1]           # row-major strides of the padded grid
     return [int(np.dot(t, np.multiply(dilation, steps))) for t in np.ndindex(*kernel)]
 
+class _Scratch:
+    "One reusable float32 product buffer (fresh pages are slow to fault in)."
+    def __init__(self): self.buf = np.empty(0, np.float32)
+    def __call__(self, shape):
+        size = int(np.prod(shape))
+        if self.buf.size < size: self.buf = np.empty(size, np.float32)
+        return self.buf[:size].reshape(shape)
+
+def _multiply_add(acc, cols, wt_tap, groups, chunks, scratch):
+    "acc += cols @ wt_tap, group by group and over the exact channel chunks of (C2)."
+    Cg, OC = wt_tap.shape
+    OCg = OC // groups
+    if Cg == 1:                                                              # depthwise: broadcast, no GEMM
+        if OCg > 1: cols = np.repeat(cols, OCg, axis=-1)
+        acc += np.multiply(cols, wt_tap[0], out=scratch(cols.shape))
+        return
+    for g in range(groups):
+        part = acc[..., g * OCg:(g + 1) * OCg] if groups > 1 else acc
+        for lo, hi in chunks:
+            part += np.matmul(cols[..., g * Cg + lo:g * Cg + hi], wt_tap[lo:hi, g * OCg:(g + 1) * OCg],
+                              out=scratch(part.shape))
+
+def _accumulator_dtype(xmax, bounds):
+    "float32 when eq. (C2) bounds every sum of the whole reduction below 2^24, else float64; and the channel chunks."
+    total, worst = bounds
+    return (np.float32 if xmax * total < _F32_EXACT else np.float64), _channel_chunks(xmax, worst)
+
 def channels_last_accumulator(xp, wt, kernel, stride, dilation, groups, out_size, xmax, bounds=None) -> np.ndarray:
     """Eq. (C1) from a channel-last padded float32 input `xp` (N, *padded, C) holding q_x - z_x and float32
     weights `wt` (taps, C/groups, OC) holding q_w - z_w. Returns exact sums (N, *out, OC), float32 or float64.
     `bounds` = `weight_bounds(|wt|)`, if the caller has it cheaper."""
     N, *padded, C = xp.shape
-    T, Cg, OC = wt.shape
-    OCg = OC // groups
-    total, worst = bounds if bounds is not None else weight_bounds(np.abs(wt))
-    acc_dtype = np.float32 if xmax * total < _F32_EXACT else np.float64
-    chunks = _channel_chunks(xmax, worst)
-    scratch = []
-    def temp(shape):                                     # one reusable product buffer (fresh pages are slow)
-        size = int(np.prod(shape))
-        if not scratch or scratch[0].size < size: scratch[:] = [np.empty(size, dtype=np.float32)]
-        return scratch[0][:size].reshape(shape)
-    def multiply_add(acc, cols, tap):
-        if Cg == 1:                                                              # depthwise: broadcast
-            if OCg > 1: cols = np.repeat(cols, OCg, axis=-1)
-            acc += np.multiply(cols, wt[tap, 0], out=temp(cols.shape))
-            return
-        for g in range(groups):
-            part = acc[..., g * OCg:(g + 1) * OCg] if groups > 1 else acc
-            for lo, hi in chunks:
-                part += np.matmul(cols[..., g * Cg + lo:g * Cg + hi], wt[tap, lo:hi, g * OCg:(g + 1) * OCg],
-                                  out=temp(part.shape))
+    acc_dtype, chunks = _accumulator_dtype(xmax, bounds if bounds is not None else weight_bounds(np.abs(wt)))
+    scratch = _Scratch()
     if all(s == 1 for s in stride):
         flat = xp.reshape(-1, C)
-        M = flat.shape[0]
-        acc = np.empty((M, OC), dtype=acc_dtype)
-        offsets = _tap_rows(padded, kernel, dilation)
-        if groups == 1 and Cg > 1 and len(chunks) == 1 and acc_dtype == np.float32:
-            np.matmul(flat, wt[0], out=acc)                                        # tap 0: offset 0, no zero fill
-        else: acc[:] = 0; multiply_add(acc, flat, 0)
-        for tap, off in enumerate(offsets[1:], start=1):
-            multiply_add(acc[:M - off], flat[off:], tap)
-        return acc.reshape(N, *padded, OC)[(slice(None),) + tuple(slice(0, o) for o in out_size)]
-    acc = np.zeros((N, *out_size, OC), dtype=acc_dtype)
+        acc = _shifted_row_sums(flat, 0, flat.shape[0], wt, _tap_rows(padded, kernel, dilation), groups, chunks, acc_dtype, scratch)
+        return acc.reshape(N, *padded, -1)[(slice(None),) + tuple(slice(0, o) for o in out_size)]
+    acc = np.zeros((N, *out_size, wt.shape[2]), dtype=acc_dtype)
     for tap, (_, window) in enumerate(_tap_windows(xp, kernel, stride, dilation, out_size)):
-        multiply_add(acc, np.ascontiguousarray(window), tap)
+        _multiply_add(acc, np.ascontiguousarray(window), wt[tap], groups, chunks, scratch)
     return acc
 
-def _conv_accumulator_last(x, zx, w, zw, stride, padding, dilation, groups) -> np.ndarray:
-    "Eq. (C1) channel-last (N, *out, OC): exact integers in float32/float64, or int64 if int32 wrapped."
-    x, w = np.asarray(x), np.asarray(w)
+def _shifted_row_sums(flat, a, b, wt, offsets, groups, chunks, acc_dtype, scratch):
+    """Unit stride: rows a..b of sum over taps of flat[row + offset] @ wt[tap]. A tap whose shifted rows run past
+    the end is cut short: those rows are outside the output and cropped by the caller."""
+    M = flat.shape[0]
+    acc = np.empty((b - a, wt.shape[2]), dtype=acc_dtype)
+    if groups == 1 and wt.shape[1] > 1 and len(chunks) == 1 and acc_dtype == np.float32:
+        np.matmul(flat[a:b], wt[0], out=acc)                                  # tap 0 (offset 0): no zero fill
+        taps = range(1, len(offsets))
+    else: acc[:] = 0; taps = range(len(offsets))
+    for tap in taps:
+        n = min(b, M - offsets[tap]) - a
+        if n > 0: _multiply_add(acc[:n], flat[a + offsets[tap]:a + offsets[tap] + n], wt[tap], groups, chunks, scratch)
+    return acc
+
+class PackedConv:
+    """A convolution weight prepared once, as torch's `quantized::conv*_prepack` prepares its own: the tap
+    matrices of (C1), their (C2) bounds, and the parameters the kernel needs. Built by `conv_prepack`."""
+    def __init__(self, w, zw, stride, padding, dilation, groups, scale=None, per_channel=False, bias=None):
+        self.w = np.asarray(w)                                   # (OC, C/groups, *k) integers
+        self.zw = np.broadcast_to(np.asarray(zw, dtype=np.int64), (self.w.shape[0],))
+        self.stride, self.padding, self.dilation, self.groups = tuple(stride), tuple(padding), tuple(dilation), int(groups)
+        self.scale, self.per_channel, self.bias = scale, per_channel, bias
+        self.wt = tap_matrices(self.w, self.zw)
+        self.bounds = weight_bounds(np.abs(self.wt))
+    kernel = property(lambda self: tuple(self.w.shape[2:]))
+    out_channels = property(lambda self: self.w.shape[0])
+    def __repr__(self):
+        return (f"PackedConv(out_channels={self.out_channels}, in_channels/groups={self.w.shape[1]}, kernel={self.kernel}, "
+                f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, groups={self.groups})")
+
+def _padded_input(x, zx, padding) -> np.ndarray:
+    "q_x - z_x as float32, channel last (N, *padded, C), with the zero border padding stands for."
     N, C, *in_size = x.shape
-    OC, Cg, *kernel = w.shape
-    out_size = conv_output_size(in_size, kernel, stride, padding, dilation)
-    wz = w.reshape(OC, -1).astype(np.int64) - np.broadcast_to(np.asarray(zw, dtype=np.int64), (OC,))[:, None]
-    xmax = max(abs(int(x.max(initial=0)) - int(zx)), abs(int(x.min(initial=0)) - int(zx)))
     xp = np.zeros((N, *(i + 2 * p for i, p in zip(in_size, padding)), C), dtype=np.float32)
-    xp[(slice(None),) + tuple(slice(p, p + i) for p, i in zip(padding, in_size))] = np.moveaxis(x, 1, -1) - np.float32(zx)
-    wt = np.ascontiguousarray(wz.reshape(OC, Cg, -1).transpose(2, 1, 0), dtype=np.float32)    # taps, Cg, OC
-    acc = channels_last_accumulator(xp, wt, kernel, stride, dilation, groups, out_size, xmax)
-    if acc.dtype == np.float32 or np.abs(acc).max(initial=0) < 2**31: return acc
+    np.subtract(np.moveaxis(x, 1, -1), np.float32(zx), out=xp[(slice(None),) + tuple(slice(p, p + i) for p, i in zip(padding, in_size))])
+    return xp
+
+def _wrapped(acc):
+    "The kernels hold (C1) in int32: sums past its range wrap (only reachable with float64 accumulators)."
+    if acc.dtype != np.float64 or np.abs(acc).max(initial=0) < 2**31: return acc
     return wrap_int32(acc)
+
+def _line_blocks(acc, first_line, block_lines):
+    "A chunk's accumulators (n, *out, OC) as blocks of whole output lines."
+    lines = acc.reshape(-1, *acc.shape[-2:])
+    for l0 in range(0, len(lines), block_lines):
+        yield slice(first_line + l0, first_line + min(len(lines), l0 + block_lines)), lines[l0:l0 + block_lines]
+
+def accumulator_lines(x, zx, packed, path=None):
+    """Eq. (C1) (eq. (C1') on FBGEMM's depthwise path) in blocks of bounded size. Yields `(lines, acc)`: `acc`
+    (n, out[-1], OC) holds the exact sums of output lines `lines` (a slice or index array over the row-major
+    (N, *out[:-1]) lines), as float32/float64, or int64 where a sum wrapped."""
+    x, p = np.asarray(x), packed
+    N, C, *in_size = x.shape
+    OC, kernel = p.out_channels, p.kernel
+    out = conv_output_size(in_size, kernel, p.stride, p.padding, p.dilation)
+    padded = [i + 2 * q for i, q in zip(in_size, p.padding)]
+    lines_out = int(np.prod(out[:-1]))                                         # output lines per image
+    depthwise = path == 'fbgemm' and fbgemm_depthwise_fast_path(C, OC, kernel, p.stride, p.padding, p.dilation, p.groups)
+    unit = all(s == 1 for s in p.stride) and not depthwise
+    line_len = padded[-1] if unit else out[-1]
+    per_image = 4 * (int(np.prod(padded)) * C + int(np.prod(padded if unit else out)) * OC)
+    images = max(1, CHUNK_BYTES // per_image)                                 # images per chunk
+    block_lines = max(1, BLOCK_ELEMENTS // (line_len * OC))
+    if N == 0: return
+    xmax = max(abs(int(x.max(initial=0)) - int(zx)), abs(int(x.min(initial=0)) - int(zx)))
+    acc_dtype, chunks = _accumulator_dtype(xmax, p.bounds)
+    if unit:                                      # padded line -> output line of its image, -1 if cropped
+        line_map = np.full(padded[:-1], -1, dtype=np.int64)
+        line_map[tuple(slice(0, o) for o in out[:-1])] = np.arange(lines_out).reshape(out[:-1])
+        line_map = line_map.reshape(-1)
+        offsets, scratch = _tap_rows(padded, kernel, p.dilation), _Scratch()
+    for n0 in range(0, N, images):
+        xc = x[n0:n0 + images]
+        if depthwise:
+            yield from _line_blocks(_fbgemm_depthwise_last(xc, zx, p.w, p.zw, p.stride, p.padding), n0 * lines_out, block_lines)
+            continue
+        xp = _padded_input(xc, zx, p.padding)
+        if not unit:
+            acc = channels_last_accumulator(xp, p.wt, kernel, p.stride, p.dilation, p.groups, out, xmax, p.bounds)
+            yield from _line_blocks(_wrapped(acc), n0 * lines_out, block_lines)
+            continue
+        flat = xp.reshape(-1, C)
+        targets = (line_map + lines_out * np.arange(n0, n0 + len(xc))[:, None]).reshape(-1)
+        targets[np.tile(line_map, len(xc)) < 0] = -1
+        for l0 in range(0, len(targets), block_lines):
+            l1 = min(len(targets), l0 + block_lines)
+            keep = targets[l0:l1] >= 0
+            if not keep.any(): continue
+            acc = _shifted_row_sums(flat, l0 * line_len, l1 * line_len, p.wt, offsets, p.groups, chunks, acc_dtype, scratch)
+            yield targets[l0:l1][keep], _wrapped(acc.reshape(l1 - l0, line_len, OC)[keep, :out[-1]])
+
+def _conv_accumulator_last(x, zx, w, zw, stride, padding, dilation, groups, path=None) -> np.ndarray:
+    "Eq. (C1) (or (C1') for `path`) channel-last (N, *out, OC) as int64, wrapped to int32 like the kernels."
+    x = np.asarray(x)
+    packed = PackedConv(w, zw, stride, padding, dilation, groups)
+    out = conv_output_size(x.shape[2:], packed.kernel, stride, padding, dilation)
+    acc = np.empty((x.shape[0] * int(np.prod(out[:-1])), out[-1], packed.out_channels), dtype=np.int64)
+    for lines, block in accumulator_lines(x, zx, packed, path): acc[lines] = block
+    return acc.reshape(x.shape[0], *out, packed.out_channels)
 
 def conv_accumulator(x, zx, w, zw, stride, padding, dilation, groups) -> np.ndarray:
     "Eq. (C1), vectorised and exact: int64 array (N, OC, *out), wrapped to int32 like the kernels."
-    acc = _conv_accumulator_last(x, zx, w, zw, stride, padding, dilation, groups)
-    return np.moveaxis(acc, -1, 1).astype(np.int64)
+    return np.moveaxis(_conv_accumulator_last(x, zx, w, zw, stride, padding, dilation, groups), -1, 1)
 
 # %% ../nbs/03_conv.ipynb #7e840503
 def conv_transpose_accumulator_reference(x, zx, w, zw, stride, padding, output_padding, dilation, groups) -> np.ndarray:
@@ -240,10 +339,8 @@ def fbgemm_depthwise_accumulator(x, zx, w, zw, stride, padding) -> np.ndarray:
     return np.moveaxis(_fbgemm_depthwise_last(x, zx, w, zw, stride, padding), -1, 1)
 
 def conv_path_accumulator(path, x, zx, w, zw, stride, padding, dilation, groups) -> np.ndarray:
-    "The accumulator (N, *out, OC), channel last, that kernel family `path` computes: eq. (C1), or (C1')."
-    if path == 'fbgemm' and fbgemm_depthwise_fast_path(np.shape(x)[1], np.shape(w)[0], np.shape(w)[2:], stride, padding, dilation, groups):
-        return _fbgemm_depthwise_last(x, zx, w, zw, stride, padding)
-    return _conv_accumulator_last(x, zx, w, zw, stride, padding, dilation, groups)
+    "The accumulator (N, *out, OC), channel last, int64, that kernel family `path` computes: eq. (C1), or (C1')."
+    return _conv_accumulator_last(x, zx, w, zw, stride, padding, dilation, groups, path)
 
 # %% ../nbs/03_conv.ipynb #4297794f
 @functools.cache
@@ -318,13 +415,14 @@ def _check_engine_support(path, engine, zero_points, per_channel, transposed, ou
     if transposed and path == 'qnnpack' and ndim == 3:
         raise ValueError("engine 'qnnpack' has no 3-D transposed convolution (torch's QNNPACK supports 1-D/2-D only)")
 
-def _qconv(ndim, input, weight, bias, stride, padding, dilation, groups, padding_mode, scale, zero_point, dtype, relu, engine):
-    name = f"conv{ndim}d"
-    xq, wq, scale, zero_point = _check_conv_inputs(input, weight, bias, ndim, groups, padding_mode, scale, zero_point, dtype, name)
-    stride, padding = conv_tuple(stride, ndim, 'stride', 1), conv_tuple(padding, ndim, 'padding', 0)
-    dilation = conv_tuple(dilation, ndim, 'dilation', 1)
-    N, C, *in_size = xq.shape
-    OC, Cg, *kernel = wq.shape
+def _conv_tuples(stride, padding, dilation, ndim):
+    return (conv_tuple(stride, ndim, 'stride', 1), conv_tuple(padding, ndim, 'padding', 0),
+            conv_tuple(dilation, ndim, 'dilation', 1))
+
+def _check_geometry(in_shape, w_shape, groups, padding, dilation):
+    "Input and weight shapes against each other: channels per group, kernel within the padded input."
+    N, C, *in_size = in_shape
+    OC, Cg, *kernel = w_shape
     if C % groups or OC % groups:
         raise ValueError(f"groups must divide in_channels ({C}) and out_channels ({OC}), got groups={groups}")
     if Cg != C // groups:
@@ -332,13 +430,31 @@ def _qconv(ndim, input, weight, bias, stride, padding, dilation, groups, padding
     extent = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
     if any(e > i + 2 * p for e, i, p in zip(extent, in_size, padding)):
         raise ValueError(f"kernel (dilated extent {tuple(extent)}) must fit in the padded input {tuple(i + 2 * p for i, p in zip(in_size, padding))}")
-    w_scale, w_zp, per_channel = _weight_params(wq, OC, 0)
-    bias = _check_bias(bias, OC)
-    path = conv_engine_path(engine, w_zp, groups, (0,), False, per_channel)
-    _check_engine_support(path, resolve_engine(engine), w_zp, per_channel, False, (0,), ndim)
-    acc = conv_path_accumulator(path, xq.int_repr, xq.zero_point, wq.int_repr, w_zp, stride, padding, dilation, groups)
-    y = output_stage_last(acc, xq.scale, w_scale, scale, zero_point, path, bias, relu, per_channel)
-    return QArray(np.moveaxis(y.astype(np.uint8), -1, 1), scale, zero_point, 'quint8')   # channels-last memory, like torch
+
+def _pack(wq, bias, stride, padding, dilation, groups) -> PackedConv:
+    w_scale, w_zp, per_channel = _weight_params(wq, wq.shape[0], 0)
+    return PackedConv(wq.int_repr, w_zp, stride, padding, dilation, groups, w_scale, per_channel, _check_bias(bias, wq.shape[0]))
+
+def conv_forward(xq, packed, scale, zero_point, path, relu=False) -> np.ndarray:
+    "Output integers (N, *out, OC) uint8, channel last: each block of (C1) goes through the output stage (C4) at once."
+    N, C, *in_size = xq.shape
+    out = conv_output_size(in_size, packed.kernel, packed.stride, packed.padding, packed.dilation)
+    y = np.empty((N * int(np.prod(out[:-1])), out[-1], packed.out_channels), dtype=np.uint8)
+    for lines, acc in accumulator_lines(xq.int_repr, xq.zero_point, packed, path):
+        y[lines] = output_stage_last(acc, xq.scale, packed.scale, scale, zero_point, path, packed.bias, relu, packed.per_channel)
+    return y.reshape(N, *out, packed.out_channels)
+
+def _run_packed(xq, packed, scale, zero_point, relu, engine) -> QArray:
+    path = conv_engine_path(engine, packed.zw, packed.groups, (0,), False, packed.per_channel)
+    _check_engine_support(path, resolve_engine(engine), packed.zw, packed.per_channel, False, (0,), len(packed.kernel))
+    y = conv_forward(xq, packed, scale, zero_point, path, relu)
+    return QArray(np.moveaxis(y, -1, 1), scale, zero_point, 'quint8')      # channels-last memory, like torch
+
+def _qconv(ndim, input, weight, bias, stride, padding, dilation, groups, padding_mode, scale, zero_point, dtype, relu, engine):
+    xq, wq, scale, zero_point = _check_conv_inputs(input, weight, bias, ndim, groups, padding_mode, scale, zero_point, dtype, f"conv{ndim}d")
+    stride, padding, dilation = _conv_tuples(stride, padding, dilation, ndim)
+    _check_geometry(xq.shape, wq.shape, groups, padding, dilation)
+    return _run_packed(xq, _pack(wq, bias, stride, padding, dilation, groups), scale, zero_point, relu, engine)
 
 def qconv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode='zeros',
             scale=1.0, zero_point=0, dtype='quint8', *, relu=False, engine=None) -> QArray:
@@ -354,6 +470,28 @@ def qconv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
             scale=1.0, zero_point=0, dtype='quint8', *, relu=False, engine=None) -> QArray:
     "`quantized::conv3d` (`conv3d_relu` with `relu=True`) on `engine`, bit for bit."
     return _qconv(3, input, weight, bias, stride, padding, dilation, groups, padding_mode, scale, zero_point, dtype, relu, engine)
+
+# %% ../nbs/03_conv.ipynb #b1e7c0a2
+def conv_prepack(weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> PackedConv:
+    "The weight prepared once for `qconv_packed`, as `quantized::conv{1,2,3}d_prepack` (the functional ops prepare it on every call)."
+    wq = as_qarray(weight)
+    if wq.dtype != 'qint8': raise TypeError(f"weight must be qint8, got {wq.dtype}")
+    if wq.ndim not in (3, 4, 5): raise ValueError(f"weight must have 3, 4 or 5 dimensions (OC, C/groups, 1-3 kernel sizes), got shape {wq.shape}")
+    if not isinstance(groups, (int, np.integer)) or groups < 1: raise ValueError(f"groups must be an int >= 1, got {groups!r}")
+    if wq.shape[0] % groups: raise ValueError(f"groups must divide out_channels ({wq.shape[0]}), got groups={groups}")
+    return _pack(wq, bias, *_conv_tuples(stride, padding, dilation, wq.ndim - 2), groups)
+
+def qconv_packed(input, packed, scale=1.0, zero_point=0, *, relu=False, engine=None) -> QArray:
+    "`quantized::conv{1,2,3}d(input, packed, scale, zero_point)` (`_relu` with `relu=True`): `qconv{1,2,3}d`'s result, the weight already prepared."
+    if not isinstance(packed, PackedConv): raise TypeError(f"packed must be a PackedConv (from conv_prepack), got {type(packed).__name__}")
+    xq = as_qarray(input)
+    ndim = len(packed.kernel)
+    if xq.dtype != 'quint8': raise TypeError(f"input must be quint8 (the dtype every engine's conv{ndim}d takes), got {xq.dtype}")
+    if xq.per_channel: raise ValueError("input must be quantized per tensor, got per-channel parameters")
+    if xq.ndim != ndim + 2: raise ValueError(f"input must have {ndim + 2} dimensions (N, C, {ndim} spatial) for this weight, got shape {xq.shape}")
+    _check_geometry(xq.shape, packed.w.shape, packed.groups, packed.padding, packed.dilation)
+    scale, zero_point = check_scale(scale, 'scale'), check_zero_point(zero_point, 'quint8', 'zero_point')
+    return _run_packed(xq, packed, scale, zero_point, relu, engine)
 
 # %% ../nbs/03_conv.ipynb #dc09cbb4
 def _qconv_transpose(ndim, input, weight, bias, stride, padding, output_padding, groups, dilation, scale, zero_point, dtype, engine):
