@@ -11,15 +11,15 @@ from .core import QArray, as_qarray, check_scale, check_zero_point, check_dtype,
 from .requantize import fbgemm_multiplier, fbgemm_bias_term, requantize_fp32, linear_output
 
 # %% auto #0
-__all__ = ['BLOCK_ELEMENTS', 'CHUNK_BYTES', 'TORCH_INTERNAL_ERRORS', 'check_conv', 'check_conv_transpose', 'conv_tuple',
-           'conv_output_size', 'conv_transpose_output_size', 'conv_accumulator_reference', 'weight_bounds',
-           'tap_matrices', 'channels_last_accumulator', 'PackedConv', 'accumulator_lines', 'conv_accumulator',
-           'conv_transpose_accumulator_reference', 'conv_transpose_accumulator', 'fbgemm_depthwise_fast_path',
-           'fbgemm_depthwise_accumulator', 'conv_path_accumulator', 'cpu_has_avx512_vnni', 'conv_engine_path',
-           'output_stage_last', 'conv_output_stage', 'conv_forward', 'qconv1d', 'qconv2d', 'qconv3d', 'conv_prepack',
-           'qconv_packed', 'qconv_transpose1d', 'qconv_transpose2d', 'qconv_transpose3d', 'torch_conv', 'qnb_conv',
-           'random_conv_case', 'real_conv_output', 'fbgemm_direct_transposed_path', 'torch_fault', 'check_conv_cases',
-           'qnb_conv_output_shape']
+__all__ = ['BLOCK_ELEMENTS', 'CHUNK_BYTES', 'IM2COL_CHANNELS', 'TORCH_INTERNAL_ERRORS', 'check_conv', 'check_conv_transpose',
+           'conv_tuple', 'conv_output_size', 'conv_transpose_output_size', 'conv_accumulator_reference',
+           'weight_bounds', 'tap_matrices', 'channels_last_accumulator', 'PackedConv', 'accumulator_lines',
+           'conv_accumulator', 'conv_transpose_accumulator_reference', 'conv_transpose_accumulator',
+           'fbgemm_depthwise_fast_path', 'fbgemm_depthwise_accumulator', 'conv_path_accumulator', 'cpu_has_avx512_vnni',
+           'conv_engine_path', 'output_stage_last', 'conv_output_stage', 'conv_forward', 'qconv1d', 'qconv2d',
+           'qconv3d', 'conv_prepack', 'qconv_packed', 'qconv_transpose1d', 'qconv_transpose2d', 'qconv_transpose3d',
+           'torch_conv', 'qnb_conv', 'random_conv_case', 'real_conv_output', 'fbgemm_direct_transposed_path',
+           'torch_fault', 'check_conv_cases', 'qnb_conv_output_shape']
 
 # %% ../nbs/03_conv.ipynb #7c0f8ce4
 def conv_tuple(value, ndim, name, minimum) -> tuple:
@@ -104,12 +104,20 @@ def _tap_rows(padded, kernel, dilation):
     return [int(np.dot(t, np.multiply(dilation, steps))) for t in np.ndindex(*kernel)]
 
 class _Scratch:
-    "One reusable float32 product buffer (fresh pages are slow to fault in)."
-    def __init__(self): self.buf = np.empty(0, np.float32)
-    def __call__(self, shape):
+    "Reusable float32 buffers, one per `slot` (fresh pages are slow to fault in)."
+    def __init__(self): self.bufs = {}
+    def __call__(self, shape, slot=0):
         size = int(np.prod(shape))
-        if self.buf.size < size: self.buf = np.empty(size, np.float32)
-        return self.buf[:size].reshape(shape)
+        if self.bufs.get(slot, np.empty(0)).size < size: self.bufs[slot] = np.empty(size, np.float32)
+        return self.bufs[slot][:size].reshape(shape)
+
+IM2COL_CHANNELS = 32             # below this many channels per group a tap's GEMM is too thin: gather all taps first
+
+def _im2col(wt, groups, acc_dtype) -> bool:
+    """Whether to gather every tap's input into one matrix and run a single GEMM over K = taps x C: thin
+    channels, one group, and (C2) bounding the *whole* reduction below 2^24 (float32 accumulator), so the
+    one GEMM is exact in any order."""
+    return groups == 1 and wt.shape[0] > 1 and wt.shape[1] < IM2COL_CHANNELS and acc_dtype == np.float32
 
 def _multiply_add(acc, cols, wt_tap, groups, chunks, scratch):
     "acc += cols @ wt_tap, group by group and over the exact channel chunks of (C2)."
@@ -141,16 +149,30 @@ def channels_last_accumulator(xp, wt, kernel, stride, dilation, groups, out_size
         flat = xp.reshape(-1, C)
         acc = _shifted_row_sums(flat, 0, flat.shape[0], wt, _tap_rows(padded, kernel, dilation), groups, chunks, acc_dtype, scratch)
         return acc.reshape(N, *padded, -1)[(slice(None),) + tuple(slice(0, o) for o in out_size)]
-    acc = np.zeros((N, *out_size, wt.shape[2]), dtype=acc_dtype)
-    for tap, (_, window) in enumerate(_tap_windows(xp, kernel, stride, dilation, out_size)):
-        _multiply_add(acc, np.ascontiguousarray(window), wt[tap], groups, chunks, scratch)
+    T, Cg, OC = wt.shape
+    if _im2col(wt, groups, acc_dtype):                     # few channels: one GEMM over all taps at once
+        cols = np.empty((N, *out_size, T * C), dtype=np.float32)
+        for tap, (_, window) in enumerate(_tap_windows(xp, kernel, stride, dilation, out_size)):
+            cols[..., tap * C:(tap + 1) * C] = window
+        return np.matmul(cols.reshape(-1, T * C), wt.reshape(T * C, OC)).reshape(N, *out_size, OC)
+    acc = np.zeros((N, *out_size, OC), dtype=acc_dtype)
+    for tap, (_, window) in enumerate(_tap_windows(xp, kernel, stride, dilation, out_size)):   # 2-D: one BLAS call per tap
+        _multiply_add(acc.reshape(-1, OC), np.ascontiguousarray(window).reshape(-1, C), wt[tap], groups, chunks, scratch)
     return acc
 
 def _shifted_row_sums(flat, a, b, wt, offsets, groups, chunks, acc_dtype, scratch):
     """Unit stride: rows a..b of sum over taps of flat[row + offset] @ wt[tap]. A tap whose shifted rows run past
     the end is cut short: those rows are outside the output and cropped by the caller."""
     M = flat.shape[0]
-    acc = np.empty((b - a, wt.shape[2]), dtype=acc_dtype)
+    T, Cg, OC = wt.shape
+    acc = np.empty((b - a, OC), dtype=acc_dtype)
+    if _im2col(wt, groups, acc_dtype):
+        cols = scratch((b - a, T * Cg), 1)
+        for tap, off in enumerate(offsets):
+            n = max(0, min(b, M - off) - a)
+            cols[:n, tap * Cg:(tap + 1) * Cg] = flat[a + off:a + off + n]
+            cols[n:, tap * Cg:(tap + 1) * Cg] = 0
+        return np.matmul(cols, wt.reshape(T * Cg, OC), out=acc)
     if groups == 1 and wt.shape[1] > 1 and len(chunks) == 1 and acc_dtype == np.float32:
         np.matmul(flat[a:b], wt[0], out=acc)                                  # tap 0 (offset 0): no zero fill
         taps = range(1, len(offsets))

@@ -10,12 +10,13 @@ from __future__ import annotations
 import numpy as np
 from .core import QArray, as_qarray, check_scale, check_zero_point, resolve_engine, fma_f32, wrap_int32
 from .requantize import linear_output
-from .conv import channels_last_accumulator, _check_bias
+from .conv import channels_last_accumulator, _check_bias, BLOCK_ELEMENTS
 
 # %% auto #0
-__all__ = ['SMALL_SCALE', 'check_linear', 'check_linear_dynamic', 'linear_accumulator_reference', 'linear_accumulator',
-           'linear_engine_path', 'qlinear', 'choose_qparams', 'quantize_dynamic_input', 'qlinear_dynamic',
-           'random_linear_case', 'torch_linear', 'qnb_linear']
+__all__ = ['LINEAR_GEMM_ROWS', 'SMALL_SCALE', 'check_linear', 'check_linear_dynamic', 'linear_accumulator_reference',
+           'PackedLinear', 'linear_accumulator', 'linear_engine_path', 'linear_prepack', 'qlinear_packed', 'qlinear',
+           'choose_qparams', 'quantize_dynamic_input', 'qlinear_dynamic', 'random_linear_case', 'torch_linear',
+           'qnb_linear']
 
 # %% ../nbs/04_linear.ipynb #11761115
 def linear_accumulator_reference(x, zx, w, zw) -> np.ndarray:
@@ -28,21 +29,35 @@ def linear_accumulator_reference(x, zx, w, zw) -> np.ndarray:
             acc[m, o] = sum((int(x[m, k]) - zx) * (int(w[o, k]) - int(zw[o])) for k in range(x.shape[1]))
     return acc
 
-def linear_accumulator(x, zx, w, zw) -> np.ndarray:
-    "Eq. (L1), vectorised and exact: (M, O) sums (float32/float64 holding integers; int64 if wrapped)."
-    x, w = np.asarray(x), np.asarray(w)
+class PackedLinear:
+    """A linear weight prepared once, as torch's `quantized::linear_prepack` prepares its own: q_w - z_w as
+    float32, its (C2) bounds, and the parameters the output stage needs. Built by `linear_prepack`."""
+    def __init__(self, w, zw, scale=None, per_channel=False, bias=None):
+        self.w = np.asarray(w)                                        # (O, K) integers
+        O = self.w.shape[0]
+        self.zw = np.broadcast_to(np.asarray(zw, dtype=np.int64), (O,))
+        self.scale, self.per_channel, self.bias = scale, per_channel, bias
+        wz = self.w.astype(np.float32)
+        if self.zw.any(): wz -= self.zw[:, None].astype(np.float32)
+        self.wt = wz.T[None]                          # (1, K, O) view of the (O, K) array: BLAS reads it transposed
+        wz_abs = np.abs(wz)
+        self.bounds = float(wz_abs.sum(axis=1, dtype=np.float64).max(initial=0)), wz_abs.max(axis=0, initial=0)
+    out_features, in_features = property(lambda self: self.w.shape[0]), property(lambda self: self.w.shape[1])
+    def __repr__(self): return f"PackedLinear(in_features={self.in_features}, out_features={self.out_features})"
+
+def _packed_accumulator(x, zx, packed) -> np.ndarray:
+    "Eq. (L1) for rows `x` (M, K): exact sums (M, O) in float32/float64, int64 where int32 wrapped."
+    x = np.asarray(x)
     M, K = x.shape
-    O = w.shape[0]
-    zw = np.broadcast_to(np.asarray(zw, dtype=np.int64), (O,))
-    wz = w.astype(np.int16) if not zw.any() else (w.astype(np.int16) - zw[:, None].astype(np.int16))   # |.| <= 255
-    wz_abs = np.abs(wz)
-    bounds = float(wz_abs.sum(axis=1, dtype=np.int64).max(initial=0)), wz_abs.max(axis=0, initial=0)
     xmax = max(abs(int(x.max(initial=0)) - int(zx)), abs(int(x.min(initial=0)) - int(zx)))
-    xp = (x.astype(np.float32) - np.float32(zx)).reshape(1, M, K)
-    wt = wz.astype(np.float32).T[None]                    # (1, K, O) view of the (O, K) array: BLAS reads it transposed
-    acc = channels_last_accumulator(xp, wt, (1,), (1,), (1,), 1, (M,), xmax, bounds)[0]
+    xp = np.subtract(x, np.float32(zx), dtype=np.float32).reshape(1, M, K)
+    acc = channels_last_accumulator(xp, packed.wt, (1,), (1,), (1,), 1, (M,), xmax, packed.bounds)[0]
     if acc.dtype == np.float32 or np.abs(acc).max(initial=0) < 2**31: return acc
     return wrap_int32(acc)
+
+def linear_accumulator(x, zx, w, zw) -> np.ndarray:
+    "Eq. (L1), vectorised and exact: (M, O) sums (float32/float64 holding integers; int64 if wrapped)."
+    return _packed_accumulator(x, zx, PackedLinear(w, zw))
 
 # %% ../nbs/04_linear.ipynb #63b5a049
 def linear_engine_path(engine) -> str:
@@ -52,34 +67,65 @@ def linear_engine_path(engine) -> str:
 
 def _check_linear_weight(weight, in_shape, bias, engine):
     "Weight, bias and engine checks shared by the static and dynamic linear: (wq, zero points, bias, path)."
-    wq = as_qarray(weight)
-    if wq.dtype != 'qint8': raise TypeError(f"weight must be qint8, got {wq.dtype}")
-    if wq.ndim != 2: raise ValueError(f"weight must be 2-D (out_features, in_features), got shape {wq.shape}")
+    wq = _check_weight(weight)
     if len(in_shape) < 1 or in_shape[-1] != wq.shape[1]:
         raise ValueError(f"input's last dimension must be in_features = {wq.shape[1]}, got shape {tuple(in_shape)}")
-    if wq.per_channel and wq.axis != 0: raise ValueError(f"weight: per-channel quantization must be along axis 0, got axis {wq.axis}")
     O = wq.shape[0]
     w_zp = wq.zero_point if wq.per_channel else np.full(O, wq.zero_point)
     path = linear_engine_path(engine)
-    if path == 'onednn' and np.any(w_zp):
-        raise ValueError(f"weight zero points must all be 0 on engine {resolve_engine(engine)!r} (oneDNN takes symmetric weights only)")
+    _check_symmetric(path, w_zp, engine)
     return wq, w_zp, _check_bias(bias, O), path
 
-def _check_linear(input, weight, bias, scale, zero_point, engine):
+def _check_weight(weight):
+    wq = as_qarray(weight)
+    if wq.dtype != 'qint8': raise TypeError(f"weight must be qint8, got {wq.dtype}")
+    if wq.ndim != 2: raise ValueError(f"weight must be 2-D (out_features, in_features), got shape {wq.shape}")
+    if wq.per_channel and wq.axis != 0: raise ValueError(f"weight: per-channel quantization must be along axis 0, got axis {wq.axis}")
+    return wq
+
+def _check_symmetric(path, w_zp, engine):
+    if path == 'onednn' and np.any(w_zp):
+        raise ValueError(f"weight zero points must all be 0 on engine {resolve_engine(engine)!r} (oneDNN takes symmetric weights only)")
+
+def _check_input(input):
     xq = as_qarray(input)
     if xq.dtype != 'quint8': raise TypeError(f"input must be quint8 (what quantized::linear takes on fbgemm/x86/qnnpack), got {xq.dtype}")
     if xq.per_channel: raise ValueError("input must be quantized per tensor, got per-channel parameters")
-    wq, w_zp, bias, path = _check_linear_weight(weight, xq.shape, bias, engine)
+    return xq
+
+def linear_prepack(weight, bias=None) -> PackedLinear:
+    "The weight prepared once for `qlinear_packed`, as `quantized::linear_prepack` (the functional op prepares it on every call)."
+    wq = _check_weight(weight)
+    w_zp = wq.zero_point if wq.per_channel else np.full(wq.shape[0], wq.zero_point)
+    return PackedLinear(wq.int_repr, w_zp, wq.scale, wq.per_channel, _check_bias(bias, wq.shape[0]))
+
+def qlinear_packed(input, packed, scale=1.0, zero_point=0, *, relu=False, engine=None) -> QArray:
+    "`quantized::linear(input, packed, scale, zero_point)` (`linear_relu` with `relu=True`): `qlinear`'s result, the weight already prepared."
+    if not isinstance(packed, PackedLinear): raise TypeError(f"packed must be a PackedLinear (from linear_prepack), got {type(packed).__name__}")
+    xq = _check_input(input)
+    if xq.ndim < 1 or xq.shape[-1] != packed.in_features:
+        raise ValueError(f"input's last dimension must be in_features = {packed.in_features}, got shape {xq.shape}")
+    path = linear_engine_path(engine)
+    _check_symmetric(path, packed.zw, engine)
     scale, zero_point = check_scale(scale, 'scale'), check_zero_point(zero_point, 'quint8', 'zero_point')
-    return xq, wq, wq.scale, w_zp, bias, scale, zero_point, path
+    x = xq.int_repr.reshape(-1, packed.in_features)
+    y = np.empty((len(x), packed.out_features), dtype=np.uint8)
+    rows = max(1, BLOCK_ELEMENTS // max(1, packed.out_features))      # output stage a cache-sized block at a time
+    for r0 in range(0, len(x), LINEAR_GEMM_ROWS):
+        acc = _packed_accumulator(x[r0:r0 + LINEAR_GEMM_ROWS], xq.zero_point, packed)
+        for b0 in range(0, len(acc), rows):
+            y[r0 + b0:r0 + b0 + rows] = linear_output(acc[b0:b0 + rows], xq.scale, packed.scale, scale, zero_point, path,
+                                                      packed.bias, relu, packed.per_channel)
+    return QArray(y.reshape(*xq.shape[:-1], packed.out_features), scale, zero_point, 'quint8')
+
+LINEAR_GEMM_ROWS = 1024          # input rows per GEMM: large enough for BLAS, bounded for memory
 
 def qlinear(input, weight, bias=None, scale=1.0, zero_point=0, *, relu=False, engine=None) -> QArray:
     "`quantized::linear` (`linear_relu` with `relu=True`) on `engine`, bit for bit."
-    xq, wq, w_scale, w_zp, bias, scale, zero_point, path = _check_linear(input, weight, bias, scale, zero_point, engine)
-    lead, K = xq.shape[:-1], xq.shape[-1]
-    acc = linear_accumulator(xq.int_repr.reshape(-1, K), xq.zero_point, wq.int_repr, w_zp)
-    y = linear_output(acc, xq.scale, w_scale, scale, zero_point, path, bias, relu)
-    return QArray(y.astype(np.uint8).reshape(*lead, wq.shape[0]), scale, zero_point, 'quint8')
+    xq = _check_input(input)
+    wq, w_zp, bias, path = _check_linear_weight(weight, xq.shape, bias, engine)
+    scale, zero_point = check_scale(scale, 'scale'), check_zero_point(zero_point, 'quint8', 'zero_point')
+    return qlinear_packed(xq, PackedLinear(wq.int_repr, w_zp, wq.scale, wq.per_channel, bias), scale, zero_point, relu=relu, engine=engine)
 
 # %% ../nbs/04_linear.ipynb #d87c0f9e
 SMALL_SCALE = float(np.float32(6.1e-5))

@@ -7,7 +7,7 @@ Docs: https://qnb-dev.github.io/qnb/model.html.md"""
 
 # %% ../nbs/14_model.ipynb #ac2b171a
 from __future__ import annotations
-import operator, math
+import operator, math, weakref
 from dataclasses import dataclass, field
 import numpy as np
 from .core import QArray, as_qarray, quantize_per_tensor, dequantize, resolve_engine, check_dtype
@@ -48,16 +48,24 @@ def check_converted(model):
                              "(prepare, calibrate and convert it, or exclude this module from run/compare)")
     return model
 
+_TRACED = weakref.WeakKeyDictionary()
+
 def model_graph(model):
-    "The FX graph module of a converted model: the model itself if it is one, else its symbolic trace."
+    """The FX graph module of a converted model: the model itself if it is one, else its symbolic trace —
+    traced once and reused while the model holds the same modules (tracing costs more than a small model's run)."""
     torch = _torch()
     check_converted(model)
     if isinstance(model, torch.fx.GraphModule): return model
+    layout = tuple((name, id(m)) for name, m in model.named_modules())
+    hit = _TRACED.get(model)
+    if hit is not None and hit[0] == layout: return hit[1]
     try:
-        return torch.fx.symbolic_trace(model)
+        gm = torch.fx.symbolic_trace(model)
     except Exception as e:
         raise ValueError(f"model could not be traced by torch.fx ({type(e).__name__}: {e}); "
                          "qnb runs models whose forward has no data-dependent control flow") from e
+    _TRACED[model] = (layout, gm)
+    return gm
 
 # %% ../nbs/14_model.ipynb #78b32ee2
 def _wq(m): return as_qarray(m.weight())
@@ -65,14 +73,25 @@ def _bias(m):
     b = m.bias()
     return None if b is None else b.detach().numpy()
 
+_PACKED = weakref.WeakKeyDictionary()
+
+def _packed(m, prepack):
+    "Module `m`'s weight prepared by qnb once per torch packed weight, as torch prepares its own once."
+    key = getattr(m, '_packed_params', None)
+    key = getattr(key, '_packed_params', key)                        # Linear keeps it one level down
+    hit = _PACKED.get(m)
+    if hit is not None and hit[0] is key: return hit[1]
+    packed = prepack(_wq(m), _bias(m))
+    _PACKED[m] = (key, packed)
+    return packed
+
 def _conv(ndim, relu=False):
     def run(m, x, engine):
         from qnb import conv
         if m.padding_mode != 'zeros':
             raise ValueError(f"padding_mode {m.padding_mode!r} is not supported (quantized conv pads with the zero point only)")
-        f = getattr(conv, f'qconv{ndim}d')
-        return f(x, _wq(m), _bias(m), m.stride, m.padding, m.dilation, m.groups, 'zeros', m.scale, m.zero_point,
-                 relu=relu, engine=engine)
+        packed = _packed(m, lambda w, b: conv.conv_prepack(w, b, m.stride, m.padding, m.dilation, m.groups))
+        return conv.qconv_packed(x, packed, m.scale, m.zero_point, relu=relu, engine=engine)
     return run
 
 def _conv_transpose(ndim):
@@ -91,8 +110,8 @@ def _conv_add(relu=False):
 
 def _linear(relu=False):
     def run(m, x, engine):
-        from qnb.linear import qlinear
-        return qlinear(x, _wq(m), _bias(m), m.scale, m.zero_point, relu=relu, engine=engine)
+        from qnb.linear import linear_prepack, qlinear_packed
+        return qlinear_packed(x, _packed(m, linear_prepack), m.scale, m.zero_point, relu=relu, engine=engine)
     return run
 
 def _linear_dynamic(m, x, engine):
