@@ -10,8 +10,8 @@ import argparse, json, os, platform, sys, time, warnings
 import numpy as np
 import torch
 from qnb.core import QArray, quantize_per_tensor
-from qnb.conv import qconv2d
-from qnb.linear import qlinear
+from qnb.conv import qconv2d, conv_prepack, qconv_packed
+from qnb.linear import linear_prepack, qlinear_packed
 from qnb.batchnorm import qbatch_norm
 from qnb.elementwise import qadd
 from qnb.pool import qavg_pool2d
@@ -58,7 +58,8 @@ def conv_case(name, shape, oc, k, stride, pad, groups=1):
     xt, wt, bt = x.to_torch(), w.to_torch(), torch.from_numpy(b)
     oh = (shape[2] + 2 * pad - k) // stride + 1
     macs = shape[0] * oc * oh * ((shape[3] + 2 * pad - k) // stride + 1) * (shape[1] // groups) * k * k
-    def ours(engine): return lambda: qconv2d(x, w, b, stride, pad, 1, groups, scale=0.5, zero_point=128, engine=engine)
+    packed = conv_prepack(w, b, stride, pad, 1, groups)      # prepared once, as torch's prepack below
+    def ours(engine): return lambda: qconv_packed(x, packed, 0.5, 128, engine=engine)
     def theirs(engine):
         torch.backends.quantized.engine = engine
         packed = torch.ops.quantized.conv2d_prepack(wt, bt, [stride] * 2, [pad] * 2, [1, 1], groups)
@@ -73,7 +74,8 @@ def linear_case(M, K, N):
         torch.backends.quantized.engine = engine
         p = torch.ops.quantized.linear_prepack(wt, bt)
         return lambda: torch.ops.quantized.linear(xt, p, 0.5, 128)
-    return dict(name=f"linear {M}x{K}->{N}", ours=lambda e: lambda: qlinear(x, w, b, 0.5, 128, engine=e),
+    packed = linear_prepack(w, b)
+    return dict(name=f"linear {M}x{K}->{N}", ours=lambda e: lambda: qlinear_packed(x, packed, 0.5, 128, engine=e),
                 theirs=theirs, macs=M * K * N, kind='linear')
 
 def batch_norm_case(shape=(32, 64, 56, 56)):
