@@ -134,9 +134,11 @@ def _multiply_add(acc, cols, wt_tap, groups, chunks, scratch):
                               out=scratch(part.shape))
 
 def _accumulator_dtype(xmax, bounds):
-    "float32 when eq. (C2) bounds every sum of the whole reduction below 2^24, else float64; and the channel chunks."
+    """float32 when eq. (C2) bounds every sum of the whole reduction below 2^24 — then any GEMM over any
+    channels is exact too, so one chunk — else float64 and the channel chunks of (C2)."""
     total, worst = bounds
-    return (np.float32 if xmax * total < _F32_EXACT else np.float64), _channel_chunks(xmax, worst)
+    if xmax * total < _F32_EXACT: return np.float32, [(0, len(worst))]
+    return np.float64, _channel_chunks(xmax, worst)
 
 def channels_last_accumulator(xp, wt, kernel, stride, dilation, groups, out_size, xmax, bounds=None) -> np.ndarray:
     """Eq. (C1) from a channel-last padded float32 input `xp` (N, *padded, C) holding q_x - z_x and float32
