@@ -769,8 +769,9 @@ def explain_linear_dynamic(a, index, engine, printed=None):
     if relu: y = max(y, f32(0)); steps.append(Step('ReLU', 'max(…, 0)', y))
     steps.append(Step('exact real value, for comparison', 'Σ x·w_real + b  (float64, nothing rounded)',
                       float(np.dot(row_x.astype(np.float64), (wo - zw) * sw) + (0.0 if b_o is None else float(b_o)))))
+    notes = ["QNNPACK ignores reduce_range (torch warns so): the activation takes the full range [0, 255]"] if path == 'qnnpack' and reduce_range else []
     title = f"linear{'_relu' if relu else ''}_dynamic on engine {engine}" + (" (x86 runs FBGEMM's)" if engine == 'x86' else '') + f": output[{_ix(index)}]"
-    return title, steps, [], [], f32(y), float(y)
+    return title, steps, [], notes, f32(y), float(y)
 
 def _binary_element(a, name, index):
     from qnb.elementwise import _binary_inputs, vector_mask, _threads
