@@ -1748,7 +1748,7 @@ def function_call(target, args, kwargs):
     if name in ('relu', 'relu6', 'sigmoid', 'tanh', 'hardsigmoid', 'hardswish') and target is not q.hardswish: args = args[:1]
     if name == 'hardtanh': args = args[:3]
     if name == 'leaky_relu': args = args[:2]
-    if name == 'cat' and target is torch.cat: args = [list(args[0])] + args[1:2]
+    if name == 'cat' and target is torch.cat and isinstance(args[0], (list, tuple)): args = [list(args[0])] + args[1:2]
     if target is F.upsample_nearest: kwargs = dict(kwargs, mode='nearest')
     if target is F.upsample_bilinear: kwargs = dict(kwargs, mode='bilinear', align_corners=True)
     if name == 'quantize_per_tensor': args = [args[0], float(args[1]), int(args[2]), str(args[3])] + args[4:]
