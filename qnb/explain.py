@@ -7,7 +7,7 @@ Docs: https://qnb-dev.github.io/qnb/explain.html.md"""
 
 # %% ../nbs/16_explain.ipynb #c96a807a
 from __future__ import annotations
-import inspect, html
+import inspect, html, math
 from dataclasses import dataclass, field
 import numpy as np
 from .core import (QArray, as_qarray, resolve_engine, resolve_capability, dtype_range, fma_f32, wrap_int32,
@@ -16,10 +16,13 @@ from .requantize import (fbgemm_multiplier, fbgemm_bias_term, cvtps_epi32, satur
                             qnnpack_bias, onednn_scales, quantize_multiplier, requantize_fixedpoint, linear_output)
 
 # %% auto #0
-__all__ = ['STAGE_PATHS', 'FORUM_CASES', 'Step', 'fmt', 'Explanation', 'check_index', 'output_stage', 'check_steps',
-           'fixedpoint_stage', 'hand_table', 'engines_table', 'explain_conv', 'explain_linear', 'explain_batch_norm',
-           'explain_clamp', 'explain_add', 'explain_max_pool', 'explain_quantize', 'kernel_table', 'module_call',
-           'function_call', 'explain_layer', 'explain', 'forum_case']
+__all__ = ['STAGE_PATHS', 'ACTIVATION_EQS', 'COVERED', 'FORUM_CASES', 'Step', 'fmt', 'Explanation', 'check_index', 'output_stage',
+           'check_steps', 'fixedpoint_stage', 'hand_table', 'engines_table', 'explain_conv', 'explain_linear',
+           'explain_batch_norm', 'explain_clamp', 'explain_add', 'explain_max_pool', 'explain_quantize',
+           'explain_conv_transpose', 'explain_conv_add', 'explain_linear_dynamic', 'explain_mul', 'explain_add_scalar',
+           'explain_mul_scalar', 'explain_cat', 'explain_avg_pool', 'explain_adaptive_avg_pool', 'explain_norm',
+           'explain_activation', 'explain_softmax', 'explain_upsample', 'kernel_table', 'torch_reference',
+           'module_call', 'function_call', 'explain_layer', 'explain', 'forum_case']
 
 # %% ../nbs/16_explain.ipynb #b89a0748
 @dataclass
@@ -60,11 +63,13 @@ class Explanation:
     tables: list = field(default_factory=list)      # (heading, header row, rows, closing sentence)
     notes: list = field(default_factory=list)
     torch_fault: bool = False                          # torch's output here is a known torch bug (see notes)
+    qparams_match: bool = True                         # False when torch's output scale/zero point differ from qnb's
 
     @property
     def match(self) -> bool:
-        "True when torch's output at the index equals qnb's (and the full kernel's)."
-        return self.torch is not None and _same(self.result, self.torch) and _same(self.result, self.kernel)
+        "True when torch's output at the index equals qnb's (and the full kernel's), and so do the output qparams."
+        return (self.torch is not None and _same(self.result, self.torch) and _same(self.result, self.kernel)
+                and self.qparams_match)
 
     @property
     def verdict(self) -> str:
@@ -338,13 +343,7 @@ def explain_conv(a, index, engine, printed=None):
     g = o // (OC // groups)
     zx, zw, sx, sw = xq.zero_point, int(w_zp[o]), xq.scale, float(w_scale[o])
     sy, zy = float(a['scale']), int(a['zero_point'])
-    coords = [[pi * s - pad + t * d for t in range(k)] for pi, s, pad, d, k in zip(p, stride, padding, dilation, kernel)]
-    patch = np.full((Cg, *kernel), zx, np.int64)
-    xs = xq.int_repr[n, g * Cg:(g + 1) * Cg]
-    for t in np.ndindex(*kernel):
-        pos = tuple(coords[d][t[d]] for d in range(nd))
-        if all(0 <= q < size for q, size in zip(pos, in_size)): patch[(slice(None),) + t] = xs[(slice(None),) + pos]
-    wo = wq.int_repr[o].astype(np.int64)
+    patch, wo, where = _receptive_field(xq, wq, stride, padding, dilation, groups, index)
     exact = int(((patch - zx) * (wo - zw)).sum())
     path = conv_engine_path(engine, w_zp, groups, (0,), False, per_channel)
     one, zero = (1,) * nd, (0,) * nd
@@ -353,10 +352,8 @@ def explain_conv(a, index, engine, printed=None):
         acc = int(_fbgemm_depthwise_last(patch[None].astype(np.uint8), zx, wo[None].astype(np.int8), [zw], one, zero).reshape(-1)[0])
     else:
         acc = int(conv_accumulator(patch[None], zx, wo[None], [zw], one, zero, one, 1).reshape(-1)[0])
-    span = ', '.join(f"{c[0]}:{c[-1] + 1}" + (f":{d}" if d > 1 else '') for c, d in zip(coords, dilation))
     sq = lambda v: v[0] if v.shape[0] == 1 else v
-    steps = [Step('receptive field: input integers', f"q_x[{n}, {g * Cg}:{(g + 1) * Cg}, {span}]"
-                  + ('  (padding reads z_x)' if any(c[0] < 0 or c[-1] >= s for c, s in zip(coords, in_size)) else ''), sq(patch)),
+    steps = [Step('receptive field: input integers', where, sq(patch)),
              Step('weight integers', f"q_w[{o}]", sq(wo)),
              *_scales_steps(sx, zx, sw, zw, sy, zy, None if bias is None else bias[o]),
              Step('zero-point subtraction', 'q_x − z_x' + ('' if zw == 0 else ',  q_w − z_w'),
@@ -595,29 +592,850 @@ def explain_quantize(a, index, engine, printed=None):
     return (f"quantize_per_tensor ({dtype}): output[{', '.join(map(str, index))}]", steps, [], notes, y,
             float(np.float32(s) * np.float32(y - z)))
 
+# %% ../nbs/16_explain.ipynb #xcc0
+def _ix(index) -> str: return ', '.join(map(str, index))
+
+def _out_step(y, s, z, name='output'):
+    return Step(name, 'y, and its value (y − z_y)·s_y', f"{y}  ({float(np.float32(s) * np.float32(y - z)):.9g})")
+
+def _yf(y, s, z) -> float: return float(np.float32(s) * np.float32(y - z))
+
+def _table_rows(rows, limit=24):
+    "At most `limit` rows of a table, and a closing sentence saying how many were left out."
+    return rows[:limit], (f"… and {len(rows) - limit} more rows." if len(rows) > limit else '')
+
+def explain_conv_transpose(a, index, engine, printed=None):
+    """Steps for one output element of `qconv_transpose1d/2d/3d`: eq. (C3) gathers every (input pixel, tap) pair that
+    lands on the output position; then the same output stage as the conv (C4) on the engine's path."""
+    from qnb.conv import conv_tuple, conv_engine_path, _weight_params
+    xq, wq = as_qarray(a['input']), as_qarray(a['weight'])
+    nd = xq.ndim - 2
+    stride, padding, dilation, out_pad = (conv_tuple(a[k], nd, k, 0) for k in ('stride', 'padding', 'dilation', 'output_padding'))
+    groups = int(a['groups'])
+    N, C, *in_size = xq.shape
+    _, OCg, *kernel = wq.shape
+    OC, Cg = OCg * groups, C // groups
+    w_scale, w_zp, per_channel = _weight_params(wq, OC, 1)
+    w_scale = np.broadcast_to(np.asarray(w_scale, np.float64), (OC,))
+    w_zp = np.broadcast_to(np.asarray(w_zp, np.int64), (OC,))
+    n, o, *p = index
+    g, oo = o // OCg, o % OCg
+    zx, zw, sx, sw = xq.zero_point, int(w_zp[o]), xq.scale, float(w_scale[o])
+    sy, zy = float(a['scale']), int(a['zero_point'])
+    rows = []
+    for t in np.ndindex(*kernel):
+        src = []
+        for d in range(nd):                                   # p = s·i + d·t − pad, solved for the input pixel i
+            num = p[d] + padding[d] - t[d] * dilation[d]
+            if num % stride[d] or not 0 <= num // stride[d] < in_size[d]: break
+            src.append(num // stride[d])
+        else:
+            for c in range(g * Cg, (g + 1) * Cg):
+                qx, qw = int(xq.int_repr[(n, c) + tuple(src)]), int(wq.int_repr[(c, oo) + t])
+                rows.append((c, tuple(src), t, qx, qw, (qx - zx) * (qw - zw)))
+    exact = sum(r[5] for r in rows)
+    acc = int(wrap_int32(exact))
+    bias = _np(a['bias'])
+    b_o = None if bias is None else bias[o]
+    path = conv_engine_path(engine, w_zp, groups, out_pad, True, per_channel)
+    steps = [Step('contributing (input pixel, tap) pairs (C3)', f"i = (p + pad − d·t) / s, whole and inside; channels {g * Cg}:{(g + 1) * Cg}",
+                  f"{len(rows)} of {Cg * int(np.prod(kernel))} (channel, tap) pairs (table below)"),
+             Step('input integers', 'q_x[n, c, i] for those pairs', np.array([r[3] for r in rows], np.int64)),
+             Step('weight integers', f"q_w[c, {oo}, t] (weight is (C_in, C_out/groups, k…))", np.array([r[4] for r in rows], np.int64)),
+             *_scales_steps(sx, zx, sw, zw, sy, zy, b_o),
+             Step('int32 accumulator (C3)', 'acc = Σ (q_x − z_x)(q_w − z_w)', exact)]
+    if acc != exact: steps.append(Step('wrapped to int32', "two's complement", acc))
+    stage, y, info = output_stage(acc, sx, sw, b_o, sy, zy, path, False, per_channel, 'conv')
+    steps += stage + _tail_steps(acc, sx, sw, b_o, sy, zy, False, y)
+    notes = []
+    if not rows: notes.append('no input pixel lands on this output position: the accumulator is 0 and the output is the bias alone')
+    check_steps(notes, info['shown'], y)
+    shown, more = _table_rows([(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows])
+    tables = [('The pairs that land on this output (eq. C3)', ('c', 'input i', 'tap t', 'q_x', 'q_w', '(q_x − z_x)(q_w − z_w)'), shown, more),
+              engines_table(acc, sx, sw, b_o, sy, zy, False, per_channel, 'conv')]
+    title = (f"conv_transpose{nd}d on engine {engine}" + (f" (x86 dispatches this conv to {path})" if engine == 'x86' else '')
+             + f": output[{_ix(index)}]")
+    return title, steps, tables, notes, y, _yf(y, sy, zy)
+
+def _receptive_field(xq, wq, stride, padding, dilation, groups, index):
+    "The input integers a conv output reads (z_x where the window leaves the input), its weight row, and where they came from."
+    nd = xq.ndim - 2
+    N, C, *in_size = xq.shape
+    OC, Cg, *kernel = wq.shape
+    n, o, *p = index
+    g = o // (OC // groups)
+    zx = xq.zero_point
+    coords = [[pi * s - pad + t * d for t in range(k)] for pi, s, pad, d, k in zip(p, stride, padding, dilation, kernel)]
+    patch = np.full((Cg, *kernel), zx, np.int64)
+    xs = xq.int_repr[n, g * Cg:(g + 1) * Cg]
+    for t in np.ndindex(*kernel):
+        pos = tuple(coords[d][t[d]] for d in range(nd))
+        if all(0 <= q < size for q, size in zip(pos, in_size)): patch[(slice(None),) + t] = xs[(slice(None),) + pos]
+    span = ', '.join(f"{c[0]}:{c[-1] + 1}" + (f":{d}" if d > 1 else '') for c, d in zip(coords, dilation))
+    padded = any(c[0] < 0 or c[-1] >= s for c, s in zip(coords, in_size))
+    where = f"q_x[{n}, {g * Cg}:{(g + 1) * Cg}, {span}]" + ('  (padding reads z_x)' if padded else '')
+    return patch, wq.int_repr[o].astype(np.int64), where
+
+def explain_conv_add(a, index, engine, printed=None):
+    """Steps for one output element of `qconv2d_add(_relu)` (oneDNN only), eq. (F7): the conv's accumulator in real
+    units plus the bias, plus the dequantized skip input, then ReLU and the output scale."""
+    from qnb.conv import conv_tuple, conv_accumulator, _weight_params
+    xq, wq, aq = as_qarray(a['input']), as_qarray(a['weight']), as_qarray(a['accum'])
+    stride, padding, dilation = (conv_tuple(a[k], 2, k, 0) for k in ('stride', 'padding', 'dilation'))
+    relu, OC = bool(a['relu']), wq.shape[0]
+    o = index[1]
+    w_scale, w_zp, per_channel = _weight_params(wq, OC, 0)
+    sw = float(np.broadcast_to(np.asarray(w_scale, np.float64), (OC,))[o])
+    sx, zx, sy, zy = xq.scale, xq.zero_point, float(a['scale']), int(a['zero_point'])
+    patch, wo, where = _receptive_field(xq, wq, stride, padding, dilation, int(a['groups']), index)
+    acc = int(conv_accumulator(patch[None], zx, wo[None], [0], (1, 1), (0, 0), (1, 1), 1).reshape(-1)[0])
+    f32 = np.float32
+    S_x, S_w, R_y = onednn_scales(sx, w_scale, sy, 'conv', per_channel)
+    S_w = _f32(np.broadcast_to(np.asarray(S_w, np.float32), (OC,))[o])
+    bias = _np(a['bias'])
+    b_o = None if bias is None else f32(bias[o])
+    t2 = f32(f32(f32(acc) * f32(S_x)) * S_w)
+    t3 = t2 if b_o is None else f32(t2 + b_o)
+    qa = int(aq.int_repr[index])
+    skip = f32(f32(aq.scale) * f32(qa - aq.zero_point))
+    t4 = f32(t3 + skip)
+    t5 = max(t4, f32(0)) if relu else t4
+    t6 = f32(f32(t5 * f32(R_y)) + f32(zy))
+    y = int(np.rint(np.clip(t6, 0, 255)))
+    steps = [Step('receptive field: input integers', where, patch[0] if patch.shape[0] == 1 else patch),
+             Step('weight integers', f"q_w[{o}]", wo[0] if wo.shape[0] == 1 else wo),
+             Step('quantization parameters', 's_x, z_x | s_w (symmetric) | s_a, z_a (accum) | s_y, z_y',
+                  f"{sx!r}, {zx} | {sw!r} | {aq.scale!r}, {aq.zero_point} | {sy!r}, {zy}"),
+             Step('int32 accumulator (C1)', 'acc = Σ (q_x − z_x) q_w', acc),
+             Step("oneDNN's scales", 'S_x, S_w, R_y = fl(1/fl(1/s_x)), s_w, fl(1/fl(1/s_y))…', f"{f32(S_x):.9g}, {S_w:.9g}, {f32(R_y):.9g}"),
+             Step('to real units', 'fl(fl(acc · S_x) · S_w)', t2),
+             Step('plus the float bias (real units)', 'fl(… + b)', 'none' if b_o is None else t3),
+             Step('accum (the skip input) integer', f"q_a[{_ix(index)}]", qa),
+             Step('skip input dequantized (F7)', 'fl(s_a · (q_a − z_a))', skip),
+             Step('sum post-op', 'fl(conv + skip)', t4)]
+    if relu: steps.append(Step('ReLU on the sum', 'max(…, 0)', t5))
+    steps += [Step('to output units, plus zero point', 'fl(fl(… · R_y) + z_y)', t6),
+              Step('clamp, then round half to even', 'rne(min(max(…, 0), 255))', y), _out_step(y, sy, zy)]
+    notes = []
+    if OC == 1: notes.append("torch's conv2d_add is wrong for a single output channel (qnb.fused's sweep counts it as a torch fault)")
+    title = f"conv2d_add{'_relu' if relu else ''} on engine {engine} (oneDNN's sum post-op): output[{_ix(index)}]"
+    return title, steps, [], notes, y, _yf(y, sy, zy)
+
+# %% ../nbs/16_explain.ipynb #xcc1
+def explain_linear_dynamic(a, index, engine, printed=None):
+    """Steps for one output element of `qlinear_dynamic` (float in, float out): the activation's qparams chosen from the
+    whole input (L2), its row quantized (3 or L3), the accumulator (L1), and the float output stage (L4)."""
+    from qnb.linear import _float_input, _check_linear_weight, quantize_dynamic_input, choose_qparams, linear_accumulator
+    f32 = np.float32
+    x = _float_input(a['input'])
+    wq, w_zp, b, path = _check_linear_weight(a['weight'], x.shape, a['bias'], engine)
+    reduce_range, relu = bool(a['reduce_range']), bool(a['relu'])
+    K, O = x.shape[-1], wq.shape[0]
+    *li, o = index
+    x_min, x_max = (x.min(), x.max()) if x.size else (0.0, 0.0)
+    scale, zp = choose_qparams(x_min, x_max, 0, 255, reduce_range and path != 'qnnpack')
+    qx, _, _ = quantize_dynamic_input(x, path, reduce_range)             # the kernel's own quantizer, whole input
+    row_x = x.reshape(-1, K)[int(np.ravel_multi_index(tuple(li), x.shape[:-1]))]
+    row = qx.reshape(-1, K)[int(np.ravel_multi_index(tuple(li), x.shape[:-1]))].astype(np.int64)
+    w_scale = np.broadcast_to(np.asarray(wq.scale, np.float64), (O,))
+    zw, sw = int(w_zp[o]), float(w_scale[o])
+    wo = wq.int_repr[o].astype(np.int64)
+    acc = int(np.asarray(linear_accumulator(row[None], zp, wo[None], [zw])).reshape(-1)[0])
+    b_o = None if b is None else f32(b[o])
+    steps = [Step('input row (float)', f"x[{_ix(li)}{', ' if li else ''}:]", row_x),
+             Step("the whole input's range", 'x_min, x_max over every element of the input', f"{f32(x_min):.9g}, {f32(x_max):.9g}"),
+             Step('activation qparams (L2)', 's = (max(x_max,0) − min(x_min,0)) / (q_max − q_min), z = rne(…)'
+                  + (', q range [0, 127] (reduce_range)' if reduce_range and path != 'qnnpack' else ', q range [0, 255]'), f"{scale!r}, {zp}"),
+             Step('row quantized', 'rne(fl(fl(x · fl(1/S_x)) + z))  (L3, oneDNN)' if path == 'onednn' else 'rne(fma(x, fl(1/s), z))  (eq. 3)', row),
+             Step('weight row', f"q_w[{o}, :], s_w = {sw!r}, z_w = {zw}", wo),
+             Step('int32 accumulator (L1)', 'acc = Σ_k (q_x − z)(q_w − z_w)', acc)]
+    acc1 = np.array([acc], f32)
+    if path == 'fbgemm':
+        m = f32(f32(scale) * f32(sw))
+        y = (acc1 * m if b_o is None else fma_f32(acc1, m, b_o))[0]
+        steps += [Step('multiplier (L4, FBGEMM)', 'm = fl(s · s_w)', m),
+                  Step('float output', 'fl(acc · m)' if b_o is None else 'fma(acc, m, b): one rounding', f32(y))]
+    elif path == 'qnnpack':
+        m = f32(f32(sw) * f32(scale))
+        y = (acc1 * m + (b_o if b_o is not None else f32(0)))[0]
+        steps += [Step('multiplier (L4, QNNPACK)', 'm = fl(s_w · s)', m), Step('float output', 'fl(fl(acc · m) + b)', f32(y))]
+    else:
+        S_x, S_w, _ = onednn_scales(scale, wq.scale, 1.0, 'linear', wq.per_channel)
+        S_w = _f32(np.broadcast_to(np.asarray(S_w, f32), (O,))[o])
+        y = f32(f32(acc1[0] * f32(S_x)) * S_w)
+        steps.append(Step("oneDNN's scales, real units (L4)", 'fl(fl(acc · S_x) · S_w)', y))
+        if b_o is not None: y = f32(y + b_o); steps.append(Step('plus the bias', 'fl(… + b)', y))
+    y = f32(y)
+    if relu: y = max(y, f32(0)); steps.append(Step('ReLU', 'max(…, 0)', y))
+    steps.append(Step('exact real value, for comparison', 'Σ x·w_real + b  (float64, nothing rounded)',
+                      float(np.dot(row_x.astype(np.float64), (wo - zw) * sw) + (0.0 if b_o is None else float(b_o)))))
+    notes = ["QNNPACK ignores reduce_range (torch warns so): the activation takes the full range [0, 255]"] if path == 'qnnpack' and reduce_range else []
+    title = f"linear{'_relu' if relu else ''}_dynamic on engine {engine}" + (" (x86 runs FBGEMM's)" if engine == 'x86' else '') + f": output[{_ix(index)}]"
+    return title, steps, [], notes, f32(y), float(y)
+
+def _binary_element(a, name, index):
+    from qnb.elementwise import _binary_inputs, vector_mask, _threads
+    qa, qb, shape, so, zo = _binary_inputs(a['a'], a['b'], a['scale'], a['zero_point'], name)
+    A, B = int(np.broadcast_to(qa.int_repr, shape)[index]), int(np.broadcast_to(qb.int_repr, shape)[index])   # broadcasting
+    flat = int(np.ravel_multi_index(index, shape)) if shape else 0
+    vec = bool(vector_mask(shape, [qa.shape, qb.shape], _threads(a.get('num_threads')))[flat])
+    return qa, qb, shape, so, zo, A, B, flat, vec
+
+def explain_mul(a, index, engine, printed=None):
+    "Steps for one output element of `qmul` (`mul_relu`), eq. (E3): the integer product requantized by one float multiplier."
+    from qnb.elementwise import mul_fp32
+    qa, qb, shape, so, zo, A, B, flat, vec = _binary_element(a, 'mul', index)
+    relu, dtype, cap = bool(a['relu']), qa.dtype, resolve_capability(a.get('capability'))
+    lo, hi = dtype_range(dtype)
+    f32 = np.float32
+    m = f32(f32(f32(qa.scale) * f32(qb.scale)) * (f32(1) / f32(so)))
+    c = int(wrap_int32((A - qa.zero_point) * (B - qb.zero_point)))
+    t = f32(f32(c) * m)
+    y = int(mul_fp32(np.array([A]), qa.zero_point, qa.scale, np.array([B]), qb.zero_point, qb.scale, so, zo, dtype, relu, cap,
+                     np.array([vec]))[0])
+    steps = [Step('input integers', f"q_a[{_ix(index)}], q_b[…]  (broadcast)", f"{A}, {B}"),
+             Step('quantization parameters', 's_a, z_a | s_b, z_b | s_y, z_y',
+                  f"{qa.scale!r}, {qa.zero_point} | {qb.scale!r}, {qb.zero_point} | {so!r}, {zo}"),
+             Step('exact real value, for comparison', 's_a(q_a − z_a)·s_b(q_b − z_b)/s_y + z_y',
+                  qa.scale * (A - qa.zero_point) * qb.scale * (B - qb.zero_point) / so + zo),
+             Step('integer product (int32)', '(q_a − z_a)(q_b − z_b)', c),
+             Step('multiplier (E3)', 'm = fl(fl(s_a · s_b) · fl(1/s_y))', m),
+             Step(f'element {flat} of {int(np.prod(shape, dtype=np.int64))}: ' + ('vector body' if vec else 'scalar tail') + ' (E0)',
+                  f"capability {cap}", 'requantize_from_int, ' + ('vector' if vec else 'scalar')),
+             Step('value before rounding', 'fl(c · m)', t),
+             Step('round half to even, plus zero point' + (', ReLU' if relu else '') + ', clamp',
+                  f"z_y + rne(…), to [{max(lo, zo) if relu else lo}, {hi}]", y), _out_step(y, so, zo)]
+    notes = []
+    if abs(float(t)) < 2**30:
+        r = int(np.clip(np.rint(t) + zo, lo, hi)); check_steps(notes, max(r, zo) if relu else r, y)
+    return f"mul{'_relu' if relu else ''} on engine {engine} (float multiplier, every engine): output[{_ix(index)}]", steps, [], notes, y, _yf(y, so, zo)
+
+def explain_add_scalar(a, index, engine, printed=None):
+    "Steps for one output element of `qadd_scalar`: eq. (E4) moves the zero point when it can, else (E5) requantizes."
+    from qnb.elementwise import add_scalar_qparams, requantize_int, vector_mask, _threads, VECTOR_STEP
+    x = as_qarray(a['input'])
+    relu, cap, dtype = bool(a['relu']), resolve_capability(a.get('capability')), x.dtype
+    s2, z2, c_q, requantized = add_scalar_qparams(x.scale, x.zero_point, a['other'], dtype)
+    q = int(x.int_repr[index])
+    steps = [Step('input integer', f"q_x[{_ix(index)}]", q),
+             Step('input quantization parameters, scalar', 's, z, c', f"{x.scale!r}, {x.zero_point}, {a['other']!r}"),
+             Step('scalar in input units (E4)', 'c_q = rne(c / s)  (double)', c_q)]
+    f32 = np.float32
+    if not requantized:
+        y = q
+        steps += [Step('new zero point (E4): it fits the dtype', "z' = z − c_q,  s' = s", z2),
+                  Step('integer unchanged', "q' = q", y)]
+    else:
+        m = f32(f32(x.scale) * (f32(1) / f32(s2)))
+        flat = int(np.ravel_multi_index(index, x.shape)) if x.shape else 0
+        vec = bool(vector_mask(x.shape, [x.shape], _threads(a.get('num_threads')), 16 if dtype == 'qint32' else VECTOR_STEP)[flat])
+        c = int(wrap_int32(q - x.zero_point + c_q))
+        y = int(requantize_int(np.array([c]), m, z2, dtype, np.array([vec]), cap)[0])
+        steps += [Step("z − c_q is outside the dtype: new qparams (E5)", "s' = (hi − (z − c_q))/(hi − lo)·s or …, z' = the end passed",
+                       f"{s2!r}, {z2}"),
+                  Step('shifted integer (int32)', 'c = (q − z) + c_q', c), Step('multiplier', "m = fl(fl(s) · fl(1/s'))", m),
+                  Step(('vector body' if vec else 'scalar tail') + f", capability {cap}", "value before rounding fl(c · m)", f32(f32(c) * m)),
+                  Step('round half to even, plus zero point, clamp', "z' + rne(…)", y)]
+    if relu: y = max(y, z2); steps.append(Step('ReLU', "max(…, z')", y))
+    steps.append(_out_step(y, s2, z2))
+    return f"add_scalar{'_relu' if relu else ''} (every engine): output[{_ix(index)}]", steps, [], [], y, _yf(y, s2, z2)
+
+def explain_mul_scalar(a, index, engine, printed=None):
+    "Steps for one output element of `qmul_scalar`, eq. (E6): the integers are relabelled, only the qparams change."
+    x = as_qarray(a['input'])
+    relu, dtype = bool(a['relu']), x.dtype
+    lo, hi = dtype_range(dtype)
+    c = float(a['other'])
+    q = int(x.int_repr[index])
+    if c > 0: s2, z2, y, how = c * x.scale, x.zero_point, q, "c > 0: (c·s, z, q)"
+    elif c == 0: s2, z2, y, how = 1.0, 0, 0, 'c = 0: (1, 0, 0)'
+    else: s2, z2, y, how = abs(c) * x.scale, hi + lo - x.zero_point, hi + lo - q, 'c < 0: (|c|·s, hi + lo − z, hi + lo − q)'
+    steps = [Step('input integer', f"q_x[{_ix(index)}]", q),
+             Step('input quantization parameters, scalar', 's, z, c', f"{x.scale!r}, {x.zero_point}, {c!r}"),
+             Step("output qparams and integer (E6)", how, f"s' = {s2!r}, z' = {z2}, q' = {y}")]
+    if relu: y = max(y, z2); steps.append(Step('ReLU', "max(q', z')", y))
+    steps.append(_out_step(y, s2, z2))
+    return f"mul_scalar{'_relu' if relu else ''} (every engine): output[{_ix(index)}]", steps, [], [], y, _yf(y, s2, z2)
+
+def explain_cat(a, index, engine, printed=None):
+    "Steps for one output element of `qcat`: the input it comes from, dequantized (5) and quantized again (3) with the output's qparams."
+    from qnb.core import dequantize, quantize_per_tensor
+    qs = [as_qarray(t) for t in a['tensors']]
+    first = qs[0]
+    dim = int(a['dim']) % first.ndim
+    so = first.scale if a['scale'] is None else float(a['scale'])
+    zo = first.zero_point if a['zero_point'] is None else int(a['zero_point'])
+    i, k = index[dim], 0
+    while i >= qs[k].shape[dim]: i -= qs[k].shape[dim]; k += 1
+    src = index[:dim] + (i,) + index[dim + 1:]
+    part = qs[k]
+    q = int(part.int_repr[src])
+    one = QArray(np.array([q], part.int_repr.dtype), part.scale, part.zero_point, part.dtype)
+    v = np.float32(dequantize(one)[0])
+    y = int(quantize_per_tensor(np.array([v], np.float32), so, zo, part.dtype).int_repr[0])
+    relu = bool(a['relu'])
+    steps = [Step('source', f"input {k} of {len(qs)}, element [{_ix(src)}] (dim {dim})", q),
+             Step('its quantization parameters | output', 's_k, z_k | s_y, z_y', f"{part.scale!r}, {part.zero_point} | {so!r}, {zo}"),
+             Step('dequantize (eq. 5)', 'fl(s_k · (q − z_k))', v),
+             Step('quantize with the output qparams (eq. 3)', 'rne(fma(v, fl(1/s_y), z_y)), clamp', y)]
+    if relu: y = max(y, zo); steps.append(Step('ReLU', 'max(…, z_y)', y))
+    steps.append(_out_step(y, so, zo))
+    notes = [] if (part.scale, part.zero_point) != (so, zo) else ['the source has the output qparams: the integer is copied unchanged']
+    return f"cat{'_relu' if relu else ''} (every engine): output[{_ix(index)}]", steps, [], notes, y, _yf(y, so, zo)
+
+# %% ../nbs/16_explain.ipynb #xcc2
+def _window_step(xq, lead, lo, hi, extra=''):
+    win = xq.int_repr[tuple(lead) + tuple(slice(l, h) for l, h in zip(lo, hi))].astype(np.int64)
+    span = ', '.join(f"{l}:{h}" for l, h in zip(lo, hi))
+    return win, Step('window inside the input: integers', f"q_x[{_ix(lead)}, {span}]" + extra, win)
+
+def _qnnpack_avg_steps(xq, lead, pos, k, s, p):
+    "QNNPACK's average pool (P2) at one output: padding taps add 0 to Σ(q − z), the divisor is the whole window."
+    f32, z = np.float32, xq.zero_point
+    lo = [max(o * si - pi, 0) for o, si, pi in zip(pos, s, p)]
+    hi = [min(o * si - pi + ki, n) for o, si, pi, ki, n in zip(pos, s, p, k, xq.shape[-2:])]
+    win, step = _window_step(xq, lead, lo, hi, '  (padding taps add 0: they count as z)')
+    acc = int((win - z).sum())
+    scale = f32(xq.scale) / (f32(xq.scale) * f32(k[0] * k[1]))
+    t = f32(f32(acc) * scale)
+    y = int(np.clip(np.rint(t) + z, 0, 255))
+    steps = [step, Step('int32 sum (P2)', 'Σ (q − z) over the window', acc),
+             Step('multiplier', 'fl(s_x / fl(s_y · K)), s_y = s_x, K = kh·kw = ' + str(k[0] * k[1]), scale),
+             Step('value before rounding', 'fl(sum · multiplier)', t),
+             Step('round half to even, plus zero point, clamp', 'rne(…) + z, to [0, 255]', y)]
+    return steps, y
+
+def explain_avg_pool(a, index, engine, printed=None):
+    """Steps for one output element of `qavg_pool2d`/`qavg_pool3d`: the window, its integer sum and divisor, then the
+    kernel that runs — NCHW (P1), channels-last (P3, capability-dependent lanes) or QNNPACK's own (P2)."""
+    from qnb.pool import pool_window, avg_pool_windows, channels_last_kernel
+    from qnb.batchnorm import quantize_aten_avx
+    xq = as_qarray(a['input'])
+    nd = a['_ndim']
+    k, s, p = pool_window(a['kernel_size'], a['stride'], a['padding'], nd)
+    lead, pos = index[:xq.ndim - nd], index[xq.ndim - nd:]
+    z, dtype, f32 = xq.zero_point, xq.dtype, np.float32
+    lo_t, hi_t = dtype_range(dtype)
+    ceil, include, div = bool(a['ceil_mode']), bool(a['count_include_pad']), a['divisor_override']
+    cap = resolve_capability(a.get('capability'))
+    head = [Step('window', 'kernel, stride, padding' + (', ceil_mode' if ceil else '') + ('' if include else ', count_include_pad=False')
+                 + ('' if div is None else f', divisor_override={div}'), f"{k}, {s}, {p}"),
+            Step('quantization parameters (kept by the output)', 's, z', f"{xq.scale!r}, {z}")]
+    if nd == 2 and resolve_engine(a.get('engine')) == 'qnnpack' and dtype == 'quint8' and not ceil:
+        steps, y = _qnnpack_avg_steps(xq, lead, pos, k, s, p)
+        where = "QNNPACK's own average pool (P2): count_include_pad and divisor_override are ignored"
+    else:
+        nhwc = nd == 3 or channels_last_kernel(a['input'], xq, a.get('channels_last'), nd)
+        out, lo_c, hi_c, count, pool_size = avg_pool_windows(xq.shape[-nd:], k, s, p, ceil)
+        lo, hi = [int(lo_c[d][pos[d]]) for d in range(nd)], [int(hi_c[d][pos[d]]) for d in range(nd)]
+        n, size = int(count[pos]), int(pool_size[pos])
+        win, step = _window_step(xq, lead, lo, hi)
+        S = int(win.sum())
+        D = div if div is not None else (size if include else n)
+        acc = int(wrap_int32(S - n * z))
+        steps = [step, Step('integer sum, minus the zero point per element', f'Σ q − n·z, n = {n} elements inside', acc),
+                 Step('divisor', 'divisor_override' if div is not None else ('window clipped to the padded input' if include else 'elements inside'), D)]
+        if not nhwc:
+            m = f32(1.0 / float(D))
+            t = f32(f32(f32(acc) * m) + f32(z))
+            y = int(np.clip(np.rint(t), lo_t, hi_t))
+            steps += [Step('multiplier (P1)', 'fl(1/D) (s_x = s_y), rounded from double', m),
+                      Step('value before rounding, zero point added first', 'fl(fl(acc · m) + z)', t),
+                      Step('round half to even, clamp', f"to [{lo_t}, {hi_t}]", y)]
+            where = 'NCHW kernel (P1)'
+        else:
+            m = f32(f32(1) / f32(D))
+            C, c = xq.shape[-nd - 1], index[-nd - 1]
+            width = {'default': 0, 'avx2': 8, 'avx512': 16}[cap] if dtype != 'qint32' else 0
+            vec = bool(width) and c < (C // width) * width
+            if vec:
+                y = int(quantize_aten_avx(np.array([f32(acc) * m], f32), z, dtype)[0]); how = 'rne(fl(acc · m)) + z'
+            else:
+                y = int(quantize_values_scalar(np.array([f32(acc)], f32), f32(f32(1) / m), z, dtype, lo_t)[0]); how = 'rne(fl(fl(acc · fl(1/m)) + z))'
+            steps += [Step('multiplier (P3)', 'm = fl(1 / fl(D))', m),
+                      Step(f'channel {c} of {C}: ' + ('vector lanes' if vec else 'scalar tail'), f'capability {cap}' + (f', {width} lanes' if width else ''),
+                           f32(acc) * m if vec else f32(f32(f32(acc) * f32(f32(1) / m)) + f32(z))),
+                      Step('round half to even, zero point, clamp', how + f", to [{lo_t}, {hi_t}]", y)]
+            where = f'channels-last kernel (P3), capability {cap}'
+    steps = head + steps + [_out_step(y, xq.scale, z)]
+    return f"avg_pool{nd}d on engine {engine} — {where}: output[{_ix(index)}]", steps, [], [], y, _yf(y, xq.scale, z)
+
+def explain_adaptive_avg_pool(a, index, engine, printed=None):
+    """Steps for one output element of `qadaptive_avg_pool2d/3d`: the window floor(o·n/out) … ceil((o+1)·n/out), then
+    the NCHW kernel (raw integers times fl(1/k)), the channels-last one (P4) or QNNPACK's average pool (P2)."""
+    from qnb.pool import _adaptive_bounds, channels_last_kernel
+    from qnb.conv import conv_tuple
+    xq = as_qarray(a['input'])
+    nd = a['_ndim']
+    out = conv_tuple(a['output_size'], nd, 'output_size', 1)
+    spatial, C = xq.shape[-nd:], xq.shape[-nd - 1]
+    lead, pos = index[:xq.ndim - nd], index[xq.ndim - nd:]
+    z, dtype, f32 = xq.zero_point, xq.dtype, np.float32
+    lo_t, hi_t = dtype_range(dtype)
+    cap = resolve_capability(a.get('capability'))
+    head = [Step('output size, quantization parameters (kept)', 'out | s, z', f"{tuple(out)} | {xq.scale!r}, {z}")]
+    if (resolve_engine(a.get('engine')) == 'qnnpack' and nd == 2 and dtype == 'quint8' and tuple(out) != tuple(spatial)
+            and all(n % o == 0 for n, o in zip(spatial, out))):
+        k = tuple(n // o for n, o in zip(spatial, out))
+        steps, y = _qnnpack_avg_steps(xq, lead, pos, k, k, (0, 0))
+        where = f"QNNPACK's average pool with kernel = stride = {k} (P2)"
+    else:
+        bounds = [_adaptive_bounds(n, o) for n, o in zip(spatial, out)]
+        lo, hi = [int(b[0][pi]) for b, pi in zip(bounds, pos)], [int(b[1][pi]) for b, pi in zip(bounds, pos)]
+        win, step = _window_step(xq, lead, lo, hi)
+        kk = [h - l for l, h in zip(lo, hi)]
+        K, S = int(np.prod(kk)), int(win.sum())
+        steps = [Step('window bounds', 'start = floor(fl(o·n)/fl(out)), end = ceil(fl((o+1)·n)/fl(out))', f"{lo} … {hi} (sizes {kk})"), step]
+        nhwc = (channels_last_kernel(a['input'], xq, a.get('channels_last'), nd)
+                or (nd == 3 and xq.ndim == 4 and (spatial[0] == 1 or spatial[1] * spatial[2] == 1)))
+        if nhwc:
+            acc = int(wrap_int32(S - K * z))
+            m = f32(f32(1) / f32(K))
+            sc = f32(f32(1) / m)
+            vec = cap != 'default' and dtype != 'qint32' and index[-nd - 1] < (C // 8) * 8
+            one = np.array([f32(acc)], f32)
+            y = int((quantize_values_fma(one, sc, z, dtype) if vec else quantize_values_scalar(one, sc, z, dtype, lo_t))[0])
+            steps += [Step('integer sum minus the zero point (P4)', 'Σ q − k·z', acc),
+                      Step("quantizer's scale", 'fl(1 / fl(1/k))', sc),
+                      Step(f"channel {index[-nd - 1]} of {C}: " + ('vector lanes (FMA quantizer)' if vec else 'scalar tail'), f'capability {cap}',
+                           f32(fma_f32(one, f32(1) / sc, f32(z))[0]) if vec else f32(f32(one[0] * (f32(1) / sc)) + f32(z))),
+                      Step('round half to even, clamp', f"to [{lo_t}, {hi_t}]", y)]
+            where = f'channels-last kernel (P4), capability {cap}'
+        else:
+            r = None
+            for kd in kk:                                               # fl(fl(1/kD) / kH) / kW
+                r = f32(1.0 / kd) if r is None else f32(r / f32(kd))
+            t = f32(f32(S) * r)
+            y = int(np.rint(t).astype(xq.int_repr.dtype))
+            steps += [Step('integer sum (raw integers: the zero point is not subtracted)', 'Σ q', S),
+                      Step('reciprocal of the window size', 'fl(1/k_0), then fl(r / k_i) per further dimension', r),
+                      Step('value before rounding', 'fl(Σq · r)', t), Step('round half to even', 'rne(…)', y)]
+            where = 'NCHW kernel'
+    steps = head + steps + [_out_step(y, xq.scale, z)]
+    return f"adaptive_avg_pool{nd}d on engine {engine} — {where}: output[{_ix(index)}]", steps, [], [], y, _yf(y, xq.scale, z)
+
+# %% ../nbs/16_explain.ipynb #xcc3
+def explain_norm(a, index, engine, printed=None, kind='layer'):
+    """Steps for one output element of `qlayer_norm`, `qgroup_norm`, `qinstance_norm`: the integer statistics of the
+    element's row or group (N1), the float normalisation (N2), and the quantizer of its lane — through `qnb.norm`'s
+    own `norm_statistics`, `_multiply_add` and `_quantize_out`."""
+    from qnb.norm import norm_statistics, _multiply_add, _quantize_out, VECTOR_ELEMENTS, is_channels_last, _thread_float_sums
+    from qnb.batchnorm import float_param
+    xq = as_qarray(a['input'])
+    f32, zx, sx, dtype = np.float32, xq.zero_point, xq.scale, xq.dtype
+    sy, zy, eps = float(a['scale']), int(a['zero_point']), float(a['eps'])
+    cap = resolve_capability(a.get('capability'))
+    q = int(xq.int_repr[index])
+    steps = [Step('input integer', f"q_x[{_ix(index)}]", q),
+             Step('quantization parameters', 's_x, z_x | s_y, z_y | eps', f"{sx!r}, {zx} | {sy!r}, {zy} | {eps:g}")]
+    notes = []
+    if kind == 'layer':
+        ns = (a['normalized_shape'],) if isinstance(a['normalized_shape'], (int, np.integer)) else tuple(a['normalized_shape'])
+        N = int(np.prod(ns))
+        flat = int(np.ravel_multi_index(index, xq.shape))
+        m, i = flat // N, flat % N
+        gamma = float_param(a['weight'], ns, 'weight', 1.0).ravel()
+        beta = float_param(a['bias'], ns, 'bias', 0.0).ravel()
+        row = xq.int_repr.reshape(-1, N)[m].astype(np.int64)
+        S, S2 = int(row.sum()), int((row * row).sum())
+        mean, r = (v[0] for v in norm_statistics(np.array([S]), np.array([S2]), N, sx, zx, eps, cap))
+        d = f32(f32(q - zx) - mean)
+        yv = _multiply_add(np.array([f32(d * r)]), np.array([gamma[i]]), np.array([beta[i]]), cap)
+        vec = i < (N // VECTOR_ELEMENTS) * VECTOR_ELEMENTS
+        steps += [Step(f'row {m}: the {N} integers normalised together', f"trailing {ns}", row),
+                  Step('integer sums', 'S = Σ q, S2 = Σ q²  (exact)', f"{S}, {S2}"),
+                  Step('mean and 1/σ in input units (N1)', 'μ = fl(S/N) − z_x, r = s_x/√(var·s_x² + eps)', f"{mean:.9g}, {r:.9g}"),
+                  Step(f'element {i}: γ, β', 'γ_i, β_i', f"{gamma[i]:.9g}, {beta[i]:.9g}"),
+                  Step('normalised (N2)', 'fl(fl(q − z_x) − μ), then ' + ('fma(fl(d·r), γ, β)' if cap != 'default' else 'fl(fl(fl(d·r)·γ) + β)'), f32(yv[0]))]
+    else:
+        C = xq.shape[1]
+        G = C if kind == 'instance' else int(a['num_groups'])
+        cpg, c, b = C // G, index[1], index[0]
+        g = c // cpg
+        gamma, beta = float_param(a['weight'], (C,), 'weight', 1.0), float_param(a['bias'], (C,), 'bias', 0.0)
+        grp = xq.int_repr[b, g * cpg:(g + 1) * cpg].astype(np.int64)
+        N = grp.size
+        nhwc = is_channels_last(a['input'])
+        HW = int(np.prod(xq.shape[2:]))
+        steps.append(Step(f'batch {b}, group {g} of {G}: channels {g * cpg}:{(g + 1) * cpg}', f'{N} integers normalised together', grp))
+        if nhwc and HW >= 512:
+            threads = a.get('num_threads')
+            if threads is None:
+                import torch
+                threads = torch.get_num_threads()
+            x = np.moveaxis(xq.int_repr.reshape(xq.shape[0], C, HW), 1, 2).astype(np.int64)
+            sums = _thread_float_sums(x, threads)[:, b, :, g * cpg:(g + 1) * cpg]      # (T, 2, cpg)
+            acc = np.zeros(2, f32)
+            for t in range(sums.shape[0]):
+                for j in range(cpg): acc += sums[t, :, j]
+            S, S2 = acc
+            how = f'float32 sums per thread ({threads}) and channel, added in that order (HW ≥ 512)'
+        else:
+            S, S2 = int(grp.sum()), int((grp * grp).sum())
+            how = 'exact'
+        mean, r = (v[0] for v in norm_statistics(np.array([S]), np.array([S2]), N, sx, zx, eps, cap))
+        steps += [Step('group sums', f'S = Σ q, S2 = Σ q²  ({how})', f"{S}, {S2}"),
+                  Step('mean and 1/σ in input units (N1)', 'μ = fl(S/N) − z_x, r = s_x/√(var·s_x² + eps)', f"{mean:.9g}, {r:.9g}"),
+                  Step(f'channel {c}: γ, β', 'γ_c, β_c', f"{gamma[c]:.9g}, {beta[c]:.9g}")]
+        rg = f32(r * gamma[c])
+        if nhwc:
+            bc = _multiply_add(np.array([-rg]), np.array([mean]), np.array([beta[c]]), cap)
+            yv = _multiply_add(np.array([f32(q - zx)]), np.array([rg]), bc, cap)
+            per_vec = (cpg // VECTOR_ELEMENTS) * VECTOR_ELEMENTS if HW < 512 else (C // VECTOR_ELEMENTS) * VECTOR_ELEMENTS
+            vec = ((c % cpg) if HW < 512 else c) < per_vec
+            steps += [Step('channels-last kernel: per-channel a, b', 'a = fl(r·γ), b = −a·μ + β', f"{rg:.9g}, {f32(bc[0]):.9g}"),
+                      Step('normalised (N2)', 'fl(q − z_x)·a + b' + (' (one FMA)' if cap != 'default' else ''), f32(yv[0]))]
+        else:
+            d = f32(f32(q - zx) - mean)
+            yv = _multiply_add(np.array([d]), np.array([rg]), np.array([beta[c]]), cap)
+            vec = True
+            steps += [Step('normalised (N2)', 'fl(fl(q − z_x) − μ)·fl(r·γ) + β' + (' (one FMA)' if cap != 'default' else ''), f32(yv[0]))]
+    y = int(_quantize_out(np.asarray(yv, f32), np.array([vec]), sy, zy, dtype, cap)[0])
+    real_how = ('rne(fma(y, fl(1/s_y), z_y))' if cap == 'default' else 'rne(fl(y · fl(1/s_y))) + z_y') if vec else 'rne(fl(fl(y · fl(1/s_y)) + z_y))'
+    steps += [Step(('vector quantizer' if vec else 'scalar tail quantizer') + f', capability {cap}', real_how + ', clamp', y),
+              _out_step(y, sy, zy)]
+    title = f"{kind}_norm (every engine; capability {cap}" + (', channels-last kernel' if kind != 'layer' and nhwc else '') + f"): output[{_ix(index)}]"
+    return title, steps, [], notes, y, _yf(y, sy, zy)
+
+# %% ../nbs/16_explain.ipynb #xcc4
+ACTIVATION_EQS = {'hardswish': 'A6', 'hardsigmoid': 'A6', 'sigmoid': 'A7', 'tanh': 'A8', 'leaky_relu': 'A9', 'elu': 'A10', 'gelu': 'A11'}
+
+def _activation_qparams(op, a, xq):
+    "The output (scale, zero point) the kernel takes, and where they come from."
+    from qnb.activation import fixed_qparams, _out_qparams
+    if op in ('hardsigmoid', 'tanh'): return fixed_qparams(op, xq.dtype), 'fixed by torch'
+    if op == 'gelu': return (float(np.float32(xq.scale)), xq.zero_point), "the input's (scale rounded to float32)"
+    if op == 'elu': return (float(a['scale']), int(a['zero_point'])), 'given'
+    default = fixed_qparams('sigmoid', xq.dtype) if op == 'sigmoid' else (xq.scale, xq.zero_point)
+    given = a.get('scale') is not None
+    return _out_qparams(a.get('scale'), a.get('zero_point'), xq.dtype, default), ('given' if given else 'fixed by torch' if op == 'sigmoid' else "the input's")
+
+def _activation_value(op, x, vector, build, a):
+    "(formula, f(x) in float32, the library step) as the kernel's table computes it for one input value x."
+    from qnb import activation as act
+    f = np.float32
+    x1 = np.array([x], f)
+    sleef = build != 'default' and vector
+    with np.errstate(over='ignore', invalid='ignore', divide='ignore'):
+        if op == 'hardswish': return 'x·min(max(x + 3, 0), 6)/6', act._hardswish_f(x1)[0], 'float32 arithmetic'
+        if op == 'hardsigmoid': return 'min(max(x + 3, 0), 6)/6', act._hardsigmoid_f(x1)[0], 'float32 arithmetic'
+        if op == 'sigmoid':
+            if vector:
+                e = (act.sleef_expf if sleef else act.glibc_expf)(-x1)
+                return '1/(1 + expf(−x)) in float32', (f(1) / (f(1) + e))[0], ("Sleef's expf (A5)" if sleef else "glibc's expf") + f" of −x = {e[0]:.9g}"
+            e = act.glibc_expf(-x1)
+            return '1/(1 + expf(−x)) in double', f(1.0 / (1.0 + float(e[0]))), f"glibc's expf of −x = {e[0]:.9g}"
+        if op == 'tanh':
+            v = (act.sleef_tanhf if sleef else act.glibc_tanhf)(x1)[0]
+            return 'tanhf(x)', v, "Sleef's tanhf" if sleef else "glibc's tanhf"
+        if op == 'leaky_relu':
+            s = f(a['negative_slope'])
+            v = (x1 * np.where(x1 > 0, f(1), s))[0] if vector else np.where(x1 > 0, x1, x1 * s)[0]
+            return f'x if x > 0 else fl(x · {s:.9g})', v, 'float32 arithmetic'
+        if op == 'elu':
+            al, one = f(a['alpha']), f(1)
+            if vector:
+                e = (act.sleef_expm1f if sleef else act.glibc_expm1f)((x1 * one) * one)
+                return 'x if x > 0 else fl(expm1f(x) · α)', (np.where(x1 > 0, x1, e * al) * one)[0], ("Sleef's expm1f" if sleef else "glibc's expm1f") + f" of x = {e[0]:.9g}"
+            e = act.glibc_expm1f(x1 * one)
+            return 'x if x ≥ 0 else fl(expm1f(x) · α)', np.where(x1 >= 0, x1 * one, e * al * one)[0], f"glibc's expm1f of x = {e[0]:.9g}"
+        if op == 'gelu':
+            tanh = a['approximate'] == 'tanh'
+            if vector:
+                if tanh:
+                    inner = f(act._GELU_BETA) * (x1 + f(act._GELU_KAPPA) * (x1 * x1 * x1))
+                    th = (act.sleef_tanhf if sleef else act.glibc_tanhf)(inner)
+                    return '0.5x·(1 + tanhf(β(x + κx³))) in float32', ((f(0.5) * x1) * (f(1) + th))[0], ("Sleef's" if sleef else "glibc's") + f" tanhf = {th[0]:.9g}"
+                erf = (act.aten_erf_avx2 if sleef else act.glibc_erff)(x1 * f(act._SQRT1_2))
+                return '0.5x·(1 + erff(x/√2)) in float32', ((x1 * f(0.5)) * (f(1) + erf))[0], ("ATen's AVX2 erf" if sleef else "glibc's erff") + f" = {erf[0]:.9g}"
+            xd = float(x)
+            if tanh:
+                inner = act._GELU_BETA * (xd + act._GELU_KAPPA * float((x1 * x1 * x1)[0]))
+                th = float(act.libm_double(math.tanh, np.array([inner]))[0])
+                return '0.5x·(1 + tanh(…)) in double', f(0.5 * xd * (1.0 + th)), f"libm's double tanh = {th:.17g}"
+            erf = float(act.libm_double(math.erf, np.array([xd * act._SQRT1_2]))[0])
+            return '0.5x·(1 + erf(x/√2)) in double', f(xd * 0.5 * (1 + erf)), f"libm's double erf = {erf:.17g}"
+
+def _qnnpack_activation(op, xq, q, so, zo):
+    "QNNPACK's table entry for quint8 input byte q: (x, t before lrintf, y, formula)."
+    from qnb import activation as act
+    f = np.float32
+    x = act._qnnpack_input(xq.scale, xq.zero_point)[q]
+    x1 = np.array([x], f)
+    with np.errstate(over='ignore'):
+        if op == 'hardswish': t, how = (f(1) / f(so)) * act._hardswish_f(x1) + f(zo), 'fl(fl(1/s_y)·hardswish(x)) + z_y (A6)'
+        elif op == 'hardsigmoid': t, how = f(256) * act._hardsigmoid_f(x1), '256·hardsigmoid(x)'
+        elif op == 'sigmoid': t, how = f(256) / (f(1) + act.glibc_expf(-x1)), "256/(1 + expf(−x)), glibc's expf (A7)"
+        else: t, how = (128.0 * act.libm_double(math.tanh, x1) + 128.0).astype(f), "fl32(128·tanh(x) + 128), libm's double tanh (A8)"
+    table = {'hardswish': lambda: act.hardswish_qnnpack_table(xq.scale, xq.zero_point, so, zo),
+             'hardsigmoid': lambda: act.hardsigmoid_qnnpack_table(xq.scale, xq.zero_point),
+             'sigmoid': lambda: act.sigmoid_qnnpack_table(xq.scale, xq.zero_point),
+             'tanh': lambda: act.tanh_qnnpack_table(xq.scale, xq.zero_point)}[op]()
+    return x, f(t[0]), int(table[q]), how, int(act._lrintf_table(t)[0])
+
+def explain_activation(a, index, engine, printed=None, op='hardswish'):
+    """Steps for one output element of a table activation (hardswish, hardsigmoid, sigmoid, tanh, leaky_relu, elu, gelu):
+    the output qparams it takes, the input byte's lane (A4), its value dequantized (A2), the function value with the
+    library step, and the quantizer (A3) — the kernel's own table entry is the integer."""
+    from qnb import activation as act
+    xq = act._unary_input(a['input'], op)
+    (so, zo), source = _activation_qparams(op, a, xq)
+    q = int(xq.int_repr[index])
+    lo = dtype_range(xq.dtype)[0]
+    steps = [Step('input integer', f"q_x[{_ix(index)}]", q),
+             Step('quantization parameters', 's_x, z_x | s_y, z_y (' + source + ')', f"{xq.scale!r}, {xq.zero_point} | {so!r}, {zo}")]
+    notes = []
+    if op in ('hardswish', 'hardsigmoid', 'sigmoid', 'tanh') and act._uses_qnnpack_table(xq, engine):
+        x, t, y, how, shown = _qnnpack_activation(op, xq, q, so, zo)
+        steps += [Step("QNNPACK's input value", 'fl(s_x · fl(q − z_x))', x), Step("QNNPACK's table entry before rounding", how, t),
+                  Step('clamp to [0, 255], lrintf', 'T[q_x]', y)]
+        check_steps(notes, shown, y)
+        where = "QNNPACK's lookup table"
+    else:
+        cap = resolve_capability(a.get('capability'))
+        build = act.kernel_build(cap)
+        order = act.memory_order(xq.int_repr)
+        n = int(np.prod(xq.shape, dtype=np.int64))
+        if order is None: pos = int(np.ravel_multi_index(index, xq.shape)) if xq.shape else 0
+        else: pos = int(np.ravel_multi_index(tuple(index[i] for i in order), tuple(xq.shape[i] for i in order)))
+        vec = bool(act.vector_elements(n, act._threads(a.get('num_threads')))[pos])
+        if vec: x = act.dequantize_vector(np.array([q]), xq.scale, xq.zero_point, build, fused=op != 'sigmoid')[0]
+        else: x = act.dequantize_scalar(np.array([q]), xq.scale, xq.zero_point)[0]
+        formula, v, lib = _activation_value(op, x, vec, build, a)
+        inverse = {'hardswish': act.inverse_double(so), 'hardsigmoid': 256, 'sigmoid': act.inverse_double(so), 'tanh': 128,
+                   'leaky_relu': np.float32(1) / np.float32(so), 'elu': np.float32(1.0 / float(np.float32(so))),
+                   'gelu': np.float32(1.0 / so)}[op]
+        with np.errstate(over='ignore', invalid='ignore'):
+            shown = int((act.quantize_vector([v], so, zo, xq.dtype, build, inverse) if vec else act.quantize_scalar([v], so, zo, xq.dtype))[0])
+        table = {'hardswish': lambda: act.hardswish_tables(xq.scale, xq.zero_point, xq.dtype, so, zo, build),
+                 'hardsigmoid': lambda: act.hardsigmoid_tables(xq.scale, xq.zero_point, xq.dtype, build),
+                 'sigmoid': lambda: act.sigmoid_tables(xq.scale, xq.zero_point, xq.dtype, so, zo, build),
+                 'tanh': lambda: act.tanh_tables(xq.scale, xq.zero_point, xq.dtype, build),
+                 'leaky_relu': lambda: act.leaky_relu_tables(xq.scale, xq.zero_point, xq.dtype, so, zo, a['negative_slope'], build),
+                 'elu': lambda: act.elu_tables(xq.scale, xq.zero_point, xq.dtype, so, zo, a['alpha'], build),
+                 'gelu': lambda: act.gelu_tables(xq.scale, xq.zero_point, xq.dtype, build, a['approximate'])}[op]()
+        y = int(table[0 if vec else 1][q - lo])
+        dq = ('s·(q − z)' if build == 'default' or op == 'sigmoid' else 'fma(s, q, fl(s·(−z)))') if vec else 'fl(s·(q − z))'
+        qz = (('rne(fma(y, fl(1/s_y), z_y))' if build == 'default' else f'rne(fl(y · {np.float32(inverse):.9g})) + z_y') if vec
+              else 'rne(fl(fl(y · fl(1/s_y)) + z_y))')
+        steps += [Step(f'element {pos} of {n} in memory order: ' + ('vector body' if vec else 'scalar tail') + ' (A4)',
+                       f'capability {cap}, {build} build', 'vector table' if vec else 'scalar table'),
+                  Step('input value (A2)', dq, np.float32(x)),
+                  Step(f'function value ({ACTIVATION_EQS[op]})', formula, np.float32(v)), Step('library step', '', lib),
+                  Step('quantize (A3), clamp', qz, y)]
+        check_steps(notes, shown, y)
+        where = f"ATen's {'vector' if vec else 'scalar'} table, capability {cap}"
+    steps.append(_out_step(y, so, zo))
+    extra = {'leaky_relu': lambda: f" (slope {a['negative_slope']})", 'elu': lambda: f" (alpha {a['alpha']})",
+             'gelu': lambda: f" (approximate={a['approximate']!r})"}.get(op, lambda: '')()
+    return f"{op}{extra} on engine {engine} — {where}: output[{_ix(index)}]", steps, [], notes, y, _yf(y, so, zo)
+
+def explain_softmax(a, index, engine, printed=None):
+    """Steps for one output element of `qsoftmax`: its row along `dim`, ATen's float softmax (A12/A13, the row's
+    exponentials and their sum in the kernel's order) quantized by eq. (3), or QNNPACK's integer softmax (A14)."""
+    from qnb import activation as act
+    from qnb.core import dequantize, quantize_per_tensor
+    xq = act._unary_input(a['input'], 'softmax', contiguous=False)
+    so, zo = float(a['scale']), int(a['zero_point'])
+    nd = xq.ndim
+    dim = int(a['dim']) % max(nd, 1)
+    ints = xq.int_repr.reshape(1) if nd == 0 else xq.int_repr
+    idx = (0,) if nd == 0 else index
+    row = np.moveaxis(ints, dim, -1)[idx[:dim] + idx[dim + 1:]].astype(np.int64)
+    j = idx[dim]
+    steps = [Step(f'row along dim {dim}: input integers', f"q_x[{', '.join(':' if d == dim else str(i) for d, i in enumerate(idx))}]", row),
+             Step('quantization parameters', 's_x, z_x | s_y, z_y', f"{xq.scale!r}, {xq.zero_point} | {so!r}, {zo}")]
+    notes = []
+    if resolve_engine(engine) == 'qnnpack' and xq.dtype == 'quint8' and nd > 0 and so == 2**-8 and zo == 0:
+        c = row.size
+        Q = min(4294967295.0 / c, 8388607.0)
+        e = np.rint(Q * act.libm_double(math.exp, (row - row.max()).astype(np.float64) * float(np.float32(xq.scale)))).astype(np.int64)
+        total = int(e.sum()) & 0xFFFFFFFF
+        y = int(act.softmax_qnnpack(row, xq.scale, 0)[j])
+        steps += [Step("QNNPACK's table scale", 'Q = min((2^32 − 1)/c, 2^23 − 1)', Q),
+                  Step('exponential table entries (A14)', 'T = rne(Q·exp((q − max q)·s_x)), in double', e),
+                  Step('sum (uint32, wraps)', 'Σ T mod 2^32', total),
+                  Step('this element', f'min((T[{j}]·256 + sum/2) // sum, 255)', y)]
+        check_steps(notes, min(((int(e[j]) << 8) + (total >> 1)) // max(total, 1), 255), y)
+        where = "QNNPACK's integer softmax"
+    else:
+        cap = resolve_capability(a.get('capability'))
+        x = dequantize(QArray(row.astype(xq.int_repr.dtype), xq.scale, xq.zero_point, xq.dtype))
+        full = act.softmax_float(dequantize(xq), a['dim'], cap, a.get('num_threads'))
+        v = np.float32(np.asarray(full).reshape(1)[0] if nd == 0 else full[index])
+        d = (x - x.max()).astype(np.float32)
+        f32 = np.float32
+        with np.errstate(over='ignore', under='ignore', invalid='ignore', divide='ignore'):
+            if dim == nd - 1 or nd == 0:
+                e = act._exp_vector(d, cap)
+                S = act.reduce_all_sum(e[None], cap)[0]
+                shown = f32(e[j] * (f32(1) / S))
+                how, lane = 'y = fl(e_j · fl(1/S)) (A12)', f"vec::reduce_all's order, {act.softmax_lanes(cap)} lanes"
+            else:
+                O, I = int(np.prod(xq.shape[:dim])), int(np.prod(xq.shape[dim + 1:]))
+                p = int(np.ravel_multi_index(idx[:dim], xq.shape[:dim])) * I + int(np.ravel_multi_index(idx[dim + 1:], xq.shape[dim + 1:]))
+                vec = bool(act.softmax_vector_positions(O, I, act.softmax_lanes(cap), act._threads(a.get('num_threads')))[p])
+                e = act._exp_vector(d, cap) if vec else act.glibc_expf(d)
+                S = e[0]
+                for k in range(1, e.size): S = f32(S + e[k])
+                shown = f32(e[j] / S)
+                how, lane = 'y = fl(e_j / S) (A13)', ('vector loop' if vec else 'scalar tail') + ', sum left to right'
+        y = int(quantize_per_tensor(np.array([v], np.float32), so, zo, xq.dtype).int_repr[0])
+        steps += [Step('dequantized row', 'fl(s_x·(q − z_x))', x), Step('minus the row maximum', 'x − max x', d),
+                  Step('exponentials', ("Sleef's expf" if cap != 'default' else "glibc's expf") + f', capability {cap}', e),
+                  Step('sum of the exponentials', lane, np.float32(S)),
+                  Step(f'element {j}', how, v),
+                  Step('quantize (eq. 3), clamp', 'rne(fma(y, fl(1/s_y), z_y))', y)]
+        if not _same(shown, v): notes.append(f"inconsistent: the steps shown give {shown!r}, the kernel's softmax {v!r}")
+        where = f"ATen's float softmax, capability {cap}"
+    steps.append(_out_step(y, so, zo))
+    return f"softmax(dim={a['dim']}) on engine {engine} — {where}: output[{_ix(index)}]", steps, [], notes, y, _yf(y, so, zo)
+
+# %% ../nbs/16_explain.ipynb #xcc5
+def _upsample_nearest(xq, index, out, scales, exact):
+    "Steps and integer of nearest / nearest-exact at one output: eq. (U2) per spatial dimension, through `nearest_source`."
+    from qnb.upsample import nearest_source, scale_value
+    nd = len(out)
+    n, c, *pos = index
+    if tuple(out) == tuple(xq.shape[2:]):
+        src = list(pos)
+        steps = [Step('same size as the input', 'the kernel copies the integers (whatever the scales)', tuple(src))]
+    else:
+        src, steps = [], []
+        for d, (n_in, n_out, s, o) in enumerate(zip(xq.shape[2:], out, scales, pos)):
+            r = scale_value(s, n_in, n_out)
+            i = int(nearest_source(n_in, n_out, s, exact)[o])
+            src.append(i)
+            f = 'min(floor(fl((d + 0.5)·r)), n − 1)' if exact else 'min(floor(fl(d·r)), n − 1)'
+            steps.append(Step(f'dimension {d + 2}: source index (U1, U2)', f"r = {'fl(1/scale)' if s else 'fl(n_in)/fl(n_out)'} = {r:.9g}; {f}, d = {o}", i))
+    y = int(xq.int_repr[(n, c) + tuple(src)])
+    steps.append(Step('source integer', f"q_x[{n}, {c}, {_ix(src)}]", y))
+    return steps, y, f"nearest{'-exact' if exact else ''}"
+
+def _upsample_bilinear(xq, a, index, out, scales, align_corners):
+    "Steps and integer of bilinear at one output: source pixels and weights (U3), the blend (U4) and its rounding (U5)."
+    from qnb.upsample import linear_source, bilinear_blend, is_channels_last
+    f32 = np.float32
+    n, c, oh, ow = index
+    N, C, H, W = xq.shape
+    nhwc = is_channels_last(a['input'], a.get('channels_last'))
+    cap = resolve_capability(a.get('capability'))
+    fused = nhwc and cap != 'default'
+    if not nhwc and (H, W) == tuple(out):
+        y = int(xq.int_repr[index])
+        return [Step('same size as the input (NCHW kernel)', 'the kernel copies the integers', y)], y, 'bilinear (copy)'
+    h0, h1, e0, e1 = (v[oh] for v in linear_source(H, out[0], align_corners, scales[0], fused))
+    w0, w1, m0, m1 = (v[ow] for v in linear_source(W, out[1], align_corners, scales[1], fused))
+    v = xq.int_repr[n, c].astype(f32)
+    A, B, Cc, D = v[h0, w0], v[h0, w1], v[h1, w0], v[h1, w1]
+    lane = 'plain' if not fused else ('vector' if c < (C // 8) * 8 and xq.dtype != 'qint32' else 'tail')
+    t = f32(bilinear_blend(A, B, Cc, D, f32(e0), f32(e1), f32(m0), f32(m1), lane))
+    t2 = f32(t - f32(xq.zero_point))
+    y = int(quantize_values_scalar(np.array([t2], f32), 1.0, xq.zero_point, xq.dtype, nan_value=dtype_range(xq.dtype)[0])[0])
+    src = 'r·d' if align_corners else ('fma(r, d + ½, −½)' if fused else 'fl(r·fl(d + ½)) − ½') + ', at least 0'
+    steps = [Step('source rows and weights (U3)', f"src = {src}; i0, i1 = floor, +1 unless last; λ1 = src − i0, λ0 = 1 − λ1",
+                  f"rows {h0}, {h1} weights {f32(e0):.9g}, {f32(e1):.9g}"),
+             Step('source columns and weights (U3)', 'likewise along the width', f"cols {w0}, {w1} weights {f32(m0):.9g}, {f32(m1):.9g}"),
+             Step('the four source integers', f"q_x[{n}, {c}, {h0}|{h1}, {w0}|{w1}]", np.array([[A, B], [Cc, D]], np.int64)),
+             Step('blend of the raw integers (U4)', {'plain': 'h0(w0·a + w1·b) + h1(w0·c + w1·d), float32',
+                                                     'tail': 'fma(h0, fma(w0, a, w1·b), h1·fma(w0, c, w1·d))',
+                                                     'vector': 'fma(h1, fma(w1, d, w0·c), h0·fma(w1, b, w0·a))'}[lane]
+                  + (f"  ({'NHWC ' + lane + ' lanes' if nhwc else 'NCHW'}, capability {cap})"), t),
+             Step('minus the zero point, then quantized with scale 1 (U5)', 'rne(fl(t − z) + z), clamp', y)]
+    return steps, y, f"bilinear ({'channels-last' if nhwc else 'NCHW'} kernel)"
+
+def explain_upsample(a, index, engine, printed=None, mode='nearest'):
+    """Steps for one output element of `qupsample_nearest2d/3d`, `qupsample_bilinear2d` or `qinterpolate` (which resolves
+    the output size and scales by eq. (U0) first, and sends mode 'area' to the adaptive average pool)."""
+    from qnb.upsample import interpolate_size, _scales
+    from qnb.conv import conv_tuple
+    xq = as_qarray(a['input'])
+    head = []
+    if mode == 'interpolate':
+        mode = a['mode']
+        if mode == 'area':
+            size, recompute = a['size'], a['recompute_scale_factor'] if a['size'] is not None else True
+            out, _ = interpolate_size(xq.shape[2:], size, a['scale_factor'], recompute)
+            if xq.ndim == 3:                                           # a 2-D pool of height 1
+                b = dict(a, input=QArray(xq.int_repr[:, :, None, :], xq.scale, xq.zero_point, xq.dtype), output_size=(1, out[0]), _ndim=2)
+                title, steps, tables, notes, y, yf = explain_adaptive_avg_pool(b, index[:2] + (0,) + index[2:], engine)
+            else:
+                b = dict(a, output_size=out, _ndim=xq.ndim - 2)
+                title, steps, tables, notes, y, yf = explain_adaptive_avg_pool(b, index, engine)
+            return 'interpolate(mode="area") → ' + title, steps, tables, notes, y, yf
+        out, scales = interpolate_size(xq.shape[2:], a['size'], a['scale_factor'], a['recompute_scale_factor'])
+        scales = _scales(scales, len(out))
+        head = [Step('output size and the scales handed to the kernel (U0)', 'size, or int(n · scale_factor); scales None when recomputed',
+                     f"{tuple(out)}, {scales}")]
+        exact, align = mode == 'nearest-exact', bool(a['align_corners'])
+    else:
+        nd = xq.ndim - 2
+        out, scales = conv_tuple(a['output_size'], nd, 'output_size', 0), _scales(a['scales'], nd)
+        exact, align = bool(a.get('exact', False)), bool(a.get('align_corners', False))
+    head.append(Step('quantization parameters (kept by the output)', 's, z', f"{xq.scale!r}, {xq.zero_point}"))
+    if mode == 'bilinear': steps, y, where = _upsample_bilinear(xq, a, index, out, scales, align)
+    else: steps, y, where = _upsample_nearest(xq, index, out, scales, exact)
+    steps = head + steps + [_out_step(y, xq.scale, xq.zero_point)]
+    return f"upsample {where}: output[{_ix(index)}]", steps, [], [], y, _yf(y, xq.scale, xq.zero_point)
+
 # %% ../nbs/16_explain.ipynb #cd5f3550
 def kernel_table() -> dict:
     "name → (kind, qnb function, fixed keyword arguments): the kernels `explain` covers."
-    from qnb import conv, linear, batchnorm, activation, elementwise, pool, core
+    from qnb import conv, linear, batchnorm, activation, elementwise, pool, core, norm, upsample, fused
     t = {}
     for d in (1, 2, 3):
         f = getattr(conv, f'qconv{d}d')
         t[f'conv{d}d'], t[f'conv{d}d_relu'] = ('conv', f, {}), ('conv', f, {'relu': True})
+        t[f'conv_transpose{d}d'] = ('conv_transpose', getattr(conv, f'qconv_transpose{d}d'), {})
         t[f'max_pool{d}d'] = ('max_pool', getattr(pool, f'qmax_pool{d}d'), {})
-    t.update({'linear': ('linear', linear.qlinear, {}), 'linear_relu': ('linear', linear.qlinear, {'relu': True}),
+    t.update({'conv2d_add': ('conv_add', fused.qconv2d_add, {}), 'conv2d_add_relu': ('conv_add', fused.qconv2d_add, {'relu': True}),
+              'linear': ('linear', linear.qlinear, {}), 'linear_relu': ('linear', linear.qlinear, {'relu': True}),
+              'linear_dynamic': ('linear_dynamic', linear.qlinear_dynamic, {}),
+              'linear_relu_dynamic': ('linear_dynamic', linear.qlinear_dynamic, {'relu': True}),
               'batch_norm': ('batch_norm', batchnorm.qbatch_norm, {}),
               'batch_norm_relu': ('batch_norm', batchnorm.qbatch_norm, {'relu': True}),
+              'layer_norm': ('layer_norm', norm.qlayer_norm, {}), 'group_norm': ('group_norm', norm.qgroup_norm, {}),
+              'instance_norm': ('instance_norm', norm.qinstance_norm, {}),
               'relu': ('relu', activation.qrelu, {}), 'relu6': ('relu6', activation.qrelu6, {}),
               'hardtanh': ('hardtanh', activation.qhardtanh, {}), 'clamp': ('clamp', activation.qclamp, {}),
+              **{op: (op, getattr(activation, 'q' + op), {}) for op in ACTIVATION_EQS},
+              'softmax': ('softmax', activation.qsoftmax, {}),
               'add': ('add', elementwise.qadd, {}), 'add_relu': ('add', elementwise.qadd, {'relu': True}),
+              'mul': ('mul', elementwise.qmul, {}), 'mul_relu': ('mul', elementwise.qmul, {'relu': True}),
+              'add_scalar': ('add_scalar', elementwise.qadd_scalar, {}), 'add_scalar_relu': ('add_scalar', elementwise.qadd_scalar, {'relu': True}),
+              'mul_scalar': ('mul_scalar', elementwise.qmul_scalar, {}), 'mul_scalar_relu': ('mul_scalar', elementwise.qmul_scalar, {'relu': True}),
+              'cat': ('cat', elementwise.qcat, {}), 'cat_relu': ('cat', elementwise.qcat, {'relu': True}),
+              'avg_pool2d': ('avg_pool', pool.qavg_pool2d, {}), 'avg_pool3d': ('avg_pool', pool.qavg_pool3d, {}),
+              'adaptive_avg_pool2d': ('adaptive_avg_pool', pool.qadaptive_avg_pool2d, {}),
+              'adaptive_avg_pool3d': ('adaptive_avg_pool', pool.qadaptive_avg_pool3d, {}),
+              'upsample_nearest2d': ('upsample_nearest', upsample.qupsample_nearest2d, {}),
+              'upsample_nearest3d': ('upsample_nearest', upsample.qupsample_nearest3d, {}),
+              'upsample_nearest_exact2d': ('upsample_nearest', upsample.qupsample_nearest2d, {'exact': True}),
+              'upsample_nearest_exact3d': ('upsample_nearest', upsample.qupsample_nearest3d, {'exact': True}),
+              'upsample_bilinear2d': ('upsample_bilinear', upsample.qupsample_bilinear2d, {}),
+              'interpolate': ('interpolate', upsample.qinterpolate, {}),
               'quantize_per_tensor': ('quantize', core.quantize_per_tensor, {})})
     return t
 
+COVERED = ("conv 1/2/3-d (+ReLU), transposed conv 1/2/3-d, conv2d_add(+ReLU) (onednn), linear (+ReLU), dynamic linear "
+           "(+ReLU), batch norm (+ReLU), layer/group/instance norm, ReLU, ReLU6, hardtanh, clamp, hardswish, hardsigmoid, "
+           "sigmoid, tanh, leaky ReLU, ELU, GELU, softmax, add, mul (+ReLU), add/mul scalar (+ReLU), cat (+ReLU), max pool "
+           "1/2/3-d, avg pool 2/3-d, adaptive avg pool 2/3-d, upsample nearest/nearest-exact/bilinear (interpolate) and quantize")
+
 def _explainer(kind):
-    return {'conv': explain_conv, 'linear': explain_linear, 'batch_norm': explain_batch_norm, 'add': explain_add,
-            'max_pool': explain_max_pool, 'quantize': explain_quantize,
-            'relu': lambda *a, **k: explain_clamp(*a, **k, kind='relu'), 'relu6': lambda *a, **k: explain_clamp(*a, **k, kind='relu6'),
-            'hardtanh': lambda *a, **k: explain_clamp(*a, **k, kind='hardtanh'), 'clamp': explain_clamp}[kind]
+    k = lambda f, **fixed: (lambda *a, **kw: f(*a, **kw, **fixed))
+    return {'conv': explain_conv, 'conv_transpose': explain_conv_transpose, 'conv_add': explain_conv_add,
+            'linear': explain_linear, 'linear_dynamic': explain_linear_dynamic, 'batch_norm': explain_batch_norm,
+            'layer_norm': k(explain_norm, kind='layer'), 'group_norm': k(explain_norm, kind='group'),
+            'instance_norm': k(explain_norm, kind='instance'),
+            'add': explain_add, 'mul': explain_mul, 'add_scalar': explain_add_scalar, 'mul_scalar': explain_mul_scalar,
+            'cat': explain_cat, 'max_pool': explain_max_pool, 'avg_pool': explain_avg_pool,
+            'adaptive_avg_pool': explain_adaptive_avg_pool, 'quantize': explain_quantize,
+            'upsample_nearest': k(explain_upsample, mode='nearest'), 'upsample_bilinear': k(explain_upsample, mode='bilinear'),
+            'interpolate': k(explain_upsample, mode='interpolate'), 'softmax': explain_softmax,
+            **{op: k(explain_activation, op=op) for op in ACTIVATION_EQS},
+            'relu': k(explain_clamp, kind='relu'), 'relu6': k(explain_clamp, kind='relu6'),
+            'hardtanh': k(explain_clamp, kind='hardtanh'), 'clamp': explain_clamp}[kind]
 
 def _kernel_name(op) -> str:
     "The table name of a kernel given by name ('conv2d', 'qconv2d') or as the qnb function."
@@ -632,78 +1450,189 @@ def _kernel_name(op) -> str:
                      f"converted model (with layer=...), got {getattr(op, '__name__', type(op).__name__)}")
 
 # %% ../nbs/16_explain.ipynb #844850fa
+def _conv_case(a, kind, engine) -> dict:
+    "A conv call as a case of `qnb.conv`'s sweep (what its `torch_conv` and `torch_fault` take)."
+    from qnb.conv import conv_tuple
+    xq, wq = as_qarray(a['input']), as_qarray(a['weight'])
+    nd, t = xq.ndim - 2, kind == 'conv_transpose'
+    return dict(engine=engine, transposed=t, ndim=nd, x=xq.int_repr, sx=xq.scale, zx=xq.zero_point, w=wq.int_repr,
+                sw=wq.scale, zw=wq.zero_point, bias=_np(a['bias']), groups=int(a['groups']),
+                output_padding=list(conv_tuple(a['output_padding'], nd, 'output_padding', 0)) if t else [0] * nd,
+                **{k: list(conv_tuple(a[k], nd, k, 0)) for k in ('stride', 'padding', 'dilation')},
+                sy=float(a['scale']), zy=int(a['zero_point']), relu=bool(a.get('relu', False)))
+
 def _torch_reference(name, kind, a, engine):
-    "torch's full output (integers, or None if torch is missing) for the kernel call `a`."
+    "torch's full output (a tensor, integers, or None if torch is missing) for the kernel call `a`."
     try: import torch
     except ImportError: return None
     from qnb.conv import conv_tuple
     q = lambda v: v if getattr(v, 'is_quantized', False) else as_qarray(v).to_torch()   # torch's own tensor if given
-    if kind == 'conv':
+    f = lambda v: None if v is None else v if isinstance(v, torch.Tensor) else torch.from_numpy(np.asarray(_np(v), np.float32))
+    F, ops = torch.nn.functional, torch.ops.quantized
+    if kind in ('conv', 'conv_transpose'):
         from qnb.conv import torch_conv
-        xq, wq = as_qarray(a['input']), as_qarray(a['weight'])
-        nd = xq.ndim - 2
-        case = dict(engine=engine, transposed=False, ndim=nd, x=xq.int_repr, sx=xq.scale, zx=xq.zero_point, w=wq.int_repr,
-                    sw=wq.scale, zw=wq.zero_point, bias=_np(a['bias']), groups=int(a['groups']), output_padding=[0] * nd,
-                    **{k: list(conv_tuple(a[k], nd, k, 0)) for k in ('stride', 'padding', 'dilation')},
-                    sy=float(a['scale']), zy=int(a['zero_point']), relu=bool(a['relu']))
-        return torch_conv(case)
+        return torch_conv(_conv_case(a, kind, engine))
     saved = torch.backends.quantized.engine
     torch.backends.quantized.engine = engine
     try:
         if kind == 'linear':
-            b = _np(a['bias'])
-            packed = torch.ops.quantized.linear_prepack(q(a['weight']), None if b is None else torch.from_numpy(b.astype(np.float32)))
-            op = torch.ops.quantized.linear_relu if a['relu'] else torch.ops.quantized.linear
-            y = op(q(a['input']), packed, float(a['scale']), int(a['zero_point']))
+            packed = ops.linear_prepack(q(a['weight']), f(a['bias']))
+            y = (ops.linear_relu if a['relu'] else ops.linear)(q(a['input']), packed, float(a['scale']), int(a['zero_point']))
+        elif kind == 'linear_dynamic':
+            packed = ops.linear_prepack(q(a['weight']), f(a['bias']))
+            y = (ops.linear_relu_dynamic if a['relu'] else ops.linear_dynamic)(f(a['input']), packed, bool(a['reduce_range']))
+        elif kind == 'conv_add':
+            packed = ops.conv2d_prepack(q(a['weight']), f(a['bias']), *(list(conv_tuple(a[k], 2, k, 0)) for k in ('stride', 'padding', 'dilation')),
+                                        int(a['groups']))
+            y = (ops.conv2d_add_relu if a['relu'] else ops.conv2d_add)(q(a['input']), q(a['accum']).clone(), packed, float(a['scale']), int(a['zero_point']))
         elif kind == 'batch_norm':
             x = q(a['input'])
             opname = {2: 'batch_norm1d', 3: 'batch_norm1d', 4: 'batch_norm2d', 5: 'batch_norm3d'}[x.dim()]
-            f = lambda v: torch.from_numpy(np.asarray(_np(v), np.float32))
-            y = getattr(torch.ops.quantized, opname + ('_relu' if a['relu'] else ''))(
+            y = getattr(ops, opname + ('_relu' if a['relu'] else ''))(
                 x, f(a['weight']), f(a['bias']), f(a['mean']), f(a['var']), float(a['eps']), float(a['scale']), int(a['zero_point']))
+        elif kind == 'layer_norm':
+            ns = [a['normalized_shape']] if isinstance(a['normalized_shape'], (int, np.integer)) else list(a['normalized_shape'])
+            y = ops.layer_norm(q(a['input']), ns, f(a['weight']), f(a['bias']), float(a['eps']), float(a['scale']), int(a['zero_point']))
+        elif kind == 'group_norm':
+            y = ops.group_norm(q(a['input']), int(a['num_groups']), f(a['weight']), f(a['bias']), float(a['eps']), float(a['scale']), int(a['zero_point']))
+        elif kind == 'instance_norm':
+            y = ops.instance_norm(q(a['input']), f(a['weight']), f(a['bias']), float(a['eps']), float(a['scale']), int(a['zero_point']))
         elif kind == 'relu': y = torch.relu(q(a['input']))
-        elif kind == 'relu6': y = torch.nn.functional.relu6(q(a['input']))
-        elif kind == 'hardtanh': y = torch.nn.functional.hardtanh(q(a['input']), a['min_val'], a['max_val'])
+        elif kind == 'relu6': y = F.relu6(q(a['input']))
+        elif kind == 'hardtanh': y = F.hardtanh(q(a['input']), a['min_val'], a['max_val'])
         elif kind == 'clamp': y = torch.clamp(q(a['input']), a['min'], a['max'])
-        elif kind == 'add':
-            y = getattr(torch.ops.quantized, 'add_relu' if a['relu'] else 'add')(q(a['a']), q(a['b']), float(a['scale']), int(a['zero_point']))
+        elif kind in ACTIVATION_EQS:
+            x, out = q(a['input']), (a.get('scale'), a.get('zero_point'))
+            given = out[0] is not None
+            if kind == 'hardswish': y = ops.hardswish(x, *(out if given else (x.q_scale(), x.q_zero_point())))
+            elif kind == 'hardsigmoid': y = F.hardsigmoid(x)
+            elif kind == 'sigmoid': y = ops.sigmoid(x, *out) if given else torch.sigmoid(x)
+            elif kind == 'tanh': y = torch.tanh(x)
+            elif kind == 'leaky_relu': y = ops.leaky_relu(x, a['negative_slope'], False, *out) if given else F.leaky_relu(x, a['negative_slope'])
+            elif kind == 'elu': y = ops.elu(x, *out, a['alpha'])
+            else: y = F.gelu(x, approximate=a['approximate'])
+        elif kind == 'softmax': y = ops.softmax(q(a['input']), int(a['dim']), float(a['scale']), int(a['zero_point']))
+        elif kind in ('add', 'mul'):
+            y = getattr(ops, kind + ('_relu' if a['relu'] else ''))(q(a['a']), q(a['b']), float(a['scale']), int(a['zero_point']))
+        elif kind in ('add_scalar', 'mul_scalar'):
+            y = getattr(ops, kind + ('_relu' if a['relu'] else ''))(q(a['input']), a['other'])
+        elif kind == 'cat':
+            y = (ops.cat_relu if a['relu'] else ops.cat)([q(t) for t in a['tensors']], int(a['dim']), a['scale'], a['zero_point'])
         elif kind == 'max_pool':
-            f = getattr(torch.nn.functional, f"max_pool{a['_ndim']}d")
-            y = f(q(a['input']), a['kernel_size'], a['stride'], a['padding'], a['dilation'], a['ceil_mode'])
+            y = getattr(F, f"max_pool{a['_ndim']}d")(q(a['input']), a['kernel_size'], a['stride'], a['padding'], a['dilation'], a['ceil_mode'])
+        elif kind in ('avg_pool', 'adaptive_avg_pool', 'upsample_nearest', 'upsample_bilinear', 'interpolate'):
+            x = q(a['input'])
+            if a.get('channels_last') and x.dim() in (4, 5):
+                x = x.contiguous(memory_format=torch.channels_last if x.dim() == 4 else torch.channels_last_3d)
+            if kind == 'avg_pool':
+                y = getattr(F, f"avg_pool{a['_ndim']}d")(x, a['kernel_size'], a['stride'], a['padding'], a['ceil_mode'],
+                                                          a['count_include_pad'], a['divisor_override'])
+            elif kind == 'adaptive_avg_pool': y = getattr(F, f"adaptive_avg_pool{a['_ndim']}d")(x, a['output_size'])
+            elif kind == 'interpolate':
+                y = F.interpolate(x, a['size'], a['scale_factor'], a['mode'], a['align_corners'], a['recompute_scale_factor'])
+            elif kind == 'upsample_bilinear':
+                sc = (None, None) if a['scales'] is None else a['scales']
+                y = torch._C._nn.upsample_bilinear2d(x, list(conv_tuple(a['output_size'], 2, 'output_size', 1)), bool(a['align_corners']), *sc)
+            else:
+                nd = x.dim() - 2
+                sc = (None,) * nd if a['scales'] is None else ((a['scales'],) * nd if np.ndim(a['scales']) == 0 else tuple(a['scales']))
+                fn = getattr(torch._C._nn, f"_upsample_nearest_exact{nd}d" if a['exact'] else f"upsample_nearest{nd}d")
+                y = fn(x, list(conv_tuple(a['output_size'], nd, 'output_size', 0)), *sc)
         elif kind == 'quantize':
             from qnb.core import _as_float32, check_dtype
             y = torch.quantize_per_tensor(torch.from_numpy(_as_float32(a['x'])), float(a['scale']), int(a['zero_point']),
                                           getattr(torch, check_dtype(a['dtype'])))
     finally:
         torch.backends.quantized.engine = saved
-    return y.int_repr().numpy()
+    return y
 
 # %% ../nbs/16_explain.ipynb #ee0cfd9a
+_POOL_KINDS = ('max_pool', 'avg_pool', 'adaptive_avg_pool')
+
+def _pick(arr, index):
+    "One element of an output: an int, or a float32 for float outputs (dynamic linear)."
+    a = np.asarray(arr)
+    v = a.reshape(()) if not index and a.size == 1 else a[index]     # torch's softmax of a 0-d tensor has shape (1,)
+    return np.float32(v) if a.dtype.kind == 'f' else int(v)
+
 def _explain_call(name, inputs, params, index, engine, printed, torch_output=None, prefix=''):
     "Explain one kernel call: run the full kernel (which checks every argument), check `index`, explain the element."
     kind, fn, fixed = kernel_table()[name]
     engine = resolve_engine(engine)
     sig = inspect.signature(fn)
     kw = {**fixed, **params}
+    if name == 'softmax' and kw.get('dim', 0) is None:                      # torch's implicit softmax dim (nnq.Softmax(dim=None))
+        kw['dim'] = 0 if as_qarray(inputs[0]).ndim in (0, 1, 3) else 1
     if 'engine' in sig.parameters: kw['engine'] = engine
     try: bound = sig.bind(*inputs, **kw)
     except TypeError as e: raise TypeError(f"{name}: {e} (signature {fn.__name__}{sig})") from None
     bound.apply_defaults()
     a = dict(bound.arguments)
-    if kind == 'max_pool': a['_ndim'] = int(name[-2])
+    if kind in _POOL_KINDS: a['_ndim'] = int(name[-2])
     full = fn(*bound.args, **bound.kwargs)
     ints = full.int_repr if isinstance(full, QArray) else np.asarray(full)
     index = check_index(index, ints.shape)
     title, steps, tables, notes, y, yf = _explainer(kind)(a, index, engine, printed)
     if torch_output is None:
         try: torch_output = _torch_reference(name, kind, a, engine)
-        except RuntimeError as e:
+        except (RuntimeError, IndexError) as e:
             notes.append(f"torch refused the call: {str(e).splitlines()[0]}")
-    elif getattr(torch_output, 'is_quantized', False): torch_output = torch_output.int_repr().numpy()
-    theirs = None if torch_output is None else int(np.asarray(torch_output)[index])
-    e = Explanation(prefix + title, index, engine, steps, y, yf, int(ints[index]), theirs, tables, notes)
+    qparams_match = True
+    if getattr(torch_output, 'is_quantized', False):
+        theirs_qp = (float(torch_output.q_scale()), int(torch_output.q_zero_point()))
+        torch_output = torch_output.int_repr().numpy()
+        if isinstance(full, QArray) and (float(full.scale), int(full.zero_point)) != theirs_qp:
+            qparams_match = False
+            notes.append(f"the output qparams differ: qnb (scale, zero point) = {(float(full.scale), int(full.zero_point))}, torch {theirs_qp}")
+    elif hasattr(torch_output, 'detach'): torch_output = torch_output.detach().numpy()
+    theirs = None if torch_output is None else _pick(torch_output, index)
+    e = Explanation(prefix + title, index, engine, steps, y, yf, _pick(ints, index), theirs, tables, notes, qparams_match=qparams_match)
     if kind in ('relu6', 'hardtanh', 'clamp') and engine == 'qnnpack': _qnnpack_clamp_fault(e, a, kind)
+    if kind in ('conv', 'conv_transpose') and not e.match and theirs is not None: _conv_torch_fault(e, a, kind, ints, torch_output)
+    if kind in _LAYOUT_KINDS and not e.match and theirs is not None: _layout_torch_fault(e, a, ints, torch_output)
     return e
+
+_LAYOUT_KINDS = ('avg_pool', 'adaptive_avg_pool', 'upsample_nearest', 'upsample_bilinear', 'interpolate')
+
+def _layout_torch_fault(e, a, ours, theirs):
+    "Note torch's one-pixel fault: C > 1 and a 1×1 input take the channels-last kernel, whose NHWC result torch reads as NCHW."
+    from qnb.pool import layout_fault
+    x = as_qarray(a['input'])
+    nd = a.get('_ndim', x.ndim - 2)
+    theirs = np.asarray(theirs)
+    if theirs.shape != ours.shape or not layout_fault(x.shape, nd, ours, theirs): return
+    e.torch_fault = True
+    e.notes.append("torch's output here is its one-pixel layout fault (qnb.pool, eq. P4's notes): with C > 1 channels and a single "
+                   "input pixel torch runs the channels-last kernel and reads its NHWC result back as NCHW")
+
+def _conv_torch_fault(e, a, kind, ours, theirs):
+    "Note it when torch's conv output belongs to one of the kernel families `qnb.conv` documents as not computing the conv."
+    from qnb.conv import torch_fault
+    theirs = np.asarray(theirs)
+    if theirs.shape != ours.shape or not torch_fault(_conv_case(a, kind, e.engine), ours, theirs): return
+    e.torch_fault = True
+    e.notes.append("torch's output here is a known torch fault (qnb.conv, 'When torch is wrong': oneDNN's transposed conv, "
+                   "oneDNN's conv with large padding or stride, FBGEMM's direct transposed or 3-D depthwise kernel): "
+                   "qnb's output is within rounding of the real-number result, torch's is not")
+
+def torch_reference(name, *inputs, engine=None, **params):
+    """torch's full output for the kernel call `explain(name, *inputs, **params)` would make, as picklable data:
+    `(integers, scale, zero point)` for a quantized output, the float array otherwise (dynamic linear)."""
+    kind, fn, fixed = kernel_table()[name]
+    engine = resolve_engine(engine)
+    sig = inspect.signature(fn)
+    bound = sig.bind(*inputs, **{**fixed, **params, **({'engine': engine} if 'engine' in sig.parameters else {})})
+    bound.apply_defaults()
+    a = dict(bound.arguments)
+    if kind in _POOL_KINDS: a['_ndim'] = int(name[-2])
+    y = _torch_reference(name, kind, a, engine)
+    if getattr(y, 'is_quantized', False): return y.int_repr().numpy(), float(y.q_scale()), int(y.q_zero_point())
+    return y.detach().numpy() if hasattr(y, 'detach') else y
+
+def _isolated_reference(case):
+    "`torch_reference` of a pickled case `(name, inputs, params, engine)`: for a child process under another CPU capability."
+    name, inputs, params, engine = case
+    return torch_reference(name, *inputs, engine=engine, **params)
 
 def _qnnpack_clamp_fault(e, a, kind):
     """torch's QNNPACK clamp (relu6, hardtanh, clamp) reads a channels-last input's memory as if it were contiguous
@@ -723,33 +1652,75 @@ def _qnnpack_clamp_fault(e, a, kind):
                    f"holds {q}, not this element, and torch's {e.torch} is {q} clamped — a torch fault, not the clamp of q_x")
 
 # %% ../nbs/16_explain.ipynb #1699df17
+def _qp(m, s='scale', z='zero_point'):
+    "A module's output qparams as keyword arguments (eager-mode norms keep them as tensors)."
+    return dict(scale=float(_scalar(getattr(m, s))), zero_point=int(_scalar(getattr(m, z))))
+
 def module_call(m):
     "(kernel name, keyword arguments) of the qnb kernel a quantized torch module runs; ValueError if `explain` has none."
     import torch
     import torch.ao.nn.quantized as nnq, torch.ao.nn.quantized.dynamic as nnqd, torch.ao.nn.intrinsic.quantized as nniq
+    import torch.ao.nn.intrinsic.quantized.dynamic as nniqd
     nn = torch.nn
+    if isinstance(m, (nnq.ConvTranspose1d, nnq.ConvTranspose2d, nnq.ConvTranspose3d)):
+        return f'conv_transpose{len(m.kernel_size)}d', dict(
+            weight=m.weight(), bias=m.bias(), stride=m.stride, padding=m.padding, output_padding=m.output_padding,
+            groups=m.groups, dilation=m.dilation, **_qp(m))
+    if isinstance(m, (nniq.ConvAdd2d, nniq.ConvAddReLU2d)):                      # before Conv2d: they subclass it
+        return 'conv2d_add', dict(weight=m.weight(), bias=m.bias(), stride=m.stride, padding=m.padding, dilation=m.dilation,
+                                  groups=m.groups, **_qp(m), relu=isinstance(m, nniq.ConvAddReLU2d))
     if isinstance(m, (nnq.Conv1d, nnq.Conv2d, nnq.Conv3d)):
         if m.padding_mode != 'zeros': raise ValueError(f"padding_mode {m.padding_mode!r} is not supported (quantized conv pads with the zero point only)")
         nd = len(m.kernel_size)
         relu = isinstance(m, (nniq.ConvReLU1d, nniq.ConvReLU2d, nniq.ConvReLU3d))
         return f'conv{nd}d', dict(weight=m.weight(), bias=m.bias(), stride=m.stride, padding=m.padding, dilation=m.dilation,
                                   groups=m.groups, scale=float(m.scale), zero_point=int(m.zero_point), relu=relu)
-    if isinstance(m, nnq.Linear) and not isinstance(m, nnqd.Linear):
+    if isinstance(m, nnqd.Linear):
+        if m._packed_params.dtype != torch.qint8:
+            raise ValueError(f"dynamic linear with weight dtype {m._packed_params.dtype} is not covered (qint8 only)")
+        return 'linear_dynamic', dict(weight=m.weight(), bias=m.bias(), reduce_range=not (m.version is None or m.version < 4),
+                                      relu=isinstance(m, nniqd.LinearReLU))
+    if isinstance(m, nnq.Linear):
         return 'linear', dict(weight=m.weight(), bias=m.bias(), scale=float(m.scale), zero_point=int(m.zero_point),
                               relu=isinstance(m, nniq.LinearReLU))
     if isinstance(m, (nnq.BatchNorm2d, nnq.BatchNorm3d)):
         return 'batch_norm', dict(weight=m.weight, bias=m.bias, mean=m.running_mean, var=m.running_var, eps=m.eps,
                                   scale=float(m.scale), zero_point=int(m.zero_point), relu=isinstance(m, (nniq.BNReLU2d, nniq.BNReLU3d)))
+    if isinstance(m, nnq.LayerNorm):
+        return 'layer_norm', dict(normalized_shape=tuple(m.normalized_shape), weight=m.weight, bias=m.bias, eps=m.eps, **_qp(m))
+    if isinstance(m, nnq.GroupNorm):
+        return 'group_norm', dict(num_groups=m.num_groups, weight=m.weight, bias=m.bias, eps=m.eps, **_qp(m))
+    if isinstance(m, (nnq.InstanceNorm1d, nnq.InstanceNorm2d, nnq.InstanceNorm3d)):
+        return 'instance_norm', dict(weight=m.weight, bias=m.bias, eps=m.eps, **_qp(m))
+    if isinstance(m, nnq.Hardswish): return 'hardswish', _qp(m)
+    if isinstance(m, nnq.ELU): return 'elu', dict(**_qp(m), alpha=m.alpha)
+    if isinstance(m, nnq.LeakyReLU): return 'leaky_relu', dict(negative_slope=m.negative_slope, **_qp(m))
+    if isinstance(m, nnq.Sigmoid): return 'sigmoid', _qp(m, 'output_scale', 'output_zero_point')
+    if isinstance(m, nnq.Softmax): return 'softmax', dict(dim=m.dim, **_qp(m))       # dim None: resolved in _explain_call
     if isinstance(m, (nn.ReLU6, nnq.ReLU6)): return 'relu6', {}
     if isinstance(m, nn.ReLU): return 'relu', {}
     if isinstance(m, nn.Hardtanh): return 'hardtanh', dict(min_val=m.min_val, max_val=m.max_val)
+    if isinstance(m, nn.Sigmoid): return 'sigmoid', {}
+    if isinstance(m, nn.Tanh): return 'tanh', {}
+    if isinstance(m, nn.Hardsigmoid): return 'hardsigmoid', {}
+    if isinstance(m, nn.Hardswish): return 'hardswish', {}
+    if isinstance(m, nn.LeakyReLU): return 'leaky_relu', dict(negative_slope=m.negative_slope)
+    if isinstance(m, nn.GELU): return 'gelu', dict(approximate=m.approximate)
     if isinstance(m, (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)):
         return f"max_pool{ {nn.MaxPool1d: 1, nn.MaxPool2d: 2, nn.MaxPool3d: 3}[type(m)] }d", dict(
             kernel_size=m.kernel_size, stride=m.stride, padding=m.padding, dilation=m.dilation, ceil_mode=m.ceil_mode)
+    if isinstance(m, (nn.AvgPool2d, nn.AvgPool3d)):
+        return f"avg_pool{2 if isinstance(m, nn.AvgPool2d) else 3}d", dict(
+            kernel_size=m.kernel_size, stride=m.stride, padding=m.padding, ceil_mode=m.ceil_mode,
+            count_include_pad=m.count_include_pad, divisor_override=m.divisor_override)
+    if isinstance(m, (nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)):
+        return f"adaptive_avg_pool{2 if isinstance(m, nn.AdaptiveAvgPool2d) else 3}d", dict(output_size=m.output_size)
+    if isinstance(m, nn.Upsample):
+        return 'interpolate', dict(size=m.size, scale_factor=m.scale_factor, mode=m.mode, align_corners=m.align_corners,
+                                   recompute_scale_factor=m.recompute_scale_factor)
     if isinstance(m, nnq.Quantize):
         return 'quantize_per_tensor', dict(scale=float(m.scale), zero_point=int(m.zero_point), dtype=str(m.dtype))
-    raise ValueError(f"{type(m).__module__}.{type(m).__name__} is not covered by explain (it covers conv, conv+ReLU, "
-                     "linear, linear+ReLU, batch norm, ReLU, ReLU6, hardtanh, clamp, add, max pool and quantize)")
+    raise ValueError(f"{type(m).__module__}.{type(m).__name__} is not covered by explain (it covers {COVERED})")
 
 def _scalar(v):
     return v.item() if hasattr(v, 'item') and getattr(v, 'ndim', 0) == 0 else v
@@ -760,13 +1731,26 @@ def function_call(target, args, kwargs):
     F, q = torch.nn.functional, torch.ops.quantized
     kwargs = {k: _scalar(v) for k, v in kwargs.items() if k != 'inplace'}
     args = [_scalar(v) for v in args]
-    table = {q.add: 'add', q.add_relu: 'add_relu', F.relu: 'relu', torch.relu: 'relu', 'relu': 'relu', F.relu6: 'relu6',
-             F.hardtanh: 'hardtanh', torch.clamp: 'clamp', torch.quantize_per_tensor: 'quantize_per_tensor'}
+    table = {q.add: 'add', q.add_relu: 'add_relu', q.mul: 'mul', q.mul_relu: 'mul_relu', q.add_scalar: 'add_scalar',
+             q.add_scalar_relu: 'add_scalar_relu', q.mul_scalar: 'mul_scalar', q.mul_scalar_relu: 'mul_scalar_relu',
+             q.cat: 'cat', q.cat_relu: 'cat_relu', torch.cat: 'cat', q.hardswish: 'hardswish', q.softmax: 'softmax',
+             q.elu: 'elu', q.layer_norm: 'layer_norm', q.group_norm: 'group_norm', q.instance_norm: 'instance_norm',
+             F.relu: 'relu', torch.relu: 'relu', 'relu': 'relu', F.relu6: 'relu6', F.hardtanh: 'hardtanh', torch.clamp: 'clamp',
+             torch.sigmoid: 'sigmoid', F.sigmoid: 'sigmoid', 'sigmoid': 'sigmoid', torch.tanh: 'tanh', F.tanh: 'tanh', 'tanh': 'tanh',
+             F.hardsigmoid: 'hardsigmoid', F.hardswish: 'hardswish', F.leaky_relu: 'leaky_relu', F.gelu: 'gelu',
+             F.avg_pool2d: 'avg_pool2d', F.avg_pool3d: 'avg_pool3d', F.adaptive_avg_pool2d: 'adaptive_avg_pool2d',
+             F.adaptive_avg_pool3d: 'adaptive_avg_pool3d', F.interpolate: 'interpolate', F.upsample: 'interpolate',
+             F.upsample_nearest: 'interpolate', F.upsample_bilinear: 'interpolate',
+             torch.quantize_per_tensor: 'quantize_per_tensor'}
     try: name = table.get(target)
     except TypeError: name = None
-    if name is None: raise ValueError(f"{getattr(target, '__name__', target)} is not covered by explain")
-    if name in ('relu', 'relu6'): args = args[:1]
+    if name is None: raise ValueError(f"{getattr(target, '__name__', target)} is not covered by explain (it covers {COVERED})")
+    if name in ('relu', 'relu6', 'sigmoid', 'tanh', 'hardsigmoid', 'hardswish') and target is not q.hardswish: args = args[:1]
     if name == 'hardtanh': args = args[:3]
+    if name == 'leaky_relu': args = args[:2]
+    if name == 'cat' and target is torch.cat and isinstance(args[0], (list, tuple)): args = [list(args[0])] + args[1:2]
+    if target is F.upsample_nearest: kwargs = dict(kwargs, mode='nearest')
+    if target is F.upsample_bilinear: kwargs = dict(kwargs, mode='bilinear', align_corners=True)
     if name == 'quantize_per_tensor': args = [args[0], float(args[1]), int(args[2]), str(args[3])] + args[4:]
     return name, args, kwargs
 
@@ -803,10 +1787,11 @@ def explain_layer(model, x, layer, index, engine=None, printed=None, **params) -
 def explain(op, *inputs, index, engine=None, layer=None, printed=None, **params) -> Explanation:
     """How output element `index` is computed, step by step, with torch's output for the same element.
 
-    - `explain(op, *inputs, index=..., **params)`: `op` a qnb kernel (function or name: 'conv2d', 'linear',
-      'batch_norm', 'relu6', 'add', …) called as `op(*inputs, **params)`;
-    - `explain(module, x, index=...)`: a quantized torch module (`QuantizedConv2d`, `ConvReLU2d`, `Linear`,
-      `BatchNorm2d`, `ReLU6`, …) applied to quantized `x`;
+    - `explain(op, *inputs, index=..., **params)`: `op` a qnb kernel (function or name: 'conv2d', 'conv_transpose2d',
+      'linear', 'linear_dynamic', 'batch_norm', 'layer_norm', 'relu6', 'hardswish', 'softmax', 'add', 'mul', 'cat',
+      'avg_pool2d', 'interpolate', …; `kernel_table()` lists them) called as `op(*inputs, **params)`;
+    - `explain(module, x, index=...)`: a quantized torch module (`QuantizedConv2d`, `ConvReLU2d`, `ConvTranspose2d`,
+      `Linear`, dynamic `Linear`, `BatchNorm2d`, `LayerNorm`, `Hardswish`, `ReLU6`, `AvgPool2d`, `Upsample`, …) applied to `x`;
     - `explain(model, x, layer='conv1', index=...)`: a layer of a converted model run on float input `x`.
 
     `printed` (conv and linear): the values as the user typed them (a dict of `s_x, s_w, s_y, b`, or a number of
@@ -826,7 +1811,7 @@ def explain(op, *inputs, index, engine=None, layer=None, printed=None, **params)
         saved = torch.backends.quantized.engine
         torch.backends.quantized.engine = engine
         try:
-            with torch.no_grad(): theirs = op(*[v if isinstance(v, torch.Tensor) else as_qarray(v).to_torch() for v in inputs])
+            with torch.no_grad(): theirs = op(*[v.to_torch() if isinstance(v, QArray) else v if isinstance(v, torch.Tensor) else torch.from_numpy(np.asarray(v)) for v in inputs])
         except RuntimeError: theirs = None
         finally: torch.backends.quantized.engine = saved
         return _explain_call(name, inputs, {**kw, **params}, index, engine, printed, torch_output=theirs,

@@ -14,9 +14,9 @@ from .core import QArray, as_qarray, resolve_engine, dtype_range, wrap_int32, de
 from .requantize import qnnpack_bias, quantize_multiplier, requantize_fixedpoint
 
 # %% auto #0
-__all__ = ['BIAS_SCHEME', 'C_HELPERS', 'fixedpoint_params', 'fixedpoint_output', 'output_qparams', 'c_name', 'model_tables',
-           'c_header', 'export_tables', 'load_tables', 'fixedpoint_layer', 'GoldenLayer', 'GoldenReport',
-           'golden_vectors', 'check_golden']
+__all__ = ['BIAS_SCHEME', 'FIXEDPOINT_OPS', 'C_HELPERS', 'fixedpoint_params', 'fixedpoint_output', 'output_qparams', 'c_name',
+           'model_tables', 'c_header', 'export_tables', 'load_tables', 'fixedpoint_layer', 'GoldenLayer',
+           'GoldenReport', 'golden_vectors', 'check_golden']
 
 # %% ../nbs/17_export.ipynb #92041d51
 BIAS_SCHEME = ("bias_q = rne(b / (s_x * s_w)) as int32, s_x * s_w a float64 product (QNNPACK's qint32 bias); "
@@ -104,6 +104,8 @@ def c_name(name) -> str:
     s = re.sub(r'[^0-9A-Za-z_]', '_', str(name)).strip('_') or 'layer'
     return s if not s[0].isdigit() else 'l' + s
 
+FIXEDPOINT_OPS = ('conv1d', 'conv2d', 'conv3d', 'linear')   # static conv/linear: the layers with an integer-only table
+
 def _layer_table(gm, node, qparams, engine):
     "The integer-only parameter table of one node (a dict), or None for nodes without parameters or qparams."
     torch = _torch()
@@ -126,7 +128,7 @@ def _layer_table(gm, node, qparams, engine):
     t = dict(op=name)
     if inp is not None: t.update(input_scale=np.float64(inp[0]), input_zero_point=np.int32(inp[1]))
     if outp is not None: t.update(output_scale=np.float64(outp[0]), output_zero_point=np.int32(outp[1]))
-    if name.startswith(('conv', 'linear')):
+    if name in FIXEDPOINT_OPS:
         wq = as_qarray(kw['weight'])
         O = wq.shape[0]
         sw = np.asarray(wq.scale, np.float64) if wq.per_channel else np.full(O, wq.scale)
@@ -176,6 +178,8 @@ def _layer_table(gm, node, qparams, engine):
     elif name == 'quantize_per_tensor':
         t.update(scale=np.float64(kw['scale']), zero_point=np.int32(kw['zero_point']), dtype=str(kw['dtype']).split('.')[-1],
                  scheme='q = clamp(rne(x / scale) + zero_point) (x * fl(1/scale) + z in one fma)')
+    else:             # qparams propagated statically may be wrong here (sigmoid, the scalar ops choose their own)
+        return dict(op=name, note='no integer-only parameter table for this op (qnb.explain shows its arithmetic)')
     return t
 
 def model_tables(model, engine=None) -> dict:
@@ -404,7 +408,7 @@ def golden_vectors(model, x, path, engine=None) -> GoldenReport:
         if t.is_quantized: data[f"{n.name}/scale"], data[f"{n.name}/zero_point"] = np.float64(t.q_scale()), np.int64(t.q_zero_point())
         table = tables.get(n.name, {})
         fp = None
-        if table.get('op', '').startswith(('conv', 'linear')):
+        if table.get('op', '') in FIXEDPOINT_OPS:
             inp = theirs[next(a for a in n.args if isinstance(a, torch.fx.Node)).name]
             fp = _differ(fixedpoint_layer(table, inp), data[n.name])
             data[f"{n.name}/fixedpoint_mismatches"] = np.int64(fp)
