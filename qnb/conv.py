@@ -151,14 +151,19 @@ def channels_last_accumulator(xp, wt, kernel, stride, dilation, groups, out_size
         flat = xp.reshape(-1, C)
         acc = _shifted_row_sums(flat, 0, flat.shape[0], wt, _tap_rows(padded, kernel, dilation), groups, chunks, acc_dtype, scratch)
         return acc.reshape(N, *padded, -1)[(slice(None),) + tuple(slice(0, o) for o in out_size)]
+    windows = [window for _, window in _tap_windows(xp, kernel, stride, dilation, out_size)]
+    return _window_sums(windows, wt, groups, chunks, acc_dtype, scratch)
+
+def _window_sums(windows, wt, groups, chunks, acc_dtype, scratch):
+    "Any stride: sum over taps of windows[tap] (n, *o, C) @ wt[tap], as (n, *o, OC)."
     T, Cg, OC = wt.shape
+    shape, C = windows[0].shape[:-1], windows[0].shape[-1]
     if _im2col(wt, groups, acc_dtype):                     # few channels: one GEMM over all taps at once
-        cols = np.empty((N, *out_size, T * C), dtype=np.float32)
-        for tap, (_, window) in enumerate(_tap_windows(xp, kernel, stride, dilation, out_size)):
-            cols[..., tap * C:(tap + 1) * C] = window
-        return np.matmul(cols.reshape(-1, T * C), wt.reshape(T * C, OC)).reshape(N, *out_size, OC)
-    acc = np.zeros((N, *out_size, OC), dtype=acc_dtype)
-    for tap, (_, window) in enumerate(_tap_windows(xp, kernel, stride, dilation, out_size)):   # 2-D: one BLAS call per tap
+        cols = scratch((*shape, T * C), 1)
+        for tap, window in enumerate(windows): cols[..., tap * C:(tap + 1) * C] = window
+        return np.matmul(cols.reshape(-1, T * C), wt.reshape(T * C, OC)).reshape(*shape, OC)
+    acc = np.zeros((*shape, OC), dtype=acc_dtype)
+    for tap, window in enumerate(windows):                 # 2-D operands: one BLAS call per tap
         _multiply_add(acc.reshape(-1, OC), np.ascontiguousarray(window).reshape(-1, C), wt[tap], groups, chunks, scratch)
     return acc
 
@@ -218,6 +223,23 @@ def _line_blocks(acc, first_line, block_lines):
     for l0 in range(0, len(lines), block_lines):
         yield slice(first_line + l0, first_line + min(len(lines), l0 + block_lines)), lines[l0:l0 + block_lines]
 
+def _strided_blocks(n, out, block_lines, first_line):
+    """Blocks of a chunk of `n` images for the strided path: `(lines, index)`, whole images while they fit in
+    `block_lines` output lines, else bands of the first spatial dimension of one image."""
+    per_image = int(np.prod(out[:-1]))
+    if len(out) == 1 or per_image <= block_lines:
+        step = max(1, block_lines // per_image)
+        for i0 in range(0, n, step):
+            yield slice(first_line + i0 * per_image, first_line + min(n, i0 + step) * per_image), slice(i0, i0 + step)
+        return
+    per_row = per_image // out[0]                                              # lines per first-dimension index
+    rows = max(1, block_lines // per_row)
+    for i in range(n):
+        for h0 in range(0, out[0], rows):
+            h1 = min(out[0], h0 + rows)
+            start = first_line + i * per_image
+            yield slice(start + h0 * per_row, start + h1 * per_row), (slice(i, i + 1), slice(h0, h1))
+
 def accumulator_lines(x, zx, packed, path=None):
     """Eq. (C1) (eq. (C1') on FBGEMM's depthwise path) in blocks of bounded size. Yields `(lines, acc)`: `acc`
     (n, out[-1], OC) holds the exact sums of output lines `lines` (a slice or index array over the row-major
@@ -241,7 +263,8 @@ def accumulator_lines(x, zx, packed, path=None):
         line_map = np.full(padded[:-1], -1, dtype=np.int64)
         line_map[tuple(slice(0, o) for o in out[:-1])] = np.arange(lines_out).reshape(out[:-1])
         line_map = line_map.reshape(-1)
-        offsets, scratch = _tap_rows(padded, kernel, p.dilation), _Scratch()
+        offsets = _tap_rows(padded, kernel, p.dilation)
+    scratch = _Scratch()
     for n0 in range(0, N, images):
         xc = x[n0:n0 + images]
         if depthwise:
@@ -249,8 +272,10 @@ def accumulator_lines(x, zx, packed, path=None):
             continue
         xp = _padded_input(xc, zx, p.padding)
         if not unit:
-            acc = channels_last_accumulator(xp, p.wt, kernel, p.stride, p.dilation, p.groups, out, xmax, p.bounds)
-            yield from _line_blocks(_wrapped(acc), n0 * lines_out, block_lines)
+            windows = [window for _, window in _tap_windows(xp, kernel, p.stride, p.dilation, out)]
+            for lines, part in _strided_blocks(len(xc), out, block_lines, n0 * lines_out):
+                yield lines, _wrapped(_window_sums([w[part] for w in windows], p.wt, p.groups, chunks, acc_dtype, scratch)
+                                      .reshape(-1, out[-1], OC))
             continue
         flat = xp.reshape(-1, C)
         targets = (line_map + lines_out * np.arange(n0, n0 + len(xc))[:, None]).reshape(-1)
