@@ -125,12 +125,16 @@ def fma_f32(a, b, c) -> np.ndarray:
     "`a*b + c` in float32 with a single rounding (the FMA instruction), vectorised."
     a, b, c = (np.asarray(v, dtype=np.float32) for v in (a, b, c))
     with np.errstate(invalid='ignore', over='ignore'):
-        p = a.astype(np.float64) * b            # exact: 24 + 24 bits fit in 53
-        s = p + c.astype(np.float64)            # one rounding to float64 ...
+        p = np.multiply(a, b, dtype=np.float64)  # exact: 24 + 24 bits fit in 53
+        s = np.add(p, c, dtype=np.float64)      # one rounding to float64 ...
         r = s.astype(np.float32)                # ... and one to float32: right unless s sits on a float32 midpoint
     shape = np.shape(s)
     flat = np.reshape(s, -1)
-    suspect = ((flat.view(np.int64) & (2**29 - 1)) == 2**28) | (np.abs(flat) < 2.0**-125)   # midpoint / subnormal
+    bits = flat.view(np.int64)
+    field = np.bitwise_and(bits, 2**29 - 1)
+    suspect = field == 2**28                    # the 29 bits float32 drops are exactly one half: a midpoint
+    np.bitwise_and(bits, 0x7FF0 << 48, out=field)
+    suspect |= field < (898 << 52)              # biased exponent < 1023 - 125: |s| < 2^-125, float32's subnormal range
     if not suspect.any(): return r
     r = np.array(r, dtype=np.float32).reshape(-1)
     idx = np.nonzero(suspect)[0]
