@@ -10,7 +10,7 @@ from __future__ import annotations
 import re, os
 from dataclasses import dataclass, field
 import numpy as np
-from .core import QArray, as_qarray, resolve_engine, dtype_range, wrap_int32, dequantize
+from .core import QArray, as_qarray, resolve_engine, dtype_range, wrap_int32, dequantize, check_scale
 from .requantize import qnnpack_bias, quantize_multiplier, requantize_fixedpoint
 
 # %% auto #0
@@ -69,6 +69,10 @@ def batch_norm_fixedpoint(alpha, offset):
 def fixedpoint_batch_norm(q, input_zero_point, m0, shift, bias, output_zero_point, clamp_min, clamp_max) -> np.ndarray:
     "Eqs. (X3)-(X4) on input integers `q` (N, C, ...): one int64 multiply-add and one rounding shift per element."
     q = np.asarray(q)
+    if q.ndim < 2: raise ValueError(f"q must have a channel axis 1 (shape (N, C, ...)), got shape {q.shape}")
+    for name, v in (('m0', m0), ('shift', shift), ('bias', bias)):
+        if np.size(v) != q.shape[1]: raise ValueError(f"{name} must have one entry per channel ({q.shape[1]}), got {np.size(v)}")
+    if not np.all((np.asarray(shift) >= 0) & (np.asarray(shift) <= 62)): raise ValueError(f"shift must be in [0, 62], got {shift}")
     shape = (1, -1) + (1,) * (q.ndim - 2)
     m0, shift, bias = (np.asarray(v, np.int64).reshape(shape) for v in (m0, shift, bias))
     t = (q.astype(np.int64) - int(input_zero_point)) * m0 + bias                    # exact: |t| < 2^62
@@ -83,8 +87,10 @@ def add_fixedpoint(a_scale, b_scale, output_scale, left_shift=20) -> dict:
     "Eqs. (X5)-(X6): the real multipliers of TFLite's add and their Q31 `(m0, shift)`."
     if not (isinstance(left_shift, (int, np.integer)) and 0 <= left_shift <= 22):
         raise ValueError(f"left_shift must be an integer in [0, 22] (8-bit inputs shifted must stay below 2^31), got {left_shift!r}")
-    twice_max = 2 * max(float(a_scale), float(b_scale))
-    reals = dict(a=float(a_scale) / twice_max, b=float(b_scale) / twice_max, out=twice_max / (2.0 ** left_shift * float(output_scale)))
+    a_scale, b_scale = check_scale(a_scale, 'a_scale'), check_scale(b_scale, 'b_scale')
+    output_scale = check_scale(output_scale, 'output_scale')
+    twice_max = 2 * max(a_scale, b_scale)
+    reals = dict(a=a_scale / twice_max, b=b_scale / twice_max, out=twice_max / (2.0 ** left_shift * output_scale))
     p = {'left_shift': np.int32(left_shift)}
     for k, pre in (('a', 'a_'), ('b', 'b_'), ('out', '')):
         m0, sh = quantize_multiplier(reals[k])
