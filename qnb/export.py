@@ -10,13 +10,14 @@ from __future__ import annotations
 import re, os
 from dataclasses import dataclass, field
 import numpy as np
-from .core import QArray, as_qarray, resolve_engine, dtype_range, wrap_int32, dequantize
+from .core import QArray, as_qarray, resolve_engine, dtype_range, wrap_int32, dequantize, check_scale
 from .requantize import qnnpack_bias, quantize_multiplier, requantize_fixedpoint
 
 # %% auto #0
-__all__ = ['BIAS_SCHEME', 'FIXEDPOINT_OPS', 'C_HELPERS', 'fixedpoint_params', 'fixedpoint_output', 'output_qparams', 'c_name',
-           'model_tables', 'c_header', 'export_tables', 'load_tables', 'fixedpoint_layer', 'GoldenLayer',
-           'GoldenReport', 'golden_vectors', 'check_golden']
+__all__ = ['BIAS_SCHEME', 'BN_SCHEME', 'ADD_SCHEME', 'FIXEDPOINT_OPS', 'C_HELPERS', 'fixedpoint_params', 'fixedpoint_output',
+           'rounding_shift_rne', 'batch_norm_fixedpoint', 'fixedpoint_batch_norm', 'add_fixedpoint', 'fixedpoint_add',
+           'output_qparams', 'c_name', 'model_tables', 'c_header', 'export_tables', 'load_tables', 'has_fixedpoint',
+           'fixedpoint_layer', 'GoldenLayer', 'GoldenReport', 'golden_vectors', 'check_golden', 'fixedpoint_mismatches']
 
 # %% ../nbs/17_export.ipynb #92041d51
 BIAS_SCHEME = ("bias_q = rne(b / (s_x * s_w)) as int32, s_x * s_w a float64 product (QNNPACK's qint32 bias); "
@@ -40,6 +41,73 @@ def fixedpoint_output(acc, bias_q, m0, shift, zero_point, relu=False, axis=1) ->
     shape = [1] * acc.ndim; shape[axis] = -1
     b, m, s = (np.asarray(v, np.int64).reshape(shape) for v in (bias_q, m0, shift))
     return requantize_fixedpoint(wrap_int32(acc + b), m, s, int(zero_point), 'quint8', relu)
+
+# %% ../nbs/17_export.ipynb #8de1ad76
+BN_SCHEME = ("y = clamp(z_y + rne((q_x - z_x) * m0 + bias, shift)) in int64, one rounding (half to even); "
+             "alpha = m0 * 2^-shift exactly (torch's float32 alpha), bias = rne(offset * 2^shift) at scale s_y * 2^-shift (eqs. X1-X4)")
+
+def rounding_shift_rne(t, shift) -> np.ndarray:
+    "Eq. (X4): `t / 2**shift` rounded half to even, for int64 `t` and shifts in [0, 62]."
+    t, shift = np.asarray(t, np.int64), np.asarray(shift, np.int64)
+    floor = t >> shift
+    rem = t & ((np.int64(1) << shift) - 1)
+    half = np.where(shift > 0, np.int64(1) << np.maximum(shift - 1, 0), np.int64(1))    # shift 0: rem is 0 < 1
+    return floor + ((rem > half) | ((rem == half) & ((floor & 1) == 1)))
+
+def batch_norm_fixedpoint(alpha, offset):
+    "Eqs. (X1)-(X2): per channel `(m0, shift, bias)` with `alpha = m0 2^-shift` and `bias = rne(offset 2^shift)` (int64)."
+    alpha, offset = np.asarray(alpha, np.float32).astype(np.float64), np.asarray(offset, np.float32).astype(np.float64)
+    if not (np.isfinite(alpha).all() and np.isfinite(offset).all()):
+        raise ValueError("alpha and offset must be finite in every channel (a batch norm with var + eps > 0)")
+    shift = np.where(alpha != 0, 31 - np.frexp(alpha)[1].astype(np.int64), 62)      # |m0| in [2^30, 2^31)
+    room = np.where(offset != 0, 61 - np.frexp(offset)[1].astype(np.int64), 62)     # keeps |bias| < 2^61
+    shift = np.clip(np.minimum(shift, room), 0, 62)
+    m0 = np.clip(np.rint(np.ldexp(alpha, shift)), -(2**31 - 1), 2**31 - 1).astype(np.int64)
+    bias = np.rint(np.ldexp(offset, shift)).astype(np.int64)
+    return m0, shift, bias
+
+def fixedpoint_batch_norm(q, input_zero_point, m0, shift, bias, output_zero_point, clamp_min, clamp_max) -> np.ndarray:
+    "Eqs. (X3)-(X4) on input integers `q` (N, C, ...): one int64 multiply-add and one rounding shift per element."
+    q = np.asarray(q)
+    if q.ndim < 2: raise ValueError(f"q must have a channel axis 1 (shape (N, C, ...)), got shape {q.shape}")
+    for name, v in (('m0', m0), ('shift', shift), ('bias', bias)):
+        if np.size(v) != q.shape[1]: raise ValueError(f"{name} must have one entry per channel ({q.shape[1]}), got {np.size(v)}")
+    if not np.all((np.asarray(shift) >= 0) & (np.asarray(shift) <= 62)): raise ValueError(f"shift must be in [0, 62], got {shift}")
+    shape = (1, -1) + (1,) * (q.ndim - 2)
+    m0, shift, bias = (np.asarray(v, np.int64).reshape(shape) for v in (m0, shift, bias))
+    t = (q.astype(np.int64) - int(input_zero_point)) * m0 + bias                    # exact: |t| < 2^62
+    return np.clip(rounding_shift_rne(t, shift) + int(output_zero_point), int(clamp_min), int(clamp_max))
+
+# %% ../nbs/17_export.ipynb #eff41aac
+ADD_SCHEME = ("TFLite's integer add: S = 2 max(s_a, s_b); x_a = M((q_a - z_a) << left_shift, a_m0, a_shift) with "
+              "s_a / S ~ a_m0 * 2^-a_shift, x_b likewise; y = clamp(M(x_a + x_b, m0, shift) + z_y) with "
+              "S / (2^left_shift s_y) ~ m0 * 2^-shift; M = requantize_fixedpoint without zero point (eqs. X5-X8)")
+
+def add_fixedpoint(a_scale, b_scale, output_scale, left_shift=20) -> dict:
+    "Eqs. (X5)-(X6): the real multipliers of TFLite's add and their Q31 `(m0, shift)`."
+    if not (isinstance(left_shift, (int, np.integer)) and 0 <= left_shift <= 22):
+        raise ValueError(f"left_shift must be an integer in [0, 22] (8-bit inputs shifted must stay below 2^31), got {left_shift!r}")
+    a_scale, b_scale = check_scale(a_scale, 'a_scale'), check_scale(b_scale, 'b_scale')
+    output_scale = check_scale(output_scale, 'output_scale')
+    twice_max = 2 * max(a_scale, b_scale)
+    reals = dict(a=a_scale / twice_max, b=b_scale / twice_max, out=twice_max / (2.0 ** left_shift * output_scale))
+    p = {'left_shift': np.int32(left_shift)}
+    for k, pre in (('a', 'a_'), ('b', 'b_'), ('out', '')):
+        m0, sh = quantize_multiplier(reals[k])
+        p.update({f'{pre}multiplier': np.float64(reals[k]), f'{pre}m0': np.int32(m0), f'{pre}shift': np.int32(sh)})
+    return p
+
+def _rescale(v, m0, shift):
+    "`M(v, m0, shift)` of eqs. (X7)-(X8): eq. (12) of `qnb.requantize` with zero point 0 and int32 saturation only."
+    return requantize_fixedpoint(v, m0, shift, 0, 'qint32')
+
+def fixedpoint_add(qa, za, qb, zb, p, output_zero_point, clamp_min, clamp_max) -> np.ndarray:
+    "Eqs. (X7)-(X8) on input integers `qa`, `qb` (numpy-broadcast), with `p` from `add_fixedpoint`."
+    L = int(p['left_shift'])
+    xa = _rescale((np.asarray(qa, np.int64) - int(za)) << L, p['a_m0'], p['a_shift'])
+    xb = _rescale((np.asarray(qb, np.int64) - int(zb)) << L, p['b_m0'], p['b_shift'])
+    y = _rescale(xa + xb, p['m0'], p['shift']) + int(output_zero_point)        # |x_a + x_b| < 2^28: no int32 overflow
+    return np.clip(y, int(clamp_min), int(clamp_max))
 
 # %% ../nbs/17_export.ipynb #81259b1b
 def _torch():
@@ -148,9 +216,10 @@ def _layer_table(gm, node, qparams, engine):
         C = kw['weight'].shape[0]
         p = [float_param(kw[k], (C,), k) for k in ('weight', 'bias', 'mean', 'var')]
         alpha, offset = batch_norm_params(*p, kw['eps'], inp[0], outp[0])
+        m0, shift, bias = batch_norm_fixedpoint(alpha, offset)
         lo, hi = dtype_range(inp[2])
-        t.update(alpha=alpha, offset=offset, clamp_min=np.int32(max(lo, outp[1]) if kw.get('relu') else lo), clamp_max=np.int32(hi),
-                 scheme='y = clamp(rne(alpha * (q - z_x) + offset) + z_y), float32 alpha and offset per channel (eqs. B2-B4)')
+        t.update(alpha=alpha, offset=offset, m0=m0.astype(np.int32), shift=shift.astype(np.int32), bias=bias,
+                 clamp_min=np.int32(max(lo, outp[1]) if kw.get('relu') else lo), clamp_max=np.int32(hi), scheme=BN_SCHEME)
     elif name in ('relu', 'relu6', 'hardtanh', 'clamp'):
         s, z, d = inp
         lo, hi = dtype_range(d)
@@ -163,12 +232,14 @@ def _layer_table(gm, node, qparams, engine):
             qhi = hi if b is None else quantize_bound(b, s, z, d)
         t.update(clamp_min=np.int32(qlo), clamp_max=np.int32(qhi), scheme="y = clamp(q, clamp_min, clamp_max), the input's qparams kept")
     elif name in ('add', 'add_relu'):
-        for side, a in zip('ab', node.args[:2]):
-            s, z, _ = qparams[a.name]
-            m0, sh = quantize_multiplier(s / outp[0])
-            t.update({f'{side}_scale': np.float64(s), f'{side}_zero_point': np.int32(z), f'{side}_m0': np.int32(m0), f'{side}_shift': np.int32(sh)})
-        t.update(clamp_min=np.int32(outp[1] if name == 'add_relu' else 0), clamp_max=np.int32(255),
-                 scheme='y = clamp(rne(s_a/s_y (q_a - z_a) + s_b/s_y (q_b - z_b)) + z_y); s_a/s_y ~ a_m0 * 2^-a_shift')
+        a, b = node.args[:2]
+        if not all(isinstance(v, torch.fx.Node) and v.name in qparams for v in (a, b)) or outp is None:
+            return dict(op=name, note='no integer-only form (an operand is not a quantized tensor)')
+        (sa, za, dtype), (sb, zb, _) = qparams[a.name], qparams[b.name]
+        lo, hi = dtype_range(dtype)
+        t.update(a_scale=np.float64(sa), a_zero_point=np.int32(za), b_scale=np.float64(sb), b_zero_point=np.int32(zb),
+                 **add_fixedpoint(sa, sb, outp[0]), clamp_min=np.int32(max(lo, outp[1]) if name == 'add_relu' else lo),
+                 clamp_max=np.int32(hi), scheme=ADD_SCHEME)
     elif name.startswith('max_pool'):
         for k in ('kernel_size', 'stride', 'padding', 'dilation'):
             v = kw[k]
@@ -233,12 +304,31 @@ static inline int32_t qnb_requantize(int32_t acc, int32_t m0, int32_t shift, int
     int64_t y = qnb_rounding_divide_by_pot(qnb_srdhm((int32_t)shifted, m0), right) + zero_point;
     return (int32_t)(y < clamp_min ? clamp_min : y > clamp_max ? clamp_max : y);
 }
+/* Batch norm (eqs. X3-X4): an exact int64 multiply-add, then one shift that rounds half to even. */
+static inline int64_t qnb_rounding_shift_rne(int64_t t, int32_t shift) {
+    if (shift <= 0) return t;
+    int64_t floor_ = t >> shift, rem = t & (((int64_t)1 << shift) - 1), half = (int64_t)1 << (shift - 1);
+    return floor_ + (rem > half || (rem == half && (floor_ & 1)));
+}
+static inline int32_t qnb_batch_norm(int32_t q, int32_t input_zero_point, int32_t m0, int32_t shift, int64_t bias,
+                                     int32_t zero_point, int32_t clamp_min, int32_t clamp_max) {
+    int64_t y = qnb_rounding_shift_rne((int64_t)(q - input_zero_point) * m0 + bias, shift) + zero_point;
+    return (int32_t)(y < clamp_min ? clamp_min : y > clamp_max ? clamp_max : y);
+}
+/* Add (eqs. X7-X8, TFLite's): both inputs to a common scale keeping left_shift fractional bits, then the output rescale. */
+static inline int32_t qnb_add(int32_t qa, int32_t a_zero_point, int32_t qb, int32_t b_zero_point, int32_t left_shift,
+                              int32_t a_m0, int32_t a_shift, int32_t b_m0, int32_t b_shift, int32_t m0, int32_t shift,
+                              int32_t zero_point, int32_t clamp_min, int32_t clamp_max) {
+    int32_t xa = qnb_requantize((qa - a_zero_point) * ((int32_t)1 << left_shift), a_m0, a_shift, 0, INT32_MIN, INT32_MAX);
+    int32_t xb = qnb_requantize((qb - b_zero_point) * ((int32_t)1 << left_shift), b_m0, b_shift, 0, INT32_MIN, INT32_MAX);
+    return qnb_requantize(xa + xb, m0, shift, zero_point, clamp_min, clamp_max);
+}
 """
 
 def c_header(tables, guard='QNB_MODEL_H', prefix='qnb') -> str:
     "A C header with every table: arrays as `static const` arrays (row-major), scalars as `static const` values."
     out = [f"/* Integer-only parameter tables written by qnb.export; {len(tables)} layers in graph order.",
-           f" * conv/linear: {BIAS_SCHEME}.",
+           f" * conv/linear: {BIAS_SCHEME}.", f" * batch norm: {BN_SCHEME}.", f" * add: {ADD_SCHEME}.",
            " * Weights are row-major in torch's layout: conv (out, in/groups, *kernel), linear (out, in). */",
            f"#ifndef {guard}", f"#define {guard}", '', '#include <stdint.h>', C_HELPERS]
     used = set()
@@ -246,7 +336,8 @@ def c_header(tables, guard='QNB_MODEL_H', prefix='qnb') -> str:
         cn = c_name(layer)
         while cn in used: cn += '_'
         used.add(cn)
-        scheme = 'the integer-only scheme above' if t.get('scheme') == BIAS_SCHEME else t.get('scheme')
+        scheme = {BIAS_SCHEME: 'the conv/linear scheme above', BN_SCHEME: 'the batch-norm scheme above',
+                  ADD_SCHEME: 'the add scheme above'}.get(t.get('scheme'), t.get('scheme'))
         out.append(f"/* layer {layer!r}: {t['op']}" + (f" — {scheme}" if scheme else '') +
                    (f" — {t['note']}" if 'note' in t else '') + " */")
         for k, v in t.items():
@@ -269,10 +360,11 @@ def c_header(tables, guard='QNB_MODEL_H', prefix='qnb') -> str:
 def export_tables(model, path, engine=None) -> dict:
     """Write the integer-only tables of converted `model` to `path`.npz and `path`.h (a C header); return the tables.
     Conv/linear layers: int8 weights, int32 bias (`BIAS_SCHEME`), per-channel `(m0, shift)`, zero points and clamp
-    bounds; other layers their integer parameters or qparams, with the op named."""
+    bounds; batch norm `(m0, shift, bias)` per channel (`BN_SCHEME`); add TFLite's multipliers (`ADD_SCHEME`); other
+    layers their integer parameters or qparams, with the op named."""
     tables = model_tables(model, engine)
     stem = re.sub(r'\.(npz|h)$', '', str(path))
-    flat = {'layers': np.array(list(tables)), 'scheme': np.array(BIAS_SCHEME)}
+    flat = {'layers': np.array(list(tables)), 'scheme': np.array(BIAS_SCHEME)}           # conv/linear's; each layer has its own
     for layer, t in tables.items():
         for k, v in t.items(): flat[f"{layer}/{k}"] = np.asarray(v)
     np.savez(stem + '.npz', **flat)
@@ -316,13 +408,30 @@ def _differ(a, b) -> int:
         return int((a.astype(np.float32).view(np.int32) != b.astype(np.float32).view(np.int32)).sum())
     return int((a != b).sum())
 
-def fixedpoint_layer(table, x) -> np.ndarray:
-    "The integer-only output of a conv/linear layer `table` (from `model_tables`) on its quantized input `x`."
+def has_fixedpoint(table) -> bool:
+    "Whether layer `table` has an integer-only form `fixedpoint_layer` computes: static conv, linear, batch norm, add."
+    op = table.get('op', '')
+    return 'm0' in table and (op in FIXEDPOINT_OPS or op in ('batch_norm', 'add', 'add_relu'))
+
+def fixedpoint_layer(table, x, other=None) -> np.ndarray:
+    """The integer-only output of layer `table` (from `model_tables`) on its quantized input `x` (and `other`, an
+    add's second input): conv/linear as `BIAS_SCHEME`, batch norm as `BN_SCHEME`, add/add_relu as `ADD_SCHEME`."""
     from qnb.conv import conv_accumulator
     from qnb.linear import linear_accumulator
+    op = table.get('op', '')
+    if not has_fixedpoint(table):
+        raise ValueError(f"table must be a conv, linear, batch_norm, add or add_relu layer's table, got op {op!r}")
+    clamp = int(table['clamp_min']), int(table['clamp_max'])
+    if op == 'batch_norm':
+        return fixedpoint_batch_norm(as_qarray(x).int_repr, table['input_zero_point'], table['m0'], table['shift'], table['bias'],
+                                     table['output_zero_point'], *clamp)
+    if op in ('add', 'add_relu'):
+        if other is None: raise ValueError(f"other must be the second input of the {op} layer, got None")
+        return fixedpoint_add(as_qarray(x).int_repr, table['a_zero_point'], as_qarray(other).int_repr, table['b_zero_point'], table,
+                              table['output_zero_point'], *clamp)
     xq = as_qarray(x)
     w, zw = table['weight'], table['weight_zero_point']
-    if table['op'].startswith('conv'):
+    if op.startswith('conv'):
         acc = conv_accumulator(xq.int_repr, xq.zero_point, w, zw, tuple(table['stride']), tuple(table['padding']),
                                tuple(table['dilation']), int(table['groups']))
         axis = 1
@@ -331,7 +440,13 @@ def fixedpoint_layer(table, x) -> np.ndarray:
         acc = np.asarray(linear_accumulator(xq.int_repr.reshape(-1, K), xq.zero_point, w, zw)).astype(np.int64)
         acc, axis = acc.reshape(*xq.shape[:-1], w.shape[0]), -1
     y = fixedpoint_output(acc, table['bias'], table['m0'], table['shift'], int(table['output_zero_point']), False, axis)
-    return np.clip(y, int(table['clamp_min']), int(table['clamp_max']))
+    return np.clip(y, *clamp)
+
+def _layer_inputs(node, table, values):
+    "The values (from `values`, by node name) a layer with an integer-only form reads: one input, two for an add."
+    torch = _torch()
+    n_in = 2 if table['op'] in ('add', 'add_relu') else 1
+    return [values[a.name] for a in node.args[:n_in] if isinstance(a, torch.fx.Node)]
 
 @dataclass
 class GoldenLayer:
@@ -388,8 +503,8 @@ class GoldenReport:
 
 def golden_vectors(model, x, path, engine=None) -> GoldenReport:
     """Run converted `model` on float input `x` and write `path` (.npz): the input, every layer's output (integers and
-    qparams for quantized ones), the final output, and per conv/linear layer the number of outputs the integer-only
-    requantization (int32 bias, Q31 multiplier, computed from torch's own layer input) gets wrong."""
+    qparams for quantized ones), the final output, and per conv, linear, batch-norm and add layer the number of outputs
+    the integer-only form (`fixedpoint_layer`, computed from torch's own layer inputs) gets wrong."""
     torch = _torch()
     engine = resolve_engine(engine)
     x = np.asarray(x.detach().numpy() if hasattr(x, 'detach') else x, np.float32)
@@ -408,9 +523,8 @@ def golden_vectors(model, x, path, engine=None) -> GoldenReport:
         if t.is_quantized: data[f"{n.name}/scale"], data[f"{n.name}/zero_point"] = np.float64(t.q_scale()), np.int64(t.q_zero_point())
         table = tables.get(n.name, {})
         fp = None
-        if table.get('op', '') in FIXEDPOINT_OPS:
-            inp = theirs[next(a for a in n.args if isinstance(a, torch.fx.Node)).name]
-            fp = _differ(fixedpoint_layer(table, inp), data[n.name])
+        if has_fixedpoint(table):
+            fp = _differ(fixedpoint_layer(table, *_layer_inputs(n, table, theirs)), data[n.name])
             data[f"{n.name}/fixedpoint_mismatches"] = np.int64(fp)
         report.layers.append(GoldenLayer(n.name, table.get('op', type(t).__name__), tuple(t.shape), int(np.size(data[n.name])),
                                          _differ(_ints(ours[n.name]), data[n.name]) if n.name in ours else None, fp))
@@ -438,3 +552,97 @@ def check_golden(model, path, engine=None) -> GoldenReport:
                                      torch_mismatches=_differ(_ints(final), stored['output'])))
     if '_error' in ours: report.notes.append(f"qnb's run stopped; torch's run alone was compared from there: {ours['_error']}")
     return report
+
+# %% ../nbs/17_export.ipynb #25774304
+def _memory_format(t) -> str:
+    "'channels_last' when quantized torch tensor `t` is stored channels-last (batch norm's output is), else 'contiguous'."
+    torch = _torch()
+    if t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last): return 'channels_last'
+    if t.dim() == 5 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last_3d): return 'channels_last_3d'
+    return 'contiguous'
+
+def _torch_layer(case) -> np.ndarray:
+    "torch's output integers for one batch-norm or add layer `case` (run in a child process with a chosen capability)."
+    torch = _torch()
+    torch.backends.quantized.engine = case['engine']
+    def qt(ints, s, z, layout):
+        t = QArray(ints, s, z, case['dtype']).to_torch()
+        return t if layout == 'contiguous' else t.contiguous(memory_format=getattr(torch, layout))
+    q, relu = torch.ops.quantized, '_relu' if case['relu'] else ''
+    if case['op'] == 'batch_norm':
+        f = lambda k: torch.from_numpy(np.asarray(case[k], np.float32))
+        op = getattr(q, {2: 'batch_norm1d', 3: 'batch_norm1d', 4: 'batch_norm2d', 5: 'batch_norm3d'}[case['x'].ndim] + relu)
+        y = op(qt(case['x'], case['sx'], case['zx'], case['layout'][0]), f('weight'), f('bias'), f('mean'), f('var'),
+               case['eps'], case['sy'], case['zy'])
+    else:
+        y = getattr(q, 'add' + relu)(qt(case['a'], case['sa'], case['za'], case['layout'][0]),
+                                     qt(case['b'], case['sb'], case['zb'], case['layout'][1]), case['sy'], case['zy'])
+    return y.int_repr().numpy()
+
+def _torch_case(gm, node, table, inputs, engine) -> dict:
+    "What `_torch_layer` needs to re-run batch-norm or add layer `node` on its torch inputs `inputs`."
+    from qnb.explain import module_call
+    case = dict(engine=engine, dtype=str(inputs[0].dtype).split('.')[-1], sy=float(table['output_scale']),
+                zy=int(table['output_zero_point']), layout=[_memory_format(v) for v in inputs])
+    if table['op'] == 'batch_norm':
+        _, kw = module_call(gm.get_submodule(node.target))
+        x = inputs[0]
+        case.update(op='batch_norm', x=x.int_repr().numpy(), sx=x.q_scale(), zx=x.q_zero_point(), eps=float(kw['eps']), relu=kw['relu'],
+                    **{k: kw[k].detach().numpy().astype(np.float32) for k in ('weight', 'bias', 'mean', 'var')})
+    else:
+        a, b = inputs
+        case.update(op='add', a=a.int_repr().numpy(), sa=a.q_scale(), za=a.q_zero_point(), b=b.int_repr().numpy(), sb=b.q_scale(),
+                    zb=b.q_zero_point(), relu=table['op'] == 'add_relu')
+    return case
+
+def _isolated_under(capability, func, cases):
+    "`qnb.verify.call_isolated` with the children's ATEN_CPU_CAPABILITY set to `capability`, importing this process's qnb."
+    from qnb.verify import call_isolated
+    import qnb
+    env = {'ATEN_CPU_CAPABILITY': capability,                 # this process's torch has already chosen its own
+           'PYTHONPATH': os.pathsep.join([os.path.dirname(os.path.dirname(os.path.abspath(qnb.__file__)))] +
+                                         [p for p in [os.environ.get('PYTHONPATH')] if p])}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)                                    # children inherit the environment
+    try: return call_isolated(func, cases)
+    finally:
+        for k, v in saved.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
+
+def fixedpoint_mismatches(model, x, engine=None, capabilities=None) -> list:
+    """Per layer of converted `model` with an integer-only form, on float input `x` under `engine`: outputs compared and
+    how many `fixedpoint_layer` (fed torch's own layer input) gets different from torch. Batch norm and add run ATen
+    kernels whose rounding depends on the CPU capability: they are re-run by torch in a child process for each of
+    `capabilities` (default: this process's only); conv and linear (FBGEMM, oneDNN, QNNPACK choose their instructions
+    themselves) are compared once, capability 'any'."""
+    torch = _torch()
+    from qnb.model import model_graph, torch_node_outputs
+    engine = resolve_engine(engine)
+    x = np.asarray(x.detach().numpy() if hasattr(x, 'detach') else x, np.float32)
+    gm = model_graph(model)
+    native = torch.backends.cpu.get_cpu_capability().lower()
+    caps = [native] if capabilities is None else [str(c).lower() for c in capabilities]
+    theirs, _ = torch_node_outputs(gm, x, engine)
+    tables = model_tables(gm, engine)
+    rows, pending = [], []
+    for n in gm.graph.nodes:
+        table = tables.get(n.name, {})
+        if not has_fixedpoint(table): continue
+        inputs = _layer_inputs(n, table, theirs)
+        ours, want = fixedpoint_layer(table, *inputs), _ints(theirs[n.name])
+        row = dict(layer=n.name, op=table['op'], engine=engine, compared=int(want.size))
+        if not table['op'] in ('batch_norm', 'add', 'add_relu'):
+            rows.append(dict(row, capability='any', mismatches=_differ(ours, want))); continue
+        for cap in caps:
+            rows.append(dict(row, capability=cap, mismatches=_differ(ours, want) if cap == native else None))
+            if cap != native: pending.append((len(rows) - 1, cap, ours, _torch_case(gm, n, table, inputs, engine)))
+    for cap in dict.fromkeys(c for _, c, _, _ in pending):
+        todo = [p for p in pending if p[1] == cap]
+        results, crashed = _isolated_under(cap, 'qnb.export:_torch_layer', [p[3] for p in todo])
+        for (i, _, ours, _), r in zip(todo, results):
+            if isinstance(r, dict) or r is None:
+                raise RuntimeError(f"torch under capability {cap!r} failed on layer {rows[i]['layer']!r}: "
+                                   + (r['error'] if isinstance(r, dict) else 'the child process crashed'))
+            rows[i]['mismatches'] = _differ(ours, r)
+    return rows
