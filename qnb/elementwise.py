@@ -16,8 +16,8 @@ from .batchnorm import quantize_aten_avx
 __all__ = ['GRAIN_SIZE', 'VECTOR_STEP', 'inner_dimension', 'vector_mask', 'vector_elements', 'add_fp32', 'qnnpack_add_params',
            'add_qnnpack', 'xnnpack_built', 'requantize_int', 'mul_fp32', 'qadd', 'qmul', 'random_binary_case',
            'torch_binary', 'qnb_binary', 'check_add_mul', 'add_scalar_qparams', 'qadd_scalar', 'qmul_scalar',
-           'random_scalar_case', 'torch_scalar', 'qnb_scalar', 'check_add_mul_scalar', 'qcat', 'random_cat_case',
-           'torch_cat', 'qnb_cat', 'check_cat']
+           'random_scalar_case', 'torch_scalar', 'qnb_scalar', 'check_add_mul_scalar', 'cat_nhwc_requantize', 'qcat',
+           'random_cat_case', 'torch_cat', 'qnb_cat', 'check_cat']
 
 # %% ../nbs/08_elementwise.ipynb #0cc677fc
 GRAIN_SIZE = 32768         # at::internal::GRAIN_SIZE
@@ -392,9 +392,50 @@ def check_add_mul_scalar(engine, rng, size):
     return res
 
 # %% ../nbs/08_elementwise.ipynb #429e4b49
-def qcat(tensors, dim=0, scale=None, zero_point=None, *, relu=False) -> QArray:
-    "`quantized::cat` (`cat_relu` with `relu=True`); `scale`/`zero_point` default to the first input's."
+def cat_nhwc_requantize(q, scale, zero_point, out_scale, out_zero_point, dtype, relu, capability) -> np.ndarray:
+    "Eq. (E7): `qcat_nhwc_kernel` on one input's integers `q`, channels on the last axis."
+    C, f32 = q.shape[-1], np.float32
+    vec = np.arange(C) < C // 8 * 8                                        # vectors, then the 8-wide remainder
+    out = np.empty(q.shape, np.int64)
+    qi = q.astype(np.int64)
+    def quantize(d, vector):
+        if relu: d = np.maximum(d, f32(0))
+        if dtype == 'qint32' or not vector: return quantize_values_scalar(d, out_scale, out_zero_point, dtype, -2**31 if dtype == 'qint32' else 0)
+        if capability == 'default': return quantize_values_fma(d, out_scale, out_zero_point, dtype)
+        return quantize_aten_avx(d * f32(1.0 / out_scale), out_zero_point, dtype)
+    s = f32(scale)
+    with np.errstate(over='ignore', invalid='ignore'):
+        if vec.any():
+            v = qi[..., vec]
+            d = (s * wrap_int32(v - zero_point).astype(f32) if capability == 'default'
+                 else fma_f32(s, v.astype(f32), f32(s * f32(-zero_point))))
+            out[..., vec] = quantize(d, True)
+        if (~vec).any(): out[..., ~vec] = quantize(s * wrap_int32(qi[..., ~vec] - zero_point).astype(f32), False)
+    return out
+
+def _channels_last_flags(tensors, qs, channels_last) -> list:
+    "Per input, whether torch sees it as channels-last contiguous 4-D (C = 1 or a 1x1 image always is)."
+    n = len(qs)
+    if channels_last is None: flags = [None] * n
+    elif isinstance(channels_last, (bool, np.bool_)): flags = [bool(channels_last)] * n
+    else:
+        flags = list(channels_last)
+        if len(flags) != n or not all(isinstance(f, (bool, np.bool_)) for f in flags):
+            raise TypeError(f"channels_last must be None, a bool or one bool per input ({n}), got {channels_last!r}")
+    out = []
+    for t, q, f in zip(tensors, qs, flags):
+        if q.ndim != 4: out.append(False); continue
+        if f is None and getattr(t, 'is_quantized', False):
+            import torch
+            out.append(bool(t.is_contiguous(memory_format=torch.channels_last))); continue
+        out.append(bool(f) or q.shape[1] == 1 or q.shape[2] * q.shape[3] == 1)
+    return out
+
+def qcat(tensors, dim=0, scale=None, zero_point=None, *, relu=False, capability=None, channels_last=None) -> QArray:
+    """`quantized::cat` (`cat_relu` with `relu=True`); `scale`/`zero_point` default to the first input's. Along
+    `dim=1` of channels-last 4-D inputs (`channels_last`: None reads torch tensors, or a bool, or one per input), eq. (E7)."""
     from qnb.core import dequantize, quantize_per_tensor
+    tensors = list(tensors)
     qs = [as_qarray(t) for t in tensors]
     if not qs: raise ValueError("tensors must not be empty")
     first = qs[0]
@@ -404,53 +445,65 @@ def qcat(tensors, dim=0, scale=None, zero_point=None, *, relu=False) -> QArray:
         if q.ndim != first.ndim: raise ValueError(f"cat: every input must have {first.ndim} dimensions, got shape {q.shape}")
     if first.ndim == 0: raise ValueError("cat: zero-dimensional inputs cannot be concatenated")
     if not -first.ndim <= dim < first.ndim: raise ValueError(f"dim must be in [{-first.ndim}, {first.ndim - 1}], got {dim}")
-    dim = dim % first.ndim
+    given, dim = dim, dim % first.ndim
     for q in qs:
         if q.shape[:dim] + q.shape[dim + 1:] != first.shape[:dim] + first.shape[dim + 1:]:
             raise ValueError(f"cat: shapes {first.shape} and {q.shape} differ outside dim {dim}")
     scale = first.scale if scale is None else check_scale(scale, 'scale')
     zero_point = first.zero_point if zero_point is None else check_zero_point(zero_point, first.dtype, 'zero_point')
-    if dim == 1 and first.ndim == 4 and all(q.shape[1] == 1 or q.shape[2] * q.shape[3] == 1 for q in qs):
-        raise ValueError("cat along channels of channels-last inputs (C = 1 or 1×1 images) runs torch's NHWC kernel, not reproduced by qnb yet")
+    channels_last = _channels_last_flags(tensors, qs, channels_last)
+    if given == 1 and all(channels_last):                                            # torch tests dim before wrapping it
+        cap = resolve_capability(capability)
+        cap = 'avx2' if cap == 'avx512' else cap                                     # no AVX512 kernel: AVX2's runs
+        parts = [np.moveaxis(q.int_repr, 1, -1) if (q.scale == scale and q.zero_point == zero_point and not relu) else
+                 cat_nhwc_requantize(np.moveaxis(q.int_repr, 1, -1), q.scale, q.zero_point, scale, zero_point, q.dtype, relu, cap)
+                 for q in qs]
+        y = np.moveaxis(np.concatenate(parts, axis=-1), -1, 1).astype(first.int_repr.dtype)
+        return QArray(np.ascontiguousarray(y), scale, zero_point, first.dtype)
     y = quantize_per_tensor(np.concatenate([dequantize(q) for q in qs], axis=dim), scale, zero_point, first.dtype)
     q = np.maximum(y.int_repr, np.asarray(zero_point, y.int_repr.dtype)) if relu else y.int_repr
     return QArray(q, scale, zero_point, first.dtype)
 
 # %% ../nbs/08_elementwise.ipynb #98f44708
 def random_cat_case(rng) -> dict:
-    dtype = 'quint8' if rng.random() < 0.7 else 'qint8'
-    lo, hi = dtype_range(dtype)
-    nd = int(rng.integers(1, 5))
+    "Random cat cases: any rank and dim, and half of them 4-D along channels, channels-last or not input by input (E7)."
+    dtype = str(rng.choice(['quint8', 'qint8', 'qint32'], p=[0.5, 0.35, 0.15]))
+    lo, hi = dtype_range(dtype) if dtype != 'qint32' else (-3000, 3000)
+    nhwc = rng.random() < 0.5
+    nd = 4 if nhwc else int(rng.integers(1, 5))
     base = [int(v) for v in rng.integers(2, 7, nd)]
-    dim = int(rng.integers(-nd, nd))
-    parts = []
+    if nhwc and rng.random() < 0.3: base[2:] = [1, 1]                           # 1x1 images: channels-last anyway
+    dim = (1 if rng.random() < 0.85 else -3) if nhwc else int(rng.integers(-nd, nd))
+    parts, layouts = [], []
     for _ in range(int(rng.integers(1, 5))):
-        shape = list(base); shape[dim] = int(rng.integers(1, 6))
+        shape = list(base)
+        shape[dim] = int(rng.choice([1, 2, 3, 7, 8, 9, 16, 17, 31, 32, 33, 40, 65])) if nhwc else int(rng.integers(1, 6))
         pow2 = rng.random() < 0.5
         s = float(2.0 ** rng.integers(-6, 2)) if pow2 else float(np.exp(rng.uniform(-5, 1)))
         z = int(rng.integers(lo, hi + 1))
-        parts.append((rng.integers(lo, hi + 1, shape).astype(np.uint8 if dtype == 'quint8' else np.int8), s, z))
+        q = rng.integers(lo, hi + 1, shape).astype({'quint8': np.uint8, 'qint8': np.int8, 'qint32': np.int32}[dtype])
+        parts.append((q, s, z)); layouts.append(bool(nhwc and rng.random() < 0.9))
     if rng.random() < 0.3: parts = [(p[0], parts[0][1], parts[0][2]) for p in parts]           # shared qparams
     out = (float(2.0 ** rng.integers(-6, 2)), int(rng.integers(lo, hi + 1))) if rng.random() < 0.7 else (None, None)
-    return dict(dtype=dtype, parts=parts, dim=dim, out=out, relu=bool(rng.random() < 0.3))
+    if rng.random() < 0.15: out = (parts[0][1], parts[0][2])                                    # the first input is copied
+    return dict(dtype=dtype, parts=parts, dim=dim, out=out, relu=bool(rng.random() < 0.3), channels_last=layouts)
 
 def torch_cat(case):
     import torch
     ts = [QArray(q, s, z, case['dtype']).to_torch() for q, s, z in case['parts']]
+    ts = [t.contiguous(memory_format=torch.channels_last) if cl else t for t, cl in zip(ts, case['channels_last'])]
     op = torch.ops.quantized.cat_relu if case['relu'] else torch.ops.quantized.cat
     return op(ts, case['dim'], case['out'][0], case['out'][1]).int_repr().numpy()
 
 def qnb_cat(case):
     qs = [QArray(q, s, z, case['dtype']) for q, s, z in case['parts']]
-    return qcat(qs, case['dim'], case['out'][0], case['out'][1], relu=case['relu']).int_repr
+    return qcat(qs, case['dim'], case['out'][0], case['out'][1], relu=case['relu'], channels_last=case['channels_last']).int_repr
 
 @register_check('cat', capability_independent=False)
 def check_cat(engine, rng, size):
-    "quantized::cat / cat_relu vs qnb (general path)."
+    "quantized::cat / cat_relu vs qnb: the general path and the channels-last one, eq. (E7)."
     _, res = _start('cat', engine)
     while res.compared < size:
         case = random_cat_case(rng)
-        try: ours = qnb_cat(case)
-        except ValueError: res.compared += 1; continue              # the NHWC fast path: not reproduced yet
-        res.add(ours, torch_cat(case))
+        res.add(*both_sides(lambda: qnb_cat(case), lambda: torch_cat(case)))
     return res

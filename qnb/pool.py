@@ -1,5 +1,5 @@
-"""`max_pool1d/2d/3d` (a maximum of integers), `avg_pool2d/3d` and `adaptive_avg_pool2d/3d` on quantized tensors,
-NCHW and channels-last kernels; all keep the input's qparams.
+"""`max_pool1d/2d/3d` (a maximum of integers), `avg_pool2d/3d`, `adaptive_avg_pool2d/3d` and `mean` on quantized
+tensors, NCHW and channels-last kernels; all keep the input's qparams.
 
 Docs: https://qnb-dev.github.io/qnb/pool.html.md"""
 
@@ -9,9 +9,10 @@ Docs: https://qnb-dev.github.io/qnb/pool.html.md"""
 from __future__ import annotations
 import numpy as np
 from .core import (QArray, as_qarray, dtype_range, resolve_engine, resolve_capability, wrap_int32,
-                      quantize_values_scalar, quantize_values_fma)
+                      quantize_values_scalar, quantize_values_fma, quantize_per_tensor, dequantize)
 from .conv import conv_tuple
 from .batchnorm import quantize_aten_avx
+from .elementwise import GRAIN_SIZE          # smaller reductions run on one thread
 
 # %% auto #0
 __all__ = ['uses_qnnpack_max_pool', 'qnnpack_max_pool', 'pool_output_size', 'pool_window', 'qmax_pool1d', 'qmax_pool2d',
@@ -19,8 +20,9 @@ __all__ = ['uses_qnnpack_max_pool', 'qnnpack_max_pool', 'pool_output_size', 'poo
            'check_max_pool', 'qnnpack_avg_pool2d', 'avg_pool_windows', 'channels_last_kernel', 'qavg_pool2d',
            'random_avg_pool_case', 'torch_avg_pool', 'qnb_avg_pool', 'check_avg_pool2d', 'avg_pool_nhwc', 'qavg_pool3d',
            'adaptive_avg_pool_nhwc', 'qadaptive_avg_pool2d', 'qadaptive_avg_pool3d', 'layout_fault',
-           'random_adaptive_case', 'torch_adaptive', 'qnb_adaptive', 'check_adaptive_avg_pool', 'random_pool_nhwc_case',
-           'torch_pool_nhwc', 'qnb_pool_nhwc', 'check_avg_pool_nhwc']
+           'random_adaptive_case', 'torch_adaptive', 'qnb_adaptive', 'check_adaptive_avg_pool', 'cascade_sum',
+           'interleaved_sum', 'cascade_channels', 'mean_integer', 'mean_channels_last', 'qnnpack_global_avg_pool',
+           'qmean', 'random_pool_nhwc_case', 'torch_pool_nhwc', 'qnb_pool_nhwc', 'check_avg_pool_nhwc']
 
 # %% ../nbs/10_pool.ipynb #df6de58c
 def uses_qnnpack_max_pool(engine, dtype, ceil_mode, ndim) -> bool:
@@ -332,7 +334,7 @@ def adaptive_avg_pool_nhwc(xq, out, capability) -> QArray:
     if (~vector).any(): y[~vector] = quantize_values_scalar(a[~vector], scale[~vector], xq.zero_point, xq.dtype, dtype_range(xq.dtype)[0])
     return QArray(y.astype(xq.int_repr.dtype), xq.scale, xq.zero_point, xq.dtype)
 
-def _qadaptive_avg_pool(ndim, input, output_size, engine, capability=None, channels_last=None):
+def _qadaptive_avg_pool(ndim, input, output_size, engine, capability=None, channels_last=None, num_threads=None):
     xq = as_qarray(input)
     name = f"adaptive_avg_pool{ndim}d"
     if xq.per_channel: raise ValueError(f"input must be quantized per tensor for {name}")
@@ -346,9 +348,8 @@ def _qadaptive_avg_pool(ndim, input, output_size, engine, capability=None, chann
             and all(n % o == 0 for n, o in zip(spatial, out))):
         k = tuple(n // o for n, o in zip(spatial, out))
         return qnnpack_avg_pool2d(xq, k, k, (0, 0))
-    if ndim == 3 and tuple(out) == (1, 1, 1):
-        raise ValueError("adaptive_avg_pool3d to 1x1x1 is computed by torch as a quantized mean over the spatial dimensions "
-                         "(another kernel), not reproduced by qnb yet")
+    if ndim == 3 and tuple(out) == (1, 1, 1):                      # torch: input.mean((-1, -2, -3), keepdim=True)
+        return qmean(input, (-1, -2, -3), True, channels_last=channels_last if xq.ndim == 5 else None, num_threads=num_threads)
     if ndim == 3 and xq.ndim == 4 and C > 1 and (spatial[0] == 1 or spatial[1] * spatial[2] == 1):
         raise ValueError(f"adaptive_avg_pool3d of an unbatched input with D = 1 or H*W = 1 (shape {xq.shape}) takes torch's "
                          "channels-last kernel with NCDHW strides, whose output is wrong; qnb does not imitate it")
@@ -370,9 +371,10 @@ def qadaptive_avg_pool2d(input, output_size, *, engine=None, capability=None, ch
     "`adaptive_avg_pool2d` on a quantized (N, C, H, W) or (C, H, W) input: eq. (P2), or (P4) for channels-last inputs."
     return _qadaptive_avg_pool(2, input, output_size, engine, capability, channels_last)
 
-def qadaptive_avg_pool3d(input, output_size, *, capability=None, channels_last=None) -> QArray:
-    "`adaptive_avg_pool3d` on a quantized (N, C, D, H, W) or (C, D, H, W) input: eq. (P2), or (P4) for channels-last inputs."
-    return _qadaptive_avg_pool(3, input, output_size, None, capability, channels_last)
+def qadaptive_avg_pool3d(input, output_size, *, capability=None, channels_last=None, num_threads=None) -> QArray:
+    """`adaptive_avg_pool3d` on a quantized (N, C, D, H, W) or (C, D, H, W) input: eq. (P2), or (P4) for channels-last
+    inputs; to 1x1x1 it is `qmean` over the spatial dimensions, (P5) or (P6) (`num_threads` matters only there)."""
+    return _qadaptive_avg_pool(3, input, output_size, None, capability, channels_last, num_threads)
 
 # %% ../nbs/10_pool.ipynb #1163d58d
 def layout_fault(in_shape, nd, ours, theirs) -> bool:
@@ -416,12 +418,147 @@ def check_adaptive_avg_pool(engine, rng, size):
         res.add(ours, theirs)
     return res
 
+# %% ../nbs/10_pool.ipynb #6d0e6d1d
+def _ceil_log2(n): return 1 if n <= 2 else int(n - 1).bit_length()
+
+def cascade_sum(x) -> np.ndarray:
+    "Eq. (P6a): ATen's `multi_row_sum` of float32 `x` along axis 0, every column on its own."
+    n = x.shape[0]
+    p = max(4, _ceil_log2(n) // 4)
+    step, zero = 1 << p, np.zeros(x.shape[1:], np.float32)
+    level, runs = [zero] * 4, n // step
+    if runs:                                                    # a run is a left-to-right sum starting from 0
+        run_sums = np.add.accumulate(x[:runs * step].reshape((runs, step) + x.shape[1:]), axis=1, dtype=np.float32)[:, -1]
+    for r in range(runs):
+        level[0] = run_sums[r]
+        for j in range(1, 4):                                   # carry up while (r+1)*step is a multiple of 2^(jp)
+            level[j], level[j - 1] = level[j] + level[j - 1], zero
+            if ((r + 1) * step) & ((step - 1) << (j * p)): break
+    for row in x[runs * step:]: level[0] = level[0] + row
+    return ((level[0] + level[1]) + level[2]) + level[3]
+
+def interleaved_sum(x) -> np.ndarray:
+    "Eq. (P6b): ATen's `row_sum`: (P6a) over each residue of the row index mod 4, leftovers into the first, then the four in order."
+    n4 = x.shape[0] // 4
+    part = [cascade_sum(x[k:4 * n4:4]) for k in range(4)]
+    total = part[0]
+    for row in x[4 * n4:]: total = total + row
+    return ((total + part[1]) + part[2]) + part[3]
+
+def cascade_channels(C, outer, numel, num_threads) -> np.ndarray:
+    """Per channel, True if the outer-sum kernels give it (P6a), False for (P6b), when the reduced dimensions are
+    followed by the channels; `outer` lists the other kept sizes (outermost last), `numel` the input's size."""
+    kept = [C] + [n for n in outer if n > 1]                   # TensorIterator drops size-1 dimensions
+    split = len(kept) - 1                                      # find_split_dim: outermost >= threads, else the largest
+    for i in range(len(kept) - 1, -1, -1):
+        if kept[i] >= num_threads: split = i; break
+        if kept[i] > kept[split]: split = i
+    ranges = [(0, C)]
+    if numel >= GRAIN_SIZE and num_threads > 1 and split == 0:  # parallel_dim_reduction over the channels
+        T = min(num_threads, C)
+        chunk, ranges = -(-C // T), []
+        for b in range(0, C, chunk):
+            e = min(C, b + chunk)
+            b, e = b - b % 32, e if e == C else e - e % 32      # round_columns: whole 128-byte lines
+            if b < e: ranges.append((b, e))
+    multi = np.zeros(C, bool)
+    for b, e in ranges:
+        block = 32 if e - b >= 8 else 4                         # 4 vectors of 8 floats, or 4 scalar columns
+        multi[b:b + (e - b) // block * block] = True
+    return multi
+
+assert cascade_channels(70, [1], 100, 2).sum() == 64 and cascade_channels(7, [1], 100, 2).sum() == 4
+assert cascade_channels(37, [1], 10**5, 5).sum() == 36 and cascade_channels(37, [1], 10**5, 4).sum() == 32
+
+def mean_integer(q, nd) -> np.ndarray:
+    "Eq. (P5): `qmean_inner_dim_kernel` over the last `nd` axes of the integers `q` (zero point included)."
+    lead, K = q.shape[:q.ndim - nd], int(np.prod(q.shape[q.ndim - nd:]))
+    S = np.asarray(q.reshape(lead + (K,)).sum(-1, dtype=np.int64))
+    t = np.rint(S.astype(np.float32) / np.float32(K))
+    if q.dtype == np.int32: t = np.where(np.abs(t) < 2.0**31, t, -2.0**31)     # out of range: INT_MIN
+    return t.astype(q.dtype)
+
+def mean_channels_last(xq, nd, num_threads) -> np.ndarray:
+    "Eq. (P6): the float mean over the last `nd` (spatial) axes of a channels-last (N, C, spatial...) input."
+    q, C = xq.int_repr, xq.shape[1]
+    lead, K = q.shape[:q.ndim - nd], int(np.prod(q.shape[q.ndim - nd:]))
+    x = np.moveaxis(dequantize(xq).reshape(lead + (K,)), -1, 0)           # (K, N, C, kept pixels...)
+    if int(np.prod(lead[2:])) > 1: multi = np.zeros(C, bool)               # a kept pixel axis is innermost
+    else: multi = cascade_channels(C, [q.shape[0]], q.size, num_threads)
+    S = np.empty(lead, np.float32)
+    if multi.any(): S[:, multi] = cascade_sum(x[:, :, multi])
+    if (~multi).any(): S[:, ~multi] = interleaved_sum(x[:, :, ~multi])
+    return quantize_per_tensor(S / np.float32(K), xq.scale, xq.zero_point, xq.dtype).int_repr
+
+def qnnpack_global_avg_pool(xq) -> np.ndarray:
+    "(P2) with the whole image as the window: QNNPACK's global average pool of a quint8 (N, C, H, W) input, shape (N, C)."
+    K, z, f32 = xq.shape[2] * xq.shape[3], xq.zero_point, np.float32
+    acc = (xq.int_repr.reshape(xq.shape[:2] + (K,)).astype(np.int64) - z).sum(-1)
+    return np.clip(np.rint(acc.astype(f32) * (f32(xq.scale) / (f32(xq.scale) * f32(K)))) + z, 0, 255).astype(np.uint8)
+
+# %% ../nbs/10_pool.ipynb #4ca368f3
+def _mean_dims(dim, ndim):
+    "`dim` as given (QNNPACK's test reads it before wrapping) and wrapped, sorted; None or empty means all."
+    given = [] if dim is None else [dim] if isinstance(dim, (int, np.integer)) else list(dim)
+    if any(isinstance(d, (bool, np.bool_)) or not isinstance(d, (int, np.integer)) for d in given):
+        raise TypeError(f"dim must be None, an int or a sequence of ints, got {dim!r}")
+    if any(not -ndim <= d < ndim for d in given): raise ValueError(f"dim must be in [{-ndim}, {ndim - 1}], got {dim!r}")
+    wrapped = sorted({int(d) % ndim for d in given})
+    if len(wrapped) != len(given): raise ValueError(f"dim must not name a dimension twice, got {dim!r}")
+    return [int(d) for d in given], wrapped or list(range(ndim))
+
+def _num_threads(num_threads) -> int:
+    if num_threads is None:
+        try: import torch
+        except ImportError: return 1
+        return torch.get_num_threads()
+    if isinstance(num_threads, (bool, np.bool_)) or not isinstance(num_threads, (int, np.integer)) or num_threads < 1:
+        raise ValueError(f"num_threads must be an int >= 1, got {num_threads!r}")
+    return int(num_threads)
+
+def _memory_channels_last(input, xq, channels_last) -> bool:
+    "Whether the integers sit channels-last in memory: `channels_last` if given, else read from a torch tensor."
+    if channels_last is None:
+        if not getattr(input, 'is_quantized', False) or input.is_contiguous(): return False
+        import torch
+        fmt = {4: torch.channels_last, 5: torch.channels_last_3d}.get(input.dim())
+        if fmt is not None and input.is_contiguous(memory_format=fmt): return True
+        raise ValueError(f"input must be contiguous or channels-last contiguous for mean, got strides {tuple(input.stride())}")
+    if not isinstance(channels_last, (bool, np.bool_)): raise TypeError(f"channels_last must be None or a bool, got {channels_last!r}")
+    if channels_last and xq.ndim not in (4, 5): raise ValueError(f"channels_last=True needs a 4-D or 5-D input, got shape {xq.shape}")
+    return bool(channels_last)
+
+def qmean(input, dim=None, keepdim=False, *, engine=None, channels_last=None, num_threads=None) -> QArray:
+    """`torch.mean` of a quantized tensor over trailing dimensions `dim` (all if None), keeping its qparams:
+    (P5) for contiguous integers, (P6) for channels-last ones, QNNPACK's (P2) for quint8 `dim=(2, 3)` on qnnpack."""
+    xq = as_qarray(input)
+    if xq.per_channel: raise ValueError("input must be quantized per tensor for mean")
+    if xq.ndim == 0: raise ValueError("input must have at least one dimension for mean")
+    if not isinstance(keepdim, (bool, np.bool_)): raise TypeError(f"keepdim must be a bool, got {keepdim!r}")
+    given, dims = _mean_dims(dim, xq.ndim)
+    if any(xq.shape[d] == 0 for d in dims): raise ValueError(f"the reduced dimensions must be non-empty, got shape {xq.shape}")
+    shape = tuple(1 if i in dims else n for i, n in enumerate(xq.shape) if keepdim or i not in dims)
+    if resolve_engine(engine) == 'qnnpack' and xq.dtype == 'quint8' and xq.ndim == 4 and given == [2, 3]:
+        return QArray(qnnpack_global_avg_pool(xq).reshape(shape), xq.scale, xq.zero_point, xq.dtype)
+    nd = len(dims)
+    if dims != list(range(xq.ndim - nd, xq.ndim)):
+        raise ValueError(f"dim must name trailing dimensions (torch reduces others in float, in an order qnb does not "
+                         f"reproduce), got {dim!r} for shape {xq.shape}")
+    channels_last = _memory_channels_last(input, xq, channels_last)
+    if not (channels_last and xq.shape[1] > 1 and int(np.prod(xq.shape[2:])) > 1):          # torch: is_contiguous()
+        y = mean_integer(xq.int_repr, nd)
+    elif nd > xq.ndim - 2:
+        raise ValueError(f"dim must name spatial dimensions only for a channels-last input (a mean over channels or "
+                         f"the batch sums in another float order, not reproduced), got {dim!r}")
+    else: y = mean_channels_last(xq, nd, _num_threads(num_threads))
+    return QArray(y.reshape(shape), xq.scale, xq.zero_point, xq.dtype)
+
 # %% ../nbs/10_pool.ipynb #ac6f4b19
-_POOL_OPS = ('avg_pool2d', 'avg_pool3d', 'adaptive_avg_pool2d', 'adaptive_avg_pool3d')
+_POOL_OPS = ('avg_pool2d', 'avg_pool3d', 'adaptive_avg_pool2d', 'adaptive_avg_pool3d', 'mean')
 
 def random_pool_nhwc_case(rng) -> dict:
     op = str(rng.choice(_POOL_OPS))
-    nd = 3 if op.endswith('3d') else 2
+    nd = 3 if op.endswith('3d') or (op == 'mean' and rng.random() < 0.5) else 2
     dtype = str(rng.choice(['quint8', 'qint8', 'qint32'], p=[0.45, 0.4, 0.15]))
     lo, hi = dtype_range(dtype)
     C = int(rng.choice([1, 2, 3, 8, 9, 16, 17, 24, 33]))
@@ -432,11 +569,19 @@ def random_pool_nhwc_case(rng) -> dict:
                     p=[int(rng.integers(0, ki // 2 + 1)) for ki in k], ceil=bool(rng.random() < 0.4), include=bool(rng.random() < 0.5),
                     div=int(rng.choice([1, 2, 3, 7, -5])) if rng.random() < 0.2 else None)
         spatial = [int(rng.integers(max(1, ki - 2 * pi), ki + (6 if nd == 2 else 4))) for ki, pi in zip(k, case['p'])]
-    else:
+    elif op.startswith('adaptive'):
         spatial = [int(rng.integers(1, 8 if nd == 2 else 6)) for _ in range(nd)]
         out = [int(rng.integers(1, n + 3)) for n in spatial]
-        if nd == 3 and out == [1, 1, 1]: out[-1] = 2                            # 1x1x1 is torch's quantized mean
+        if nd == 3 and rng.random() < 0.3:                                       # torch's quantized mean, (P5)/(P6)
+            out, C, spatial = [1, 1, 1], int(rng.choice([2, 4, 5, 7, 8, 31, 32, 33, 40, 64, 65])), [int(v) for v in rng.integers(1, 9, 3)]
         case['out'] = out
+    else:                                                                        # torch.mean over trailing dims
+        C = int(rng.choice([1, 2, 4, 5, 7, 8, 31, 32, 33, 40, 64, 65]))
+        spatial = [int(rng.integers(1, 10)) for _ in range(nd)]
+        k = int(rng.integers(1, nd + 1))
+        dims = [d - (nd + 2) for d in range(nd + 2 - k, nd + 2)]                # negative: never QNNPACK's test
+        if nd == 2 and k == 2 and rng.random() < 0.5: dims = [2, 3]              # QNNPACK's global pool on qnnpack
+        case.update(dims=dims, keepdim=bool(rng.random() < 0.5))
     if rng.random() < 0.05: spatial = [1] * nd                                   # one pixel
     q = rng.integers(lo, hi + 1, [int(rng.integers(1, 3)), C] + spatial, dtype=np.int64)
     if dtype == 'qint32': q = rng.integers(-2000, 2000, q.shape)
@@ -449,8 +594,9 @@ def torch_pool_nhwc(case):
     torch.backends.quantized.engine = case['engine']
     x = QArray(case['q'], 0.1, case['zp'], case['dtype']).to_torch()
     if case['channels_last']: x = x.contiguous(memory_format=torch.channels_last if case['nd'] == 2 else torch.channels_last_3d)
-    f = getattr(torch.nn.functional, case['op'])
+    f = getattr(torch.nn.functional, case['op'], None)
     if case['op'].startswith('adaptive'): return f(x, case['out']).int_repr().numpy()
+    if case['op'] == 'mean': return torch.mean(x, case['dims'], case['keepdim']).int_repr().numpy()
     return f(x, case['k'], case['s'], case['p'], case['ceil'], case['include'], case['div']).int_repr().numpy()
 
 def qnb_pool_nhwc(case):
@@ -459,16 +605,17 @@ def qnb_pool_nhwc(case):
     if case['op'] == 'avg_pool2d':
         return qavg_pool2d(x, case['k'], case['s'], case['p'], case['ceil'], case['include'], case['div'], engine=case['engine'], channels_last=cl).int_repr
     if case['op'] == 'adaptive_avg_pool2d': return qadaptive_avg_pool2d(x, case['out'], engine=case['engine'], channels_last=cl).int_repr
+    if case['op'] == 'mean': return qmean(x, case['dims'], case['keepdim'], engine=case['engine'], channels_last=cl).int_repr
     return qadaptive_avg_pool3d(x, case['out'], channels_last=cl).int_repr
 
 @register_check('avg_pool_nhwc')
 def check_avg_pool_nhwc(engine, rng, size):
-    "avg_pool2d/3d and adaptive_avg_pool2d/3d, channels-last and 3-D, vs qnb (QNNPACK's own 2-D kernels, eq. P2, on qnnpack)."
+    "avg_pool2d/3d, adaptive_avg_pool2d/3d (1x1x1 included) and mean, channels-last and 3-D, vs qnb (QNNPACK's kernels, eq. P2, on qnnpack)."
     _, res = _start('avg_pool_nhwc', engine)
     while res.compared < size:
         case = dict(random_pool_nhwc_case(rng), engine=engine)
         ours, theirs = both_sides(lambda: qnb_pool_nhwc(case), lambda: torch_pool_nhwc(case))
-        if ours is not None and theirs is not None and layout_fault(case['q'].shape, case['nd'], ours, theirs):
+        if ours is not None and theirs is not None and case['op'] != 'mean' and layout_fault(case['q'].shape, case['nd'], ours, theirs):
             res.torch_faults += 1; res.compared += ours.size; continue
         res.add(ours, theirs)
     return res

@@ -20,6 +20,11 @@ def test_cat_sweep():
         r = check_cat(engine, np.random.default_rng(11), 200_000)
         assert r.mismatches == 0 and r.compared >= 200_000, r
 
+def test_cat_channels_last_every_capability():
+    "The channels-last fast path (E7) changes arithmetic with the build: default, avx2 (and avx512, which runs avx2's)."
+    rows = verify(100_000, engines=['x86'], kernels=['cat'], capabilities=supported_capabilities(), out=print)
+    assert rows and all(r['mismatches'] == 0 and r['compared'] >= 100_000 for r in rows), rows
+
 A = QArray(np.zeros((2, 5), np.uint8), 0.1, 3, 'quint8')
 PC = QArray(np.zeros((2, 5), np.uint8), [0.1, 0.2], [3, 4], 'quint8', axis=0)
 
@@ -44,6 +49,8 @@ PC = QArray(np.zeros((2, 5), np.uint8), [0.1, 0.2], [3, 4], 'quint8', axis=0)
     (lambda: qcat([A, QArray(np.zeros((3, 4), np.uint8), 0.1, 3, 'quint8')], 0), ValueError, 'differ outside dim 0'),
     (lambda: qcat([A, A], 2), ValueError, r'dim must be in \[-2, 1\]'),
     (lambda: qcat([], 0), ValueError, 'must not be empty'),
+    (lambda: qcat([A, A], 1, channels_last=[True]), TypeError, 'one bool per input'),
+    (lambda: qcat([A, A], 1, channels_last='yes'), TypeError, 'channels_last must be None, a bool or one bool per input'),
 ])
 def test_bad_input(call, exc, match):
     with pytest.raises(exc, match=match): call()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 from qnb.core import QArray
-from qnb.pool import (qmax_pool2d, qmax_pool3d, qavg_pool2d, qavg_pool3d, qadaptive_avg_pool2d, qadaptive_avg_pool3d,
+from qnb.pool import (qmax_pool2d, qmax_pool3d, qavg_pool2d, qavg_pool3d, qadaptive_avg_pool2d, qadaptive_avg_pool3d, qmean,
                       check_max_pool, check_avg_pool2d, check_adaptive_avg_pool)
 from qnb.verify import supported_engines, verify, supported_capabilities
 
@@ -53,13 +53,51 @@ X5 = QArray(np.zeros((1, 2, 3, 4, 5), np.uint8), 0.1, 3, 'quint8')
     (lambda: qavg_pool3d(X5, 5, 1), 'negative'),
     (lambda: qavg_pool3d(X5, (2, 2)), 'kernel_size must be an int or a tuple of 3 ints'),
     (lambda: qadaptive_avg_pool2d(X, 0), 'output_size must be >= 1'),
-    (lambda: qadaptive_avg_pool3d(X5, 1), 'quantized mean'),
     (lambda: qadaptive_avg_pool3d(X5, (2, 2)), 'output_size must be an int or a tuple of 3 ints'),
     (lambda: qadaptive_avg_pool3d(QArray(np.zeros((3, 1, 4, 5), np.uint8), 0.1, 3, 'quint8'), 2), 'unbatched input with D = 1'),
     (lambda: qadaptive_avg_pool2d(X, 2, channels_last='yes'), 'channels_last must be None or a bool'),
+    (lambda: qmean(X, 1), 'dim must name trailing dimensions'),
+    (lambda: qmean(X, (1, 2, 3), channels_last=True), 'spatial dimensions only for a channels-last input'),
+    (lambda: qmean(X, (2, 2)), 'must not name a dimension twice'),
+    (lambda: qmean(X, 4), r'dim must be in \[-4, 3\]'),
+    (lambda: qmean(X, True), 'dim must be None, an int or a sequence of ints'),
+    (lambda: qmean(X, -1, keepdim=1), 'keepdim must be a bool'),
+    (lambda: qmean(X, -1, channels_last=True, num_threads=0), 'num_threads must be an int >= 1'),
+    (lambda: qmean(QArray(np.zeros((2, 5), np.uint8), 0.1, 3, 'quint8'), -1, channels_last=True), 'needs a 4-D or 5-D input'),
+    (lambda: qmean(QArray(np.zeros((2, 0), np.uint8), 0.1, 3, 'quint8'), -1), 'reduced dimensions must be non-empty'),
 ])
 def test_bad_input(call, match):
     with pytest.raises((ValueError, TypeError), match=match): call()
 
 def test_empty_output_like_torch():
     assert qavg_pool3d(QArray(np.zeros((2, 3, 1, 1, 1), np.uint8), 0.1, 3, 'quint8'), 2).shape == (2, 3, 0, 0, 0)
+
+def test_mean_threads_split_channels():
+    """From 32,768 elements torch gives threads ranges of channels: with C = 37 on 5 threads the last range holds
+    5 channels and sums 32..35 in (P6a) instead of (P6b). Every channel averages to an exact tie (a, a+1 half each)."""
+    rng = np.random.default_rng(0)
+    q = np.stack([rng.permutation(np.arange(930) % 2 + 20 + 3 * c) for c in range(37)]).reshape(1, 37, 30, 31)
+    x = QArray(q.astype(np.uint8), 0.3, 0, 'quint8')
+    t = x.to_torch().contiguous(memory_format=torch.channels_last)
+    threads, ours = torch.get_num_threads(), {}
+    try:
+        for n in (1, 5):
+            torch.set_num_threads(n)
+            theirs = torch.mean(t, (-1, -2)).int_repr().numpy()
+            ours[n] = qmean(x, (-1, -2), channels_last=True, num_threads=n).int_repr
+            assert np.array_equal(ours[n], theirs)
+            assert np.array_equal(qmean(t, (-1, -2), num_threads=n).int_repr, theirs)
+    finally: torch.set_num_threads(threads)
+    assert list(np.nonzero(ours[1] != ours[5])[1]) == [32, 33, 34]
+
+@pytest.mark.parametrize('engine', supported_engines())
+def test_adaptive_avg_pool3d_to_one_pixel(engine):
+    "1x1x1 is torch's quantized mean: (P5) for contiguous inputs, (P6) for channels-last ones, on every engine."
+    torch.backends.quantized.engine = engine
+    rng = np.random.default_rng(1)
+    for dtype, st in (('quint8', np.uint8), ('qint8', np.int8), ('qint32', np.int32)):
+        x = QArray(rng.integers(-100 if dtype != 'quint8' else 0, 100, (2, 33, 4, 5, 6)).astype(st), 0.0371, 3, dtype)
+        for t in (x.to_torch(), x.to_torch().contiguous(memory_format=torch.channels_last_3d)):
+            theirs = torch.nn.functional.adaptive_avg_pool3d(t, 1).int_repr().numpy()
+            assert np.array_equal(qadaptive_avg_pool3d(t, 1).int_repr, theirs)
+            assert np.array_equal(qadaptive_avg_pool3d(x, (1, 1, 1), channels_last=not t.is_contiguous()).int_repr, theirs)
