@@ -289,11 +289,13 @@ import os, threading
 from concurrent.futures import ThreadPoolExecutor
 
 PARALLEL_MIN = 1 << 19     # elements per piece below which threads cost more than they save
-_pool = None
+_pool, _pool_lock = None, threading.Lock()
 
 def worker_count() -> int:
-    "Threads the large kernels use: one per core the OS reports."
-    return max(1, os.cpu_count() or 1)
+    "Threads the large kernels use: one per core the OS reports, fewer if the environment variable QNB_NUM_THREADS says so."
+    cores = max(1, os.cpu_count() or 1)
+    limit = os.environ.get('QNB_NUM_THREADS', '').strip()
+    return max(1, min(cores, int(limit))) if limit.isdigit() else cores
 
 def parallel_ranges(work, n, min_piece=PARALLEL_MIN) -> None:
     """Call `work(lo, hi)` on contiguous pieces of `range(n)`, at most one per core, and wait for all;
@@ -303,7 +305,8 @@ def parallel_ranges(work, n, min_piece=PARALLEL_MIN) -> None:
     if pieces <= 1 or threading.current_thread().name.startswith('qnb-worker'):
         if n > 0: work(0, n)
         return
-    if _pool is None: _pool = ThreadPoolExecutor(worker_count(), thread_name_prefix='qnb-worker')
+    with _pool_lock:
+        if _pool is None: _pool = ThreadPoolExecutor(max(1, os.cpu_count() or 1), thread_name_prefix='qnb-worker')
     bounds = [n * i // pieces for i in range(pieces + 1)]
     futures = [_pool.submit(work, lo, hi) for lo, hi in zip(bounds[:-2], bounds[1:-1])]
     try: work(bounds[-2], bounds[-1])
