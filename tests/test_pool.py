@@ -63,3 +63,18 @@ def test_bad_input(call, match):
 
 def test_empty_output_like_torch():
     assert qavg_pool3d(QArray(np.zeros((2, 3, 1, 1, 1), np.uint8), 0.1, 3, 'quint8'), 2).shape == (2, 3, 0, 0, 0)
+
+@pytest.mark.parametrize('dtype', ['quint8', 'qint8'])
+def test_large_avg_pool2d_on_every_core_against_torch(dtype):
+    "8x64x56x56: separable sums by blocks of planes on every core; same integers as torch (fbgemm/x86/onednn kernel) and as one thread."
+    import os
+    lo, hi = (0, 255) if dtype == 'quint8' else (-128, 127)
+    q = np.random.default_rng(6).integers(lo, hi + 1, (8, 64, 56, 56)).astype(np.uint8 if dtype == 'quint8' else np.int8)
+    torch.backends.quantized.engine = 'x86'
+    for z, args in ((lo, (3, 2, 1)), (hi, (3, 2, 1, True, False)), (lo + 7, (2, 2, 0, False, True, 3))):
+        x = QArray(q, 0.25, z, dtype)
+        ours = qavg_pool2d(x, *args, engine='x86').int_repr
+        assert np.array_equal(ours, torch.nn.functional.avg_pool2d(x.to_torch(), *args).int_repr().numpy())
+        os.environ['QNB_NUM_THREADS'] = '1'
+        try: assert np.array_equal(ours, qavg_pool2d(x, *args, engine='x86').int_repr)
+        finally: del os.environ['QNB_NUM_THREADS']
