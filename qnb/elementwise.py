@@ -139,7 +139,7 @@ def xnnpack_built() -> bool:
     return bool(torch._C._is_xnnpack_enabled())
 
 # %% ../nbs/08_elementwise.ipynb #e1a2b3c5
-PAIR_TABLE_MIN = 4 * 65536       # elements above which a table of all byte pairs is cheaper than the pipeline
+PAIR_TABLE_MIN = 65536           # elements above which a table of all byte pairs is cheaper than the pipeline
 PAIR_CHUNK = 1 << 18             # pair indices formed per step: 512 KiB of uint16, in L2
 
 @functools.lru_cache(maxsize=8)
