@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 
 # %% auto #0
-__all__ = ['QDTYPES', 'ENGINES', 'CAPABILITIES', 'check_dtype', 'dtype_range', 'check_scale', 'check_zero_point', 'check_scales',
-           'check_zero_points', 'check_axis', 'resolve_engine', 'resolve_capability', 'wrap_int32', 'fma_f32',
-           'quantize_values_fma', 'quantize_values_scalar', 'QArray', 'as_qarray', 'quantize_per_tensor',
-           'quantize_per_channel', 'dequantize']
+__all__ = ['QDTYPES', 'ENGINES', 'CAPABILITIES', 'PARALLEL_MIN', 'check_dtype', 'dtype_range', 'check_scale', 'check_zero_point',
+           'check_scales', 'check_zero_points', 'check_axis', 'resolve_engine', 'resolve_capability', 'wrap_int32',
+           'fma_f32', 'quantize_values_fma', 'quantize_values_scalar', 'QArray', 'as_qarray', 'quantize_per_tensor',
+           'quantize_per_channel', 'dequantize', 'worker_count', 'parallel_ranges']
 
 # %% ../nbs/00_core.ipynb #59eabce1
 QDTYPES = {  # name: (storage dtype, q_min, q_max)
@@ -287,3 +287,32 @@ def dequantize(q) -> np.ndarray:
         return np.float32(q.scale) * diff.astype(np.float32)
     diff = q.int_repr.astype(np.float32) - q._channel(q.zero_point).astype(np.float32)
     return (diff.astype(np.float64) * q._channel(q.scale)).astype(np.float32)
+
+# %% ../nbs/00_core.ipynb #c0a1b2d4
+import os, threading
+from concurrent.futures import ThreadPoolExecutor
+
+PARALLEL_MIN = 1 << 19     # elements per piece below which threads cost more than they save
+_pool, _pool_lock = None, threading.Lock()
+
+def worker_count() -> int:
+    "Threads the large kernels use: one per core the OS reports, fewer if the environment variable QNB_NUM_THREADS says so."
+    cores = max(1, os.cpu_count() or 1)
+    limit = os.environ.get('QNB_NUM_THREADS', '').strip()
+    return max(1, min(cores, int(limit))) if limit.isdigit() else cores
+
+def parallel_ranges(work, n, min_piece=PARALLEL_MIN) -> None:
+    """Call `work(lo, hi)` on contiguous pieces of `range(n)`, at most one per core, and wait for all;
+    serially when the pieces would be smaller than `min_piece`, or when called from inside a piece."""
+    global _pool
+    pieces = min(worker_count(), n // max(1, min_piece))
+    if pieces <= 1 or threading.current_thread().name.startswith('qnb-worker'):
+        if n > 0: work(0, n)
+        return
+    with _pool_lock:
+        if _pool is None: _pool = ThreadPoolExecutor(max(1, os.cpu_count() or 1), thread_name_prefix='qnb-worker')
+    bounds = [n * i // pieces for i in range(pieces + 1)]
+    futures = [_pool.submit(work, lo, hi) for lo, hi in zip(bounds[:-2], bounds[1:-1])]
+    try: work(bounds[-2], bounds[-1])
+    finally:
+        for f in futures: f.result()                                 # re-raises a piece's exception

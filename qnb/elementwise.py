@@ -7,14 +7,16 @@ Docs: https://qnb-dev.github.io/qnb/elementwise.html.md"""
 
 # %% ../nbs/08_elementwise.ipynb #86e5620d
 from __future__ import annotations
+import functools
 import numpy as np
 from .core import (QArray, as_qarray, check_scale, check_zero_point, resolve_engine, resolve_capability,
-                      fma_f32, quantize_values_fma, quantize_values_scalar, dtype_range, wrap_int32)
+                      fma_f32, quantize_values_fma, quantize_values_scalar, dtype_range, wrap_int32, parallel_ranges)
 from .batchnorm import quantize_aten_avx
 
 # %% auto #0
-__all__ = ['GRAIN_SIZE', 'VECTOR_STEP', 'inner_dimension', 'vector_mask', 'vector_elements', 'add_fp32', 'qnnpack_add_params',
-           'add_qnnpack', 'xnnpack_built', 'requantize_int', 'mul_fp32', 'qadd', 'qmul', 'random_binary_case',
+__all__ = ['GRAIN_SIZE', 'VECTOR_STEP', 'PAIR_TABLE_MIN', 'PAIR_CHUNK', 'inner_dimension', 'scalar_positions', 'vector_mask',
+           'vector_elements', 'add_fp32', 'qnnpack_add_params', 'add_qnnpack', 'xnnpack_built', 'add_pair_tables',
+           'lookup_pairs', 'add_by_tables', 'requantize_int', 'mul_fp32', 'qadd', 'qmul', 'random_binary_case',
            'torch_binary', 'qnb_binary', 'check_add_mul', 'add_scalar_qparams', 'qadd_scalar', 'qmul_scalar',
            'random_scalar_case', 'torch_scalar', 'qnb_scalar', 'check_add_mul_scalar', 'cat_nhwc_requantize', 'qcat',
            'random_cat_case', 'torch_cat', 'qnb_cat', 'check_cat']
@@ -54,21 +56,27 @@ def inner_dimension(out_shape, in_shapes) -> tuple[int, bool]:
     one_constant = inner[0] == 1 and sum(v == 0 for v in inner[1:]) == 1 and all(v in (0, 1) for v in inner[1:])
     return shape[0], contiguous or one_constant
 
-def vector_mask(out_shape, in_shapes, num_threads, step=VECTOR_STEP) -> np.ndarray:
-    "Eq. (E0): boolean per output element (C order, flattened), True where the vector lambda computes it."
+def scalar_positions(out_shape, in_shapes, num_threads, step=VECTOR_STEP) -> np.ndarray:
+    "Eq. (E0) from the other side: the flat (C-order) positions the scalar lambda computes, ascending (all when rows are not vectorised)."
     n = int(np.prod(out_shape, dtype=np.int64))
-    if n == 0: return np.zeros(0, bool)
-    L, vectorised = inner_dimension(tuple(out_shape), in_shapes)
-    if not vectorised: return np.zeros(n, bool)
+    L, vectorised = inner_dimension(tuple(out_shape), in_shapes) if n else (0, False)
+    if not vectorised: return np.arange(n, dtype=np.int64)
     T = 1 if n <= GRAIN_SIZE else max(1, min(num_threads, -(-n // GRAIN_SIZE)))
     chunk = -(-n // T)
     # segments: a row cut by the thread chunks; each starts with whole vector steps, then its scalar tail
     starts = np.union1d(np.arange(0, n, L, dtype=np.int64), np.arange(0, n, chunk, dtype=np.int64))
     ends = np.append(starts[1:], n)
-    edges = np.zeros(n + 1, np.int8)
-    edges[starts] += 1
-    np.add.at(edges, starts + ((ends - starts) // step) * step, -1)    # a segment's end may be the next's too
-    return np.cumsum(edges[:n], dtype=np.int8) > 0
+    tails = starts + ((ends - starts) // step) * step
+    lengths = ends - tails
+    first = np.cumsum(lengths) - lengths                              # where each tail starts in the result
+    return np.repeat(tails - first, lengths) + np.arange(int(lengths.sum()), dtype=np.int64)
+
+def vector_mask(out_shape, in_shapes, num_threads, step=VECTOR_STEP) -> np.ndarray:
+    "Eq. (E0): boolean per output element (C order, flattened), True where the vector lambda computes it."
+    n = int(np.prod(out_shape, dtype=np.int64))
+    mask = np.ones(n, bool)
+    mask[scalar_positions(out_shape, in_shapes, num_threads, step)] = False
+    return mask
 
 def vector_elements(n, num_threads) -> np.ndarray:
     "Boolean per flat element of a same-shape (one-row) loop: True where the vectorised lambda computes it."
@@ -80,28 +88,29 @@ def _dequantize_vector(q, scale, zero_point, capability):
     if capability == 'default': return s * (q.astype(np.int64) - zero_point).astype(np.float32)
     return fma_f32(s, q.astype(np.float32), np.float32(s * np.float32(-zero_point)))
 
+def _dequantize_scalar(q, scale, zero_point):
+    return np.float32(scale) * (q.astype(np.int64) - zero_point).astype(np.float32)
+
+def _quantize_vector(c, out_scale, out_zp, dtype, relu, capability):
+    if relu: c = np.maximum(c, np.float32(0))
+    if capability == 'default': return quantize_values_fma(c, out_scale, out_zp, dtype)
+    return quantize_aten_avx(c * (np.float32(1) / np.float32(out_scale)), out_zp, dtype)
+
+def _quantize_scalar(c, out_scale, out_zp, dtype, relu):
+    if relu: c = np.maximum(c, np.float32(0))
+    return quantize_values_scalar(c, out_scale, out_zp, dtype, 0)
+
 def add_fp32(qa, za, sa, qb, zb, sb, out_scale, out_zp, dtype, relu, capability, vec) -> np.ndarray:
     "Eq. (E1) on flat integer arrays (already broadcast): the vector lambda where `vec` (eq. E0), the scalar one elsewhere."
-    if qa.size > 4 * 65536:                  # every output is a function of its byte pair: two 256x256 tables
-        grid = np.arange(256, dtype=np.uint8).view(qa.dtype)
-        ga, gb = np.repeat(grid, 256), np.tile(grid, 256)
-        tables = [add_fp32(ga, za, sa, gb, zb, sb, out_scale, out_zp, dtype, relu, capability, np.full(65536, v))
-                  for v in (True, False)]
-        pair = (qa.view(np.uint8).astype(np.uint16) << 8) | qb.view(np.uint8)
-        if vec.all(): return tables[0][pair]
-        return np.where(vec, tables[0][pair], tables[1][pair])
+    if qa.size > PAIR_TABLE_MIN:
+        return add_by_tables(qa, za, sa, qb, zb, sb, out_scale, out_zp, dtype, relu, capability, np.flatnonzero(~vec)).astype(np.int64)
     out = np.empty(qa.size, np.int64)
     if vec.any():
         c = _dequantize_vector(qa[vec], sa, za, capability) + _dequantize_vector(qb[vec], sb, zb, capability)
-        if relu: c = np.maximum(c, np.float32(0))
-        out[vec] = (quantize_values_fma(c, out_scale, out_zp, dtype) if capability == 'default'
-                    else quantize_aten_avx(c * (np.float32(1) / np.float32(out_scale)), out_zp, dtype))
+        out[vec] = _quantize_vector(c, out_scale, out_zp, dtype, relu, capability)
     if (~vec).any():
         s = ~vec
-        c = (np.float32(sa) * (qa[s].astype(np.int64) - za).astype(np.float32)
-             + np.float32(sb) * (qb[s].astype(np.int64) - zb).astype(np.float32))
-        if relu: c = np.maximum(c, np.float32(0))
-        out[s] = quantize_values_scalar(c, out_scale, out_zp, dtype, 0)
+        out[s] = _quantize_scalar(_dequantize_scalar(qa[s], sa, za) + _dequantize_scalar(qb[s], sb, zb), out_scale, out_zp, dtype, relu)
     return out
 
 def qnnpack_add_params(sa, sb, out_scale):
@@ -128,6 +137,46 @@ def xnnpack_built() -> bool:
     try: import torch
     except ImportError: return False
     return bool(torch._C._is_xnnpack_enabled())
+
+# %% ../nbs/08_elementwise.ipynb #e1a2b3c5
+PAIR_TABLE_MIN = 65536           # elements above which a table of all byte pairs is cheaper than the pipeline
+PAIR_CHUNK = 1 << 18             # pair indices formed per step: 512 KiB of uint16, in L2
+
+@functools.lru_cache(maxsize=8)
+def add_pair_tables(za, sa, zb, sb, out_scale, out_zp, dtype, relu, capability) -> tuple:
+    "Eq. (E1) for all 65,536 byte pairs: (vector-lambda table, scalar-lambda table), storage integers indexed by 256 a + b (bytes)."
+    storage = np.uint8 if dtype == 'quint8' else np.int8
+    grid = np.arange(256, dtype=np.uint8).view(storage)                 # byte b holds the value b as `dtype`
+    c = _dequantize_vector(grid, sa, za, capability)[:, None] + _dequantize_vector(grid, sb, zb, capability)[None, :]
+    vector = _quantize_vector(c, out_scale, out_zp, dtype, relu, capability)
+    c = _dequantize_scalar(grid, sa, za)[:, None] + _dequantize_scalar(grid, sb, zb)[None, :]
+    scalar = _quantize_scalar(c, out_scale, out_zp, dtype, relu)
+    tables = tuple(np.ascontiguousarray(t, dtype=np.int64).reshape(-1).astype(storage) for t in (vector, scalar))
+    for t in tables: t.flags.writeable = False
+    return tables
+
+def lookup_pairs(table, qa, qb) -> np.ndarray:
+    "`table[256 a + b]` per element (a, b as bytes) of flat arrays, in cache-sized chunks on every core."
+    a8, b8 = (np.ascontiguousarray(q).reshape(-1).view(np.uint8) for q in (qa, qb))
+    out = np.empty(a8.size, table.dtype)
+    def work(lo, hi):
+        pair = np.empty(min(PAIR_CHUNK, hi - lo), np.uint16)
+        for i in range(lo, hi, PAIR_CHUNK):
+            j = min(i + PAIR_CHUNK, hi)
+            p = pair[:j - i]
+            np.left_shift(a8[i:j], 8, out=p, dtype=np.uint16)
+            np.bitwise_or(p, b8[i:j], out=p)
+            np.take(table, p, out=out[i:j], mode='wrap')       # p < 65536: no wrapping; the fastest mode
+    parallel_ranges(work, a8.size)
+    return out
+
+def add_by_tables(qa, za, sa, qb, zb, sb, out_scale, out_zp, dtype, relu, capability, scalar_at) -> np.ndarray:
+    "Eq. (E1) by lookup: the vector table, then the scalar table at the flat positions `scalar_at` (eq. E0); storage integers."
+    vector, scalar = add_pair_tables(za, float(sa), zb, float(sb), float(out_scale), out_zp, dtype, bool(relu), capability)
+    if len(scalar_at) == qa.size: return lookup_pairs(scalar, qa, qb)          # rows not vectorised
+    out = lookup_pairs(vector, qa, qb)
+    if len(scalar_at): out[scalar_at] = lookup_pairs(scalar, qa[scalar_at], qb[scalar_at])
+    return out
 
 # %% ../nbs/08_elementwise.ipynb #5a6cfb2e
 def requantize_int(c, multiplier, zero_point, dtype, vec, capability) -> np.ndarray:
@@ -193,10 +242,11 @@ def qadd(a, b, scale, zero_point, *, relu=False, engine=None, capability=None, n
     else:
         if engine == 'qnnpack' and qa.dtype == 'qint8' and xnnpack_built():
             raise ValueError("add of qint8 on engine 'qnnpack' runs XNNPACK in this torch build, which qnb does not reproduce")
-        vec = vector_mask(shape, [qa.shape, qb.shape], _threads(num_threads))
-        y = add_fp32(fa, qa.zero_point, qa.scale, fb, qb.zero_point, qb.scale, scale, zero_point, qa.dtype, relu,
-                     resolve_capability(capability), vec)
-    return QArray(y.reshape(shape).astype(qa.int_repr.dtype), scale, zero_point, qa.dtype)
+        args = (fa, qa.zero_point, qa.scale, fb, qb.zero_point, qb.scale, scale, zero_point, qa.dtype, relu, resolve_capability(capability))
+        if fa.size > PAIR_TABLE_MIN:
+            y = add_by_tables(*args, scalar_positions(shape, [qa.shape, qb.shape], _threads(num_threads)))
+        else: y = add_fp32(*args, vector_mask(shape, [qa.shape, qb.shape], _threads(num_threads)))
+    return QArray(y.reshape(shape).astype(qa.int_repr.dtype, copy=False), scale, zero_point, qa.dtype)
 
 def qmul(a, b, scale, zero_point, *, relu=False, engine=None, capability=None, num_threads=None) -> QArray:
     "`quantized::mul` (`mul_relu` with `relu=True`), numpy broadcasting included, bit for bit."

@@ -9,20 +9,22 @@ Docs: https://qnb-dev.github.io/qnb/pool.html.md"""
 from __future__ import annotations
 import numpy as np
 from .core import (QArray, as_qarray, dtype_range, resolve_engine, resolve_capability, wrap_int32,
-                      quantize_values_scalar, quantize_values_fma, quantize_per_tensor, dequantize)
+                      quantize_values_scalar, quantize_values_fma, quantize_per_tensor, dequantize,
+                      parallel_ranges, PARALLEL_MIN)
 from .conv import conv_tuple
 from .batchnorm import quantize_aten_avx
 from .elementwise import GRAIN_SIZE          # smaller reductions run on one thread
 
 # %% auto #0
-__all__ = ['uses_qnnpack_max_pool', 'qnnpack_max_pool', 'pool_output_size', 'pool_window', 'qmax_pool1d', 'qmax_pool2d',
-           'qmax_pool3d', 'random_max_pool_case', 'torch_max_pool', 'qnb_max_pool', 'max_pool_torch_fault',
-           'check_max_pool', 'qnnpack_avg_pool2d', 'avg_pool_windows', 'channels_last_kernel', 'qavg_pool2d',
-           'random_avg_pool_case', 'torch_avg_pool', 'qnb_avg_pool', 'check_avg_pool2d', 'avg_pool_nhwc', 'qavg_pool3d',
-           'adaptive_avg_pool_nhwc', 'qadaptive_avg_pool2d', 'qadaptive_avg_pool3d', 'layout_fault',
-           'random_adaptive_case', 'torch_adaptive', 'qnb_adaptive', 'check_adaptive_avg_pool', 'cascade_sum',
-           'interleaved_sum', 'cascade_channels', 'mean_integer', 'mean_channels_last', 'qnnpack_global_avg_pool',
-           'qmean', 'random_pool_nhwc_case', 'torch_pool_nhwc', 'qnb_pool_nhwc', 'check_avg_pool_nhwc']
+__all__ = ['POOL_BLOCK', 'uses_qnnpack_max_pool', 'qnnpack_max_pool', 'pool_output_size', 'pool_window', 'qmax_pool1d',
+           'qmax_pool2d', 'qmax_pool3d', 'random_max_pool_case', 'torch_max_pool', 'qnb_max_pool',
+           'max_pool_torch_fault', 'check_max_pool', 'qnnpack_avg_pool2d', 'avg_pool_windows', 'channels_last_kernel',
+           'box_sums', 'qavg_pool2d', 'random_avg_pool_case', 'torch_avg_pool', 'qnb_avg_pool', 'check_avg_pool2d',
+           'avg_pool_nhwc', 'qavg_pool3d', 'adaptive_avg_pool_nhwc', 'qadaptive_avg_pool2d', 'qadaptive_avg_pool3d',
+           'layout_fault', 'random_adaptive_case', 'torch_adaptive', 'qnb_adaptive', 'check_adaptive_avg_pool',
+           'cascade_sum', 'interleaved_sum', 'cascade_channels', 'mean_integer', 'mean_channels_last',
+           'qnnpack_global_avg_pool', 'qmean', 'random_pool_nhwc_case', 'torch_pool_nhwc', 'qnb_pool_nhwc',
+           'check_avg_pool_nhwc']
 
 # %% ../nbs/10_pool.ipynb #df6de58c
 def uses_qnnpack_max_pool(engine, dtype, ceil_mode, ndim) -> bool:
@@ -216,6 +218,31 @@ def channels_last_kernel(input, xq, channels_last, spatial_dims) -> bool:
     elif not isinstance(channels_last, (bool, np.bool_)): raise TypeError(f"channels_last must be None or a bool, got {channels_last!r}")
     return bool(channels_last) or xq.shape[1] == 1 or int(np.prod(xq.shape[2:])) == 1
 
+POOL_BLOCK = 1 << 17      # input elements per block of planes: the block and its sums stay in cache
+
+def _sum_dtype(dtype, k):
+    "The narrowest integer type that holds a window sum of 8-bit values (None: qint32, or a window too large for int32)."
+    kk = int(np.prod(k))
+    if dtype == 'quint8': return np.uint16 if 255 * kk < 2**16 else np.int32 if 255 * kk < 2**31 else None
+    if dtype == 'qint8': return np.int16 if 128 * kk < 2**15 else np.int32 if 128 * kk < 2**31 else None
+    return None
+
+def box_sums(q, k, s, p, out, dtype) -> np.ndarray:
+    """Integer sums of `q` (..., H, W) over each output's window clipped to the input, the S of eq. (P1): separable,
+    rows then columns, one strided add per tap (output j, tap t reads input j s - p + t when that is inside), in `dtype`."""
+    for axis in (-2, -1):
+        ax = q.ndim + axis
+        n, o, si, pi = q.shape[ax], out[axis], s[axis], p[axis]
+        acc = np.zeros(q.shape[:ax] + (o,) + q.shape[ax + 1:], dtype)
+        for t in range(k[axis]):
+            j0, j1 = max(0, -((t - pi) // si)), min(o, (n - 1 + pi - t) // si + 1)    # outputs whose tap t is inside
+            if j1 <= j0: continue
+            dst = (slice(None),) * ax + (slice(j0, j1),)
+            src = (slice(None),) * ax + (slice(j0 * si - pi + t, (j1 - 1) * si - pi + t + 1, si),)
+            np.add(acc[dst], q[src], out=acc[dst])
+        q = acc
+    return q
+
 def qavg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                 divisor_override=None, *, engine=None, capability=None, channels_last=None) -> QArray:
     "`avg_pool2d` on a quantized (N, C, H, W) or (C, H, W) input: NCHW kernel, eq. (P1), or channels-last kernel, eq. (P3)."
@@ -231,15 +258,33 @@ def qavg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, cou
         return avg_pool_nhwc(xq, k, s, p, ceil_mode, count_include_pad, divisor_override, resolve_capability(capability))
     out, lo_c, hi_c, count, pool_size = avg_pool_windows(xq.shape[-2:], k, s, p, ceil_mode)
     if 0 in out: return QArray(np.zeros(xq.shape[:-2] + out, xq.int_repr.dtype), xq.scale, xq.zero_point, xq.dtype)
-    S = _window_sums(xq.int_repr, lo_c, hi_c)
     z = xq.zero_point
     D = np.full(out, divisor_override) if divisor_override is not None else (pool_size if count_include_pad else count)
     m = (1.0 / D.astype(np.float64)).astype(np.float32)                          # (s_x/s_y)/D with s_x = s_y
-    with np.errstate(divide='ignore', invalid='ignore', over='ignore'):
-        t = wrap_int32(S - count * z).astype(np.float32) * m + np.float32(z)         # int32 sum (wraps for qint32)
     lo, hi = dtype_range(xq.dtype)
-    y = np.clip(np.rint(t), lo, hi).astype(xq.int_repr.dtype)
-    return QArray(y, xq.scale, xq.zero_point, xq.dtype)
+    acc = _sum_dtype(xq.dtype, k)
+    if acc is None:                                                               # qint32, or a huge window
+        S = _window_sums(xq.int_repr, lo_c, hi_c)
+        with np.errstate(divide='ignore', invalid='ignore', over='ignore'):
+            t = wrap_int32(S - count * z).astype(np.float32) * m + np.float32(z)     # int32 sum (wraps for qint32)
+        return QArray(np.clip(np.rint(t), lo, hi).astype(xq.int_repr.dtype), xq.scale, xq.zero_point, xq.dtype)
+    q = np.ascontiguousarray(xq.int_repr).reshape((-1,) + xq.shape[-2:])          # planes (N*C, H, W)
+    y = np.empty((q.shape[0],) + out, xq.int_repr.dtype)
+    offset = (count * z).astype(np.int32)                                         # n z per output position, exact
+    def work(p0, p1):
+        for b0 in range(p0, p1, planes):
+            b1 = min(b0 + planes, p1)
+            t = np.subtract(box_sums(q[b0:b1], k, s, p, out, acc), offset, dtype=np.int32).astype(np.float32)  # fl(S - n z)
+            with np.errstate(divide='ignore', invalid='ignore', over='ignore'):
+                np.multiply(t, m, out=t)
+            np.add(t, np.float32(z), out=t)
+            np.rint(t, out=t)
+            np.clip(t, lo, hi, out=t)
+            y[b0:b1] = t                                                          # float -> storage integers
+    plane = int(np.prod(xq.shape[-2:]))
+    planes = max(1, POOL_BLOCK // max(1, plane))
+    parallel_ranges(work, q.shape[0], max(1, PARALLEL_MIN // max(1, plane)))
+    return QArray(y.reshape(xq.shape[:-2] + out), xq.scale, xq.zero_point, xq.dtype)
 
 # %% ../nbs/10_pool.ipynb #52fe0577
 def random_avg_pool_case(rng) -> dict:

@@ -32,3 +32,17 @@ def test_bad_rank_and_dtype():
         qbatch_norm(QArray(np.zeros((5,), np.uint8), 0.1, 0, 'quint8'), **_ARGS)
     with pytest.raises(TypeError, match='input must be quint8 or qint8'):
         qbatch_norm(QArray(np.zeros((2, 5), np.int32), 0.1, 0, 'qint32'), **_ARGS)
+
+def test_large_input_on_every_core_against_torch():
+    "8x64x56x56: the per-channel lookups run on every core (qnb.core.parallel_ranges); same integers as torch and as one thread."
+    import os, torch
+    rng = np.random.default_rng(5)
+    x = QArray(rng.integers(0, 256, (8, 64, 56, 56)).astype(np.uint8), 0.02, 3, 'quint8')
+    w, b, m = (rng.standard_normal(64).astype(np.float32) for _ in range(3))
+    v = rng.uniform(0.5, 2, 64).astype(np.float32)
+    t = lambda a: torch.from_numpy(a)
+    ours = qbatch_norm(x, w, b, m, v, 1e-5, 0.1, 128).int_repr
+    assert np.array_equal(ours, torch.ops.quantized.batch_norm2d(x.to_torch(), t(w), t(b), t(m), t(v), 1e-5, 0.1, 128).int_repr().numpy())
+    os.environ['QNB_NUM_THREADS'] = '1'
+    try: assert np.array_equal(ours, qbatch_norm(x, w, b, m, v, 1e-5, 0.1, 128).int_repr)
+    finally: del os.environ['QNB_NUM_THREADS']

@@ -88,9 +88,9 @@ def test_add_tables_equal_the_elementwise_pipeline(capability):
             args = (0.02, 0.0078125, 64) if dtype == 'quint8' else (0.5, 0.25, 0)
             whole = add_fp32(qa, 3 if dtype == 'quint8' else -3, args[0], qb, 100 if dtype == 'quint8' else 7, args[1], 0.05,
                              args[2], dtype, relu, capability, vec)
-            parts = [add_fp32(qa[i:i + 200_000], 3 if dtype == 'quint8' else -3, args[0], qb[i:i + 200_000],
-                              100 if dtype == 'quint8' else 7, args[1], 0.05, args[2], dtype, relu, capability, vec[i:i + 200_000])
-                     for i in range(0, n, 200_000)]
+            parts = [add_fp32(qa[i:i + 50_000], 3 if dtype == 'quint8' else -3, args[0], qb[i:i + 50_000],   # below PAIR_TABLE_MIN
+                              100 if dtype == 'quint8' else 7, args[1], 0.05, args[2], dtype, relu, capability, vec[i:i + 50_000])
+                     for i in range(0, n, 50_000)]
             assert np.array_equal(whole, np.concatenate(parts))
 
 def test_large_add_against_torch():
@@ -104,3 +104,24 @@ def test_large_add_against_torch():
         for relu, op in ((False, torch.ops.quantized.add), (True, torch.ops.quantized.add_relu)):
             assert np.array_equal(qadd(a, b, 0.05, 64, relu=relu, engine=engine).int_repr,
                                   op(a.to_torch(), b.to_torch(), 0.05, 64).int_repr().numpy())
+
+def test_large_broadcast_add_tails_against_torch():
+    """Rows of 2800 (b broadcast per channel): 2752 vector then a 48-element scalar tail (the plane's [55, 2:]), through the tables;
+    223 + 29 at these qparams gives 69 in the vector lambda and 70 in the scalar one, so the tails show. Also on one thread."""
+    import os, torch
+    rng = np.random.default_rng(8)
+    qa = rng.integers(0, 256, (8, 64, 56, 50)).astype(np.uint8)
+    qa[rng.random(qa.shape) < 0.3] = 223
+    qb = rng.integers(0, 256, (1, 64, 1, 1)).astype(np.uint8)
+    qb[:, ::2] = 29
+    a, b = QArray(qa, 0.0371, 17, 'quint8'), QArray(qb, 0.0533, 201, 'quint8')
+    torch.backends.quantized.engine = 'x86'
+    ours = qadd(a, b, 0.05, 100, engine='x86').int_repr
+    theirs = torch.ops.quantized.add(a.to_torch(), b.to_torch(), 0.05, 100).int_repr().numpy()
+    assert np.array_equal(ours, theirs)
+    if torch.backends.cpu.get_cpu_capability() != 'DEFAULT':
+        tail, body = (slice(None), slice(None, None, 2), 55, slice(2, None)), (slice(None), slice(None, None, 2), slice(0, 55))
+        assert (theirs[tail][qa[tail] == 223] == 70).all() and (theirs[body][qa[body] == 223] == 69).all()   # the lambdas differ
+    os.environ['QNB_NUM_THREADS'] = '1'
+    try: assert np.array_equal(ours, qadd(a, b, 0.05, 100, engine='x86').int_repr)
+    finally: del os.environ['QNB_NUM_THREADS']

@@ -101,3 +101,18 @@ def test_adaptive_avg_pool3d_to_one_pixel(engine):
             theirs = torch.nn.functional.adaptive_avg_pool3d(t, 1).int_repr().numpy()
             assert np.array_equal(qadaptive_avg_pool3d(t, 1).int_repr, theirs)
             assert np.array_equal(qadaptive_avg_pool3d(x, (1, 1, 1), channels_last=not t.is_contiguous()).int_repr, theirs)
+
+@pytest.mark.parametrize('dtype', ['quint8', 'qint8'])
+def test_large_avg_pool2d_on_every_core_against_torch(dtype):
+    "8x64x56x56: separable sums by blocks of planes on every core; same integers as torch (fbgemm/x86/onednn kernel) and as one thread."
+    import os
+    lo, hi = (0, 255) if dtype == 'quint8' else (-128, 127)
+    q = np.random.default_rng(6).integers(lo, hi + 1, (8, 64, 56, 56)).astype(np.uint8 if dtype == 'quint8' else np.int8)
+    torch.backends.quantized.engine = 'x86'
+    for z, args in ((lo, (3, 2, 1)), (hi, (3, 2, 1, True, False)), (lo + 7, (2, 2, 0, False, True, 3))):
+        x = QArray(q, 0.25, z, dtype)
+        ours = qavg_pool2d(x, *args, engine='x86').int_repr
+        assert np.array_equal(ours, torch.nn.functional.avg_pool2d(x.to_torch(), *args).int_repr().numpy())
+        os.environ['QNB_NUM_THREADS'] = '1'
+        try: assert np.array_equal(ours, qavg_pool2d(x, *args, engine='x86').int_repr)
+        finally: del os.environ['QNB_NUM_THREADS']
