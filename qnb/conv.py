@@ -98,10 +98,25 @@ def _tap_windows(xp, kernel, stride, dilation, out_size):
         yield t, xp[(slice(None),) + tuple(
             slice(ti * d, ti * d + s * (o - 1) + 1, s) for ti, d, s, o in zip(t, dilation, stride, out_size))]
 
-def _tap_rows(padded, kernel, dilation):
-    "Row offsets of each tap in the flattened (N * prod(padded), C) input, for unit stride."
+def _tap_steps(padded, kernel, dilation):
+    "Unit stride: rows between neighbouring taps along each kernel axis in the flattened (N * prod(padded), C) input."
     steps = np.cumprod((1,) + tuple(padded[::-1]))[:-1][::-1]           # row-major strides of the padded grid
-    return [int(np.dot(t, np.multiply(dilation, steps))) for t in np.ndindex(*kernel)]
+    return tuple(int(v) for v in np.multiply(dilation, steps))
+
+def _patch_view(xp, kernel, stride, dilation, out_size):
+    "im2col without copying: the strided view (N, *out, *kernel, C) of the padded input, taps in (C1)'s order."
+    s = xp.strides
+    return np.lib.stride_tricks.as_strided(
+        xp, shape=(xp.shape[0], *out_size, *kernel, xp.shape[-1]), writeable=False,
+        strides=(s[0], *(si * st for si, st in zip(s[1:-1], stride)), *(si * d for si, d in zip(s[1:-1], dilation)), s[-1]))
+
+def _patch_sums(patches, wt, scratch):
+    "One GEMM over K = taps x C for patches (n, *o, *kernel, C), copied once into a reusable buffer."
+    T, Cg, OC = wt.shape
+    shape = patches.shape[:1 + (patches.ndim - 2) // 2]                     # (n, *o): as many o axes as kernel axes
+    cols = scratch((int(np.prod(shape)), T * Cg), 1)
+    np.copyto(cols.reshape(patches.shape), patches)
+    return np.matmul(cols, wt.reshape(T * Cg, OC)).reshape(*shape, OC)
 
 class _Scratch:
     "Reusable float32 buffers, one per `slot` (fresh pages are slow to fault in)."
@@ -149,8 +164,9 @@ def channels_last_accumulator(xp, wt, kernel, stride, dilation, groups, out_size
     scratch = _Scratch()
     if all(s == 1 for s in stride):
         flat = xp.reshape(-1, C)
-        acc = _shifted_row_sums(flat, 0, flat.shape[0], wt, _tap_rows(padded, kernel, dilation), groups, chunks, acc_dtype, scratch)
+        acc = _shifted_row_sums(flat, 0, flat.shape[0], wt, (kernel, _tap_steps(padded, kernel, dilation)), groups, chunks, acc_dtype, scratch)
         return acc.reshape(N, *padded, -1)[(slice(None),) + tuple(slice(0, o) for o in out_size)]
+    if _im2col(wt, groups, acc_dtype): return _patch_sums(_patch_view(xp, kernel, stride, dilation, out_size), wt, scratch)
     windows = [window for _, window in _tap_windows(xp, kernel, stride, dilation, out_size)]
     return _window_sums(windows, wt, groups, chunks, acc_dtype, scratch)
 
@@ -158,27 +174,28 @@ def _window_sums(windows, wt, groups, chunks, acc_dtype, scratch):
     "Any stride: sum over taps of windows[tap] (n, *o, C) @ wt[tap], as (n, *o, OC)."
     T, Cg, OC = wt.shape
     shape, C = windows[0].shape[:-1], windows[0].shape[-1]
-    if _im2col(wt, groups, acc_dtype):                     # few channels: one GEMM over all taps at once
-        cols = scratch((*shape, T * C), 1)
-        for tap, window in enumerate(windows): cols[..., tap * C:(tap + 1) * C] = window
-        return np.matmul(cols.reshape(-1, T * C), wt.reshape(T * C, OC)).reshape(*shape, OC)
     acc = np.zeros((*shape, OC), dtype=acc_dtype)
     for tap, window in enumerate(windows):                 # 2-D operands: one BLAS call per tap
         _multiply_add(acc.reshape(-1, OC), np.ascontiguousarray(window).reshape(-1, C), wt[tap], groups, chunks, scratch)
     return acc
 
-def _shifted_row_sums(flat, a, b, wt, offsets, groups, chunks, acc_dtype, scratch):
-    """Unit stride: rows a..b of sum over taps of flat[row + offset] @ wt[tap]. A tap whose shifted rows run past
-    the end is cut short: those rows are outside the output and cropped by the caller."""
+def _shifted_row_sums(flat, a, b, wt, grid, groups, chunks, acc_dtype, scratch):
+    """Unit stride: rows a..b of sum over taps of flat[row + offset] @ wt[tap], `grid` = (kernel, `_tap_steps`).
+    A tap whose shifted rows run past the end is cut short: those rows are outside the output and cropped."""
     M = flat.shape[0]
     T, Cg, OC = wt.shape
+    kernel, steps = grid
+    offsets = [int(np.dot(t, steps)) for t in np.ndindex(*kernel)]
     acc = np.empty((b - a, OC), dtype=acc_dtype)
     if _im2col(wt, groups, acc_dtype):
+        n = max(0, min(b, M - offsets[-1]) - a)            # rows whose every tap lies inside `flat`
         cols = scratch((b - a, T * Cg), 1)
-        for tap, off in enumerate(offsets):
-            n = max(0, min(b, M - off) - a)
-            cols[:n, tap * Cg:(tap + 1) * Cg] = flat[a + off:a + off + n]
-            cols[n:, tap * Cg:(tap + 1) * Cg] = 0
+        if n:
+            rb, eb = flat.strides
+            patches = np.lib.stride_tricks.as_strided(flat[a:], shape=(n, *kernel, Cg), writeable=False,
+                                                      strides=(rb, *(st * rb for st in steps), eb))
+            np.copyto(cols[:n].reshape(patches.shape), patches)
+        cols[n:] = 0                                       # the rows after those are outside the output
         return np.matmul(cols, wt.reshape(T * Cg, OC), out=acc)
     if groups == 1 and wt.shape[1] > 1 and len(chunks) == 1 and acc_dtype == np.float32:
         np.matmul(flat[a:b], wt[0], out=acc)                                  # tap 0 (offset 0): no zero fill
@@ -263,7 +280,7 @@ def accumulator_lines(x, zx, packed, path=None):
         line_map = np.full(padded[:-1], -1, dtype=np.int64)
         line_map[tuple(slice(0, o) for o in out[:-1])] = np.arange(lines_out).reshape(out[:-1])
         line_map = line_map.reshape(-1)
-        offsets = _tap_rows(padded, kernel, p.dilation)
+        grid = (kernel, _tap_steps(padded, kernel, p.dilation))
     scratch = _Scratch()
     for n0 in range(0, N, images):
         xc = x[n0:n0 + images]
@@ -272,10 +289,12 @@ def accumulator_lines(x, zx, packed, path=None):
             continue
         xp = _padded_input(xc, zx, p.padding)
         if not unit:
-            windows = [window for _, window in _tap_windows(xp, kernel, p.stride, p.dilation, out)]
+            if _im2col(p.wt, p.groups, acc_dtype): patches = _patch_view(xp, kernel, p.stride, p.dilation, out)
+            else: windows = [window for _, window in _tap_windows(xp, kernel, p.stride, p.dilation, out)]
             for lines, part in _strided_blocks(len(xc), out, block_lines, n0 * lines_out):
-                yield lines, _wrapped(_window_sums([w[part] for w in windows], p.wt, p.groups, chunks, acc_dtype, scratch)
-                                      .reshape(-1, out[-1], OC))
+                acc = (_patch_sums(patches[part], p.wt, scratch) if _im2col(p.wt, p.groups, acc_dtype) else
+                       _window_sums([w[part] for w in windows], p.wt, p.groups, chunks, acc_dtype, scratch))
+                yield lines, _wrapped(acc.reshape(-1, out[-1], OC))
             continue
         flat = xp.reshape(-1, C)
         targets = (line_map + lines_out * np.arange(n0, n0 + len(xc))[:, None]).reshape(-1)
@@ -284,7 +303,7 @@ def accumulator_lines(x, zx, packed, path=None):
             l1 = min(len(targets), l0 + block_lines)
             keep = targets[l0:l1] >= 0
             if not keep.any(): continue
-            acc = _shifted_row_sums(flat, l0 * line_len, l1 * line_len, p.wt, offsets, p.groups, chunks, acc_dtype, scratch)
+            acc = _shifted_row_sums(flat, l0 * line_len, l1 * line_len, p.wt, grid, p.groups, chunks, acc_dtype, scratch)
             yield targets[l0:l1][keep], _wrapped(acc.reshape(l1 - l0, line_len, OC)[keep, :out[-1]])
 
 def _conv_accumulator_last(x, zx, w, zw, stride, padding, dilation, groups, path=None) -> np.ndarray:
