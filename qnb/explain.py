@@ -20,9 +20,9 @@ __all__ = ['STAGE_PATHS', 'ACTIVATION_EQS', 'COVERED', 'FORUM_CASES', 'Step', 'f
            'check_steps', 'fixedpoint_stage', 'hand_table', 'engines_table', 'explain_conv', 'explain_linear',
            'explain_batch_norm', 'explain_clamp', 'explain_add', 'explain_max_pool', 'explain_quantize',
            'explain_conv_transpose', 'explain_conv_add', 'explain_linear_dynamic', 'explain_mul', 'explain_add_scalar',
-           'explain_mul_scalar', 'explain_cat', 'explain_avg_pool', 'explain_adaptive_avg_pool', 'explain_norm',
-           'explain_activation', 'explain_softmax', 'explain_upsample', 'kernel_table', 'torch_reference',
-           'module_call', 'function_call', 'explain_layer', 'explain', 'forum_case']
+           'explain_mul_scalar', 'explain_cat', 'explain_avg_pool', 'explain_adaptive_avg_pool', 'explain_mean',
+           'explain_norm', 'explain_activation', 'explain_softmax', 'explain_upsample', 'kernel_table',
+           'torch_reference', 'module_call', 'function_call', 'explain_layer', 'explain', 'forum_case']
 
 # %% ../nbs/16_explain.ipynb #b89a0748
 @dataclass
@@ -968,6 +968,9 @@ def explain_adaptive_avg_pool(a, index, engine, printed=None):
     xq = as_qarray(a['input'])
     nd = a['_ndim']
     out = conv_tuple(a['output_size'], nd, 'output_size', 1)
+    if nd == 3 and out == (1, 1, 1):                                    # torch's quantized mean (P5)/(P6)
+        cl = a.get('channels_last') if xq.ndim == 5 else None                  # as qadaptive_avg_pool3d calls qmean
+        return explain_mean(dict(input=a['input'], dim=(-3, -2, -1), channels_last=cl, num_threads=a.get('num_threads')), index[:-3], engine)
     spatial, C = xq.shape[-nd:], xq.shape[-nd - 1]
     lead, pos = index[:xq.ndim - nd], index[xq.ndim - nd:]
     z, dtype, f32 = xq.zero_point, xq.dtype, np.float32
@@ -1013,6 +1016,46 @@ def explain_adaptive_avg_pool(a, index, engine, printed=None):
             where = 'NCHW kernel'
     steps = head + steps + [_out_step(y, xq.scale, z)]
     return f"adaptive_avg_pool{nd}d on engine {engine} — {where}: output[{_ix(index)}]", steps, [], [], y, _yf(y, xq.scale, z)
+
+def explain_mean(a, index, engine, printed=None):
+    """Steps for one output element of `qmean` (and `qadaptive_avg_pool3d` to 1×1×1, which torch computes as a
+    mean): QNNPACK's global average pool (P2), the integer kernel (P5), or the float channels-last one (P6)."""
+    from qnb.pool import _mean_dims, _memory_channels_last, _num_threads, mean_channels_last_sums
+    from qnb.core import quantize_per_tensor
+    xq = as_qarray(a['input'])
+    given, dims = _mean_dims(a.get('dim'), xq.ndim)
+    nd, z, f32 = len(dims), xq.zero_point, np.float32
+    lead = tuple(index[:xq.ndim - nd])
+    K = int(np.prod(xq.shape[xq.ndim - nd:]))
+    win = xq.int_repr[lead].astype(np.int64)
+    head = [Step('reduced dimensions, quantization parameters (kept)', 'dims | s, z', f"{tuple(dims)} (K = {K} values) | {xq.scale!r}, {z}"),
+            Step('the values averaged: integers', f"q_x[{_ix(lead)}, …]", win)]
+    if resolve_engine(engine) == 'qnnpack' and xq.dtype == 'quint8' and xq.ndim == 4 and given == [2, 3]:
+        acc = int((win - z).sum())
+        m = f32(xq.scale) / (f32(xq.scale) * f32(K))
+        t = f32(f32(acc) * m)
+        y = int(np.clip(np.rint(t) + z, 0, 255))
+        steps = [Step('integer sum minus the zero point', 'Σ (q − z)', acc), Step("QNNPACK's multiplier", 'fl(s) / fl(fl(s)·K)', m),
+                 Step('value before rounding', 'fl(acc · m)', t), Step('round half to even, add z, clamp', 'to [0, 255]', y)]
+        where = "QNNPACK's global average pool (P2): quint8, dim given literally as (2, 3)"
+    elif not (_memory_channels_last(a['input'], xq, a.get('channels_last')) and xq.shape[1] > 1 and int(np.prod(xq.shape[2:])) > 1):
+        S = int(win.sum())
+        t = f32(f32(S) / f32(K))
+        y = int(np.rint(t))
+        if xq.dtype == 'qint32' and not abs(np.rint(t)) < 2.0**31: y = -2**31
+        steps = [Step('integer sum (raw integers: z stays in, it is the mean of z)', 'Σ q', S),
+                 Step('one float division', 'fl(fl(Σq) / K)', t), Step('round half to even (no clamp)', 'rne(…)', y)]
+        where = 'the integer kernel (P5): contiguous input'
+    else:
+        S = f32(mean_channels_last_sums(xq, nd, _num_threads(a.get('num_threads')))[lead])
+        mean = f32(S / f32(K))
+        y = int(quantize_per_tensor(np.array([mean], f32), xq.scale, z, xq.dtype).int_repr[0])
+        steps = [Step('dequantized values', '(q − z)·s', np.float32(xq.scale) * (win - z).astype(f32)),
+                 Step("float sum in torch's order for this channel (P6)", 'Σ x', S),
+                 Step('mean', 'fl(S / K)', mean), Step('quantize with the input qparams', 'clamp(rne(mean / s) + z)', y)]
+        where = 'the float kernel (P6): channels-last input'
+    steps = head + steps + [_out_step(y, xq.scale, z)]
+    return f"mean on engine {engine} — {where}: output[{_ix(index)}]", steps, [], [], y, _yf(y, xq.scale, z)
 
 # %% ../nbs/16_explain.ipynb #xcc3
 def explain_norm(a, index, engine, printed=None, kind='layer'):
@@ -1408,6 +1451,7 @@ def kernel_table() -> dict:
               'avg_pool2d': ('avg_pool', pool.qavg_pool2d, {}), 'avg_pool3d': ('avg_pool', pool.qavg_pool3d, {}),
               'adaptive_avg_pool2d': ('adaptive_avg_pool', pool.qadaptive_avg_pool2d, {}),
               'adaptive_avg_pool3d': ('adaptive_avg_pool', pool.qadaptive_avg_pool3d, {}),
+              'mean': ('mean', pool.qmean, {}),
               'upsample_nearest2d': ('upsample_nearest', upsample.qupsample_nearest2d, {}),
               'upsample_nearest3d': ('upsample_nearest', upsample.qupsample_nearest3d, {}),
               'upsample_nearest_exact2d': ('upsample_nearest', upsample.qupsample_nearest2d, {'exact': True}),
@@ -1420,7 +1464,7 @@ def kernel_table() -> dict:
 COVERED = ("conv 1/2/3-d (+ReLU), transposed conv 1/2/3-d, conv2d_add(+ReLU) (onednn), linear (+ReLU), dynamic linear "
            "(+ReLU), batch norm (+ReLU), layer/group/instance norm, ReLU, ReLU6, hardtanh, clamp, hardswish, hardsigmoid, "
            "sigmoid, tanh, leaky ReLU, ELU, GELU, softmax, add, mul (+ReLU), add/mul scalar (+ReLU), cat (+ReLU), max pool "
-           "1/2/3-d, avg pool 2/3-d, adaptive avg pool 2/3-d, upsample nearest/nearest-exact/bilinear (interpolate) and quantize")
+           "1/2/3-d, avg pool 2/3-d, adaptive avg pool 2/3-d, mean, upsample nearest/nearest-exact/bilinear (interpolate) and quantize")
 
 def _explainer(kind):
     k = lambda f, **fixed: (lambda *a, **kw: f(*a, **kw, **fixed))
@@ -1430,7 +1474,7 @@ def _explainer(kind):
             'instance_norm': k(explain_norm, kind='instance'),
             'add': explain_add, 'mul': explain_mul, 'add_scalar': explain_add_scalar, 'mul_scalar': explain_mul_scalar,
             'cat': explain_cat, 'max_pool': explain_max_pool, 'avg_pool': explain_avg_pool,
-            'adaptive_avg_pool': explain_adaptive_avg_pool, 'quantize': explain_quantize,
+            'adaptive_avg_pool': explain_adaptive_avg_pool, 'mean': explain_mean, 'quantize': explain_quantize,
             'upsample_nearest': k(explain_upsample, mode='nearest'), 'upsample_bilinear': k(explain_upsample, mode='bilinear'),
             'interpolate': k(explain_upsample, mode='interpolate'), 'softmax': explain_softmax,
             **{op: k(explain_activation, op=op) for op in ACTIVATION_EQS},
@@ -1520,7 +1564,7 @@ def _torch_reference(name, kind, a, engine):
             y = (ops.cat_relu if a['relu'] else ops.cat)([q(t) for t in a['tensors']], int(a['dim']), a['scale'], a['zero_point'])
         elif kind == 'max_pool':
             y = getattr(F, f"max_pool{a['_ndim']}d")(q(a['input']), a['kernel_size'], a['stride'], a['padding'], a['dilation'], a['ceil_mode'])
-        elif kind in ('avg_pool', 'adaptive_avg_pool', 'upsample_nearest', 'upsample_bilinear', 'interpolate'):
+        elif kind in ('avg_pool', 'adaptive_avg_pool', 'mean', 'upsample_nearest', 'upsample_bilinear', 'interpolate'):
             x = q(a['input'])
             if a.get('channels_last') and x.dim() in (4, 5):
                 x = x.contiguous(memory_format=torch.channels_last if x.dim() == 4 else torch.channels_last_3d)
@@ -1528,6 +1572,7 @@ def _torch_reference(name, kind, a, engine):
                 y = getattr(F, f"avg_pool{a['_ndim']}d")(x, a['kernel_size'], a['stride'], a['padding'], a['ceil_mode'],
                                                           a['count_include_pad'], a['divisor_override'])
             elif kind == 'adaptive_avg_pool': y = getattr(F, f"adaptive_avg_pool{a['_ndim']}d")(x, a['output_size'])
+            elif kind == 'mean': y = torch.mean(x, a['dim'], a['keepdim']) if a['dim'] is not None else torch.mean(x)
             elif kind == 'interpolate':
                 y = F.interpolate(x, a['size'], a['scale_factor'], a['mode'], a['align_corners'], a['recompute_scale_factor'])
             elif kind == 'upsample_bilinear':

@@ -22,9 +22,9 @@ __all__ = ['POOL_BLOCK', 'uses_qnnpack_max_pool', 'qnnpack_max_pool', 'pool_outp
            'box_sums', 'qavg_pool2d', 'random_avg_pool_case', 'torch_avg_pool', 'qnb_avg_pool', 'check_avg_pool2d',
            'avg_pool_nhwc', 'qavg_pool3d', 'adaptive_avg_pool_nhwc', 'qadaptive_avg_pool2d', 'qadaptive_avg_pool3d',
            'layout_fault', 'random_adaptive_case', 'torch_adaptive', 'qnb_adaptive', 'check_adaptive_avg_pool',
-           'cascade_sum', 'interleaved_sum', 'cascade_channels', 'mean_integer', 'mean_channels_last',
-           'qnnpack_global_avg_pool', 'qmean', 'random_pool_nhwc_case', 'torch_pool_nhwc', 'qnb_pool_nhwc',
-           'check_avg_pool_nhwc']
+           'cascade_sum', 'interleaved_sum', 'cascade_channels', 'mean_integer', 'mean_channels_last_sums',
+           'mean_channels_last', 'qnnpack_global_avg_pool', 'qmean', 'random_pool_nhwc_case', 'torch_pool_nhwc',
+           'qnb_pool_nhwc', 'check_avg_pool_nhwc']
 
 # %% ../nbs/10_pool.ipynb #df6de58c
 def uses_qnnpack_max_pool(engine, dtype, ceil_mode, ndim) -> bool:
@@ -523,8 +523,8 @@ def mean_integer(q, nd) -> np.ndarray:
     if q.dtype == np.int32: t = np.where(np.abs(t) < 2.0**31, t, -2.0**31)     # out of range: INT_MIN
     return t.astype(q.dtype)
 
-def mean_channels_last(xq, nd, num_threads) -> np.ndarray:
-    "Eq. (P6): the float mean over the last `nd` (spatial) axes of a channels-last (N, C, spatial...) input."
+def mean_channels_last_sums(xq, nd, num_threads) -> np.ndarray:
+    "The float32 sums of eq. (P6): dequantized values over the last `nd` (spatial) axes, in torch's order per channel."
     q, C = xq.int_repr, xq.shape[1]
     lead, K = q.shape[:q.ndim - nd], int(np.prod(q.shape[q.ndim - nd:]))
     x = np.moveaxis(dequantize(xq).reshape(lead + (K,)), -1, 0)           # (K, N, C, kept pixels...)
@@ -533,7 +533,12 @@ def mean_channels_last(xq, nd, num_threads) -> np.ndarray:
     S = np.empty(lead, np.float32)
     if multi.any(): S[:, multi] = cascade_sum(x[:, :, multi])
     if (~multi).any(): S[:, ~multi] = interleaved_sum(x[:, :, ~multi])
-    return quantize_per_tensor(S / np.float32(K), xq.scale, xq.zero_point, xq.dtype).int_repr
+    return S
+
+def mean_channels_last(xq, nd, num_threads) -> np.ndarray:
+    "Eq. (P6): the float mean over the last `nd` (spatial) axes of a channels-last (N, C, spatial...) input."
+    K = int(np.prod(xq.shape[xq.ndim - nd:]))
+    return quantize_per_tensor(mean_channels_last_sums(xq, nd, num_threads) / np.float32(K), xq.scale, xq.zero_point, xq.dtype).int_repr
 
 def qnnpack_global_avg_pool(xq) -> np.ndarray:
     "(P2) with the whole image as the window: QNNPACK's global average pool of a quint8 (N, C, H, W) input, shape (N, C)."

@@ -242,6 +242,7 @@ def _norm_call(c):
 def _pool_call(c):
     x = QArray(c['q'], 0.1, c['zp'], c['dtype'])
     if c['op'].startswith('adaptive'): return c['op'], (x, c['out']), dict(channels_last=c['channels_last'])
+    if c['op'] == 'mean': return 'mean', (x, c['dims'], c['keepdim']), dict(channels_last=c['channels_last'])
     cl = {} if c['op'] == 'avg_pool3d' else dict(channels_last=c['channels_last'])     # avg_pool3d: always channels-last
     return c['op'], (x, c['k'], c['s'], c['p'], c['ceil'], c['include'], c['div']), cl
 
@@ -318,7 +319,7 @@ def _more_pairs(engine, rng, tally, n, per_case):
         except ValueError: ours = None
         if ours is not None and ours.size and not layout_fault(c['q'].shape, c['nd'], ours, torch_pool_nhwc(c)):
             name, inputs, params = _pool_call(c)
-            _pairs(tally, rng, name.split('_pool')[0] + '_pool', name, inputs, params, ours.shape, engine, per_case)   # torch via _torch_reference
+            _pairs(tally, rng, (name if name == 'mean' else name.split('_pool')[0] + '_pool'), name, inputs, params, ours.shape, engine, per_case)   # torch via _torch_reference
         c = random_adaptive_case(rng)
         x = QArray(c['q'], 0.1, 0, c['dtype'])
         shape = x.shape[:-2] + tuple(c['out'])
@@ -383,7 +384,7 @@ def _capability_cases(rng, engine, n):
         try: shape = qnb_pool_nhwc(c).shape
         except ValueError: shape = None
         if shape is not None and int(np.prod(c['q'].shape[2:])) > 1:            # one pixel: torch's layout fault
-            name, inputs, params = _pool_call(c); out.append((name.split('_pool')[0] + '_pool', name, inputs, params, shape))
+            name, inputs, params = _pool_call(c); out.append(((name if name == 'mean' else name.split('_pool')[0] + '_pool'), name, inputs, params, shape))
         c = random_softmax_case(rng, engine)
         out.append(('softmax', 'softmax', (QArray(c['q'], c['scale'], c['zp'], c['dtype']), c['dim'], *c['out']), {}, c['q'].shape))
         c = random_upsample_case(rng)
