@@ -7,7 +7,7 @@ Docs: https://qnb-dev.github.io/qnb/conv.html.md"""
 # %% ../nbs/03_conv.ipynb #ea02839d
 from __future__ import annotations
 import numpy as np, warnings, functools
-from .core import QArray, as_qarray, check_scale, check_zero_point, check_dtype, resolve_engine, fma_f32, wrap_int32, parallel_ranges, PARALLEL_MIN
+from .core import QArray, as_qarray, check_scale, check_zero_point, check_dtype, resolve_engine, fma_f32, wrap_int32
 from .requantize import fbgemm_multiplier, fbgemm_bias_term, requantize_fp32, linear_output
 
 # %% auto #0
@@ -387,30 +387,28 @@ def _fbgemm_depthwise_last(x, zx, w, zw, stride, padding) -> np.ndarray:
     windows = [win for _, win in _tap_windows(xp, kernel, stride, (1,) * len(kernel), out_size)]
     raw = np.empty((N, *out_size, OC), dtype=np.int32)
     rows = max(1, BLOCK_ELEMENTS // max(1, N * int(np.prod(out_size[1:])) * OC))
-    bias = int(zx) * wt.sum(0, dtype=np.int32) - K * int(zx) * zw
-    def bands(b0, b1):                                       # bands of output rows, independent: one piece per core
-        for h0 in range(b0 * rows, min(out_size[0], b1 * rows), rows):
-            block = (slice(None), slice(h0, h0 + rows))
-            acc = raw[block]
-            shape = acc.shape
-            first, second, pair = np.empty(shape, np.int16), np.empty(shape, np.int16), np.empty(shape, np.int32)
-            acc[...] = 0
-            # |q_x q_w| <= 255 * 128 fits int16 exactly; the pair sum is formed in int32, then saturated to int16
-            for j in range(0, K, 2):
-                np.multiply(windows[j][block], wt[j], out=first)
-                if j + 1 < K:
-                    np.multiply(windows[j + 1][block], wt[j + 1], out=second)
-                    np.add(first, second, out=pair, dtype=np.int32)
-                    np.clip(pair, -2**15, 2**15 - 1, out=pair)
-                    acc += pair
-                else: acc += first
-            acc -= bias             # |terms| stay far below 2^31 (K <= 343 taps): int32 holds the corrections exactly
-            if np.any(zw):
-                row_sum = np.zeros(shape, np.int32)
-                for win in windows: row_sum += win[block]
-                np.minimum(row_sum, 2**15 - 1, out=row_sum)
-                acc -= zw * row_sum
-    parallel_ranges(bands, -(-out_size[0] // rows), max(1, PARALLEL_MIN // (rows * N * int(np.prod(out_size[1:])) * OC * K)))
+    # |q_x q_w| <= 255 * 128 fits int16 exactly; the pair sum is formed in int32, then saturated to int16
+    for h0 in range(0, out_size[0], rows):
+        block = (slice(None), slice(h0, h0 + rows))
+        acc = raw[block]
+        shape = acc.shape
+        first, second, pair = np.empty(shape, np.int16), np.empty(shape, np.int16), np.empty(shape, np.int32)
+        acc[...] = 0
+        for j in range(0, K, 2):
+            np.multiply(windows[j][block], wt[j], out=first)
+            if j + 1 < K:
+                np.multiply(windows[j + 1][block], wt[j + 1], out=second)
+                np.add(first, second, out=pair, dtype=np.int32)
+                np.clip(pair, -2**15, 2**15 - 1, out=pair)
+                acc += pair
+            else: acc += first
+        # |terms| stay far below 2^31 (K <= 343 taps), so int32 holds the corrections exactly
+        acc -= int(zx) * wt.sum(0, dtype=np.int32) - K * int(zx) * zw
+        if np.any(zw):
+            row_sum = np.zeros(shape, np.int32)
+            for win in windows: row_sum += win[block]
+            np.minimum(row_sum, 2**15 - 1, out=row_sum)
+            acc -= zw * row_sum
     return raw
 
 def fbgemm_depthwise_accumulator(x, zx, w, zw, stride, padding) -> np.ndarray:
