@@ -109,3 +109,5 @@ def main(argv=None):
         if unknown: ap.error(f"unknown kernel(s) {', '.join(unknown)}; known: {', '.join(CHECKS)}")
         rows = verify(a.level or 'default', split(a.engines), kernels, split(a.capabilities), a.seed)
         return 0 if all(r['mismatches'] == 0 for r in rows) else 1
+
+if __name__ == '__main__': raise SystemExit(main())      # `python -m qnb.cli ...` as well as the `qnb` script

@@ -413,11 +413,11 @@ def _qadaptive_avg_pool(ndim, input, output_size, engine, capability=None, chann
     return QArray(y, xq.scale, xq.zero_point, xq.dtype)
 
 def qadaptive_avg_pool2d(input, output_size, *, engine=None, capability=None, channels_last=None) -> QArray:
-    "`adaptive_avg_pool2d` on a quantized (N, C, H, W) or (C, H, W) input: eq. (P2), or (P4) for channels-last inputs."
+    "`adaptive_avg_pool2d` on a quantized (N, C, H, W) or (C, H, W) input: eq. (P2a), or (P4) for channels-last inputs."
     return _qadaptive_avg_pool(2, input, output_size, engine, capability, channels_last)
 
 def qadaptive_avg_pool3d(input, output_size, *, capability=None, channels_last=None, num_threads=None) -> QArray:
-    """`adaptive_avg_pool3d` on a quantized (N, C, D, H, W) or (C, D, H, W) input: eq. (P2), or (P4) for channels-last
+    """`adaptive_avg_pool3d` on a quantized (N, C, D, H, W) or (C, D, H, W) input: eq. (P2a), or (P4) for channels-last
     inputs; to 1x1x1 it is `qmean` over the spatial dimensions, (P5) or (P6) (`num_threads` matters only there)."""
     return _qadaptive_avg_pool(3, input, output_size, None, capability, channels_last, num_threads)
 
