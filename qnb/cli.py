@@ -110,4 +110,5 @@ def main(argv=None):
         rows = verify(a.level or 'default', split(a.engines), kernels, split(a.capabilities), a.seed)
         return 0 if all(r['mismatches'] == 0 for r in rows) else 1
 
+# %% ../nbs/09_cli.ipynb #c1i0main
 if __name__ == '__main__': raise SystemExit(main())      # `python -m qnb.cli ...` as well as the `qnb` script
