@@ -7,14 +7,16 @@ Docs: https://qnb-dev.github.io/qnb/batchnorm.html.md"""
 
 # %% ../nbs/05_batchnorm.ipynb #8510fe51
 from __future__ import annotations
+import functools, collections, sys
 import numpy as np
 from .core import (QArray, as_qarray, check_scale, check_zero_point, dtype_range, resolve_capability,
                       fma_f32, quantize_values_fma, wrap_int32, parallel_ranges, PARALLEL_MIN)
 
 # %% auto #0
-__all__ = ['batch_norm_params', 'batch_norm_lanes', 'batch_norm_vector_channels', 'quantize_aten_avx', 'quantize_lrintf',
-           'batch_norm_kernel', 'batch_norm_table', 'apply_channel_table', 'float_param', 'qbatch_norm',
-           'random_batch_norm_case', 'torch_batch_norm', 'qnb_batch_norm', 'check_batch_norm']
+__all__ = ['PAIR_TABLE_BYTES', 'PAIR_LOOKUP_MIN', 'batch_norm_params', 'batch_norm_lanes', 'batch_norm_vector_channels',
+           'quantize_aten_avx', 'quantize_lrintf', 'batch_norm_kernel', 'batch_norm_table', 'channel_pair_tables',
+           'apply_channel_table', 'float_param', 'qbatch_norm', 'random_batch_norm_case', 'torch_batch_norm',
+           'qnb_batch_norm', 'check_batch_norm']
 
 # %% ../nbs/05_batchnorm.ipynb #20f53240
 def batch_norm_params(weight, bias, mean, var, eps, input_scale, output_scale):
@@ -89,15 +91,41 @@ def batch_norm_table(input_zero_point, alpha, offset, output_zero_point, dtype, 
     out = batch_norm_kernel(q, input_zero_point, alpha, offset, output_zero_point, dtype, relu, capability)
     return np.ascontiguousarray(out.T).astype(storage)
 
+PAIR_TABLE_BYTES = 1 << 24      # at most 16 MB of byte-pair tables per batch norm (128 channels)
+PAIR_LOOKUP_MIN = 1 << 12       # elements per channel from which two-byte lookups are worth it
+
+@functools.lru_cache(maxsize=4)
+def channel_pair_tables(table_bytes, C) -> np.ndarray:
+    """(C, 65536) uint16 from a (C, 256) byte table: entry a + 256 b holds the outputs of bytes a and b side by
+    side, so one lookup of a little-endian uint16 maps two neighbouring input bytes at once."""
+    t = np.frombuffer(table_bytes, np.uint8).reshape(C, 256).astype(np.uint16)
+    return (t[:, None, :] | (t[:, :, None] << 8)).reshape(C, 65536)       # [c, b, a] = t[a] + 256 t[b]
+
+_SEEN_TABLES = collections.deque(maxlen=16)
+
+def _repeated(key) -> bool:
+    "Whether these tables were used before (a model's batch norm, run again): then the pair tables pay for themselves."
+    if key in _SEEN_TABLES: return True
+    _SEEN_TABLES.append(key)
+    return False
+
 def apply_channel_table(table, q) -> np.ndarray:
-    "Map each element of `q` (N, C, ...) through its channel's row of `table`: one `np.take` per channel, the channels spread over every core."
+    """Map each element of `q` (N, C, ...) through its channel's row of `table`: one `np.take` per channel, the
+    channels spread over every core; two bytes per lookup through `channel_pair_tables` when the same table comes
+    back (even planes, little-endian, at most `PAIR_TABLE_BYTES` of pair tables)."""
     q = np.ascontiguousarray(q)
     out = np.empty_like(q)
-    bytes_ = q.view(np.uint8)
+    N, C = q.shape[:2]
+    inner = int(np.prod(q.shape[2:]))
+    per_channel = q.size // max(1, C)
+    src, dst, rows = q.view(np.uint8).reshape(N, C, inner), out.reshape(N, C, inner), table
+    key = np.ascontiguousarray(table).view(np.uint8).tobytes()
+    if (inner % 2 == 0 and per_channel >= PAIR_LOOKUP_MIN and C * 131072 <= PAIR_TABLE_BYTES
+            and sys.byteorder == 'little' and _repeated(key)):
+        src, dst, rows = src.view(np.uint16), out.view(np.uint8).reshape(N, C, inner).view(np.uint16), channel_pair_tables(key, C)
     def work(c0, c1):
-        for c in range(c0, c1): np.take(table[c], bytes_[:, c], out=out[:, c], mode='wrap')   # bytes < 256: the fastest mode
-    per_channel = q.size // max(1, q.shape[1])
-    parallel_ranges(work, q.shape[1], max(1, PARALLEL_MIN // max(1, per_channel)))
+        for c in range(c0, c1): np.take(rows[c], src[:, c], out=dst[:, c], mode='wrap')   # indices in range: the fastest mode
+    parallel_ranges(work, C, max(1, PARALLEL_MIN // max(1, per_channel)))
     return out
 
 # %% ../nbs/05_batchnorm.ipynb #60565715
