@@ -164,7 +164,7 @@ def channels_last_accumulator(xp, wt, kernel, stride, dilation, groups, out_size
     scratch = _Scratch()
     if all(s == 1 for s in stride):
         flat = xp.reshape(-1, C)
-        acc = _shifted_row_sums(flat, 0, flat.shape[0], wt, (kernel, _tap_steps(padded, kernel, dilation)), groups, chunks, acc_dtype, scratch)
+        acc = _shifted_row_sums(flat, 0, flat.shape[0], wt, _tap_grid(padded, kernel, dilation), groups, chunks, acc_dtype, scratch)
         return acc.reshape(N, *padded, -1)[(slice(None),) + tuple(slice(0, o) for o in out_size)]
     if _im2col(wt, groups, acc_dtype): return _patch_sums(_patch_view(xp, kernel, stride, dilation, out_size), wt, scratch)
     windows = [window for _, window in _tap_windows(xp, kernel, stride, dilation, out_size)]
@@ -179,13 +179,17 @@ def _window_sums(windows, wt, groups, chunks, acc_dtype, scratch):
         _multiply_add(acc.reshape(-1, OC), np.ascontiguousarray(window).reshape(-1, C), wt[tap], groups, chunks, scratch)
     return acc
 
+def _tap_grid(padded, kernel, dilation):
+    "Unit stride: (kernel, `_tap_steps`, each tap's row offset), worked out once per convolution."
+    steps = _tap_steps(padded, kernel, dilation)
+    return kernel, steps, [int(np.dot(t, steps)) for t in np.ndindex(*kernel)]
+
 def _shifted_row_sums(flat, a, b, wt, grid, groups, chunks, acc_dtype, scratch):
-    """Unit stride: rows a..b of sum over taps of flat[row + offset] @ wt[tap], `grid` = (kernel, `_tap_steps`).
+    """Unit stride: rows a..b of sum over taps of flat[row + offset] @ wt[tap], `grid` from `_tap_grid`.
     A tap whose shifted rows run past the end is cut short: those rows are outside the output and cropped."""
     M = flat.shape[0]
     T, Cg, OC = wt.shape
-    kernel, steps = grid
-    offsets = [int(np.dot(t, steps)) for t in np.ndindex(*kernel)]
+    kernel, steps, offsets = grid
     acc = np.empty((b - a, OC), dtype=acc_dtype)
     if _im2col(wt, groups, acc_dtype):
         n = max(0, min(b, M - offsets[-1]) - a)            # rows whose every tap lies inside `flat`
@@ -276,11 +280,12 @@ def accumulator_lines(x, zx, packed, path=None):
     if N == 0: return
     xmax = max(abs(int(x.max(initial=0)) - int(zx)), abs(int(x.min(initial=0)) - int(zx)))
     acc_dtype, chunks = _accumulator_dtype(xmax, p.bounds)
+    im2col = _im2col(p.wt, p.groups, acc_dtype)
     if unit:                                      # padded line -> output line of its image, -1 if cropped
         line_map = np.full(padded[:-1], -1, dtype=np.int64)
         line_map[tuple(slice(0, o) for o in out[:-1])] = np.arange(lines_out).reshape(out[:-1])
         line_map = line_map.reshape(-1)
-        grid = (kernel, _tap_steps(padded, kernel, p.dilation))
+        grid = _tap_grid(padded, kernel, p.dilation)
     scratch = _Scratch()
     for n0 in range(0, N, images):
         xc = x[n0:n0 + images]
@@ -289,10 +294,10 @@ def accumulator_lines(x, zx, packed, path=None):
             continue
         xp = _padded_input(xc, zx, p.padding)
         if not unit:
-            if _im2col(p.wt, p.groups, acc_dtype): patches = _patch_view(xp, kernel, p.stride, p.dilation, out)
+            if im2col: patches = _patch_view(xp, kernel, p.stride, p.dilation, out)
             else: windows = [window for _, window in _tap_windows(xp, kernel, p.stride, p.dilation, out)]
             for lines, part in _strided_blocks(len(xc), out, block_lines, n0 * lines_out):
-                acc = (_patch_sums(patches[part], p.wt, scratch) if _im2col(p.wt, p.groups, acc_dtype) else
+                acc = (_patch_sums(patches[part], p.wt, scratch) if im2col else
                        _window_sums([w[part] for w in windows], p.wt, p.groups, chunks, acc_dtype, scratch))
                 yield lines, _wrapped(acc.reshape(-1, out[-1], OC))
             continue
