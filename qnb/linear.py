@@ -70,11 +70,12 @@ def _check_linear_weight(weight, in_shape, bias, engine):
     wq = _check_weight(weight)
     if len(in_shape) < 1 or in_shape[-1] != wq.shape[1]:
         raise ValueError(f"input's last dimension must be in_features = {wq.shape[1]}, got shape {tuple(in_shape)}")
-    O = wq.shape[0]
-    w_zp = wq.zero_point if wq.per_channel else np.full(O, wq.zero_point)
+    w_zp = _weight_zero_points(wq)
     path = linear_engine_path(engine)
     _check_symmetric(path, w_zp, engine)
-    return wq, w_zp, _check_bias(bias, O), path
+    return wq, w_zp, _check_bias(bias, wq.shape[0]), path
+
+def _weight_zero_points(wq): return wq.zero_point if wq.per_channel else np.full(wq.shape[0], wq.zero_point)
 
 def _check_weight(weight):
     wq = as_qarray(weight)
@@ -96,8 +97,9 @@ def _check_input(input):
 def linear_prepack(weight, bias=None) -> PackedLinear:
     "The weight prepared once for `qlinear_packed`, as `quantized::linear_prepack` (the functional op prepares it on every call)."
     wq = _check_weight(weight)
-    w_zp = wq.zero_point if wq.per_channel else np.full(wq.shape[0], wq.zero_point)
-    return PackedLinear(wq.int_repr, w_zp, wq.scale, wq.per_channel, _check_bias(bias, wq.shape[0]))
+    return PackedLinear(wq.int_repr, _weight_zero_points(wq), wq.scale, wq.per_channel, _check_bias(bias, wq.shape[0]))
+
+LINEAR_GEMM_ROWS = 1024          # input rows per GEMM: large enough for BLAS, bounded for memory
 
 def qlinear_packed(input, packed, scale=1.0, zero_point=0, *, relu=False, engine=None) -> QArray:
     "`quantized::linear(input, packed, scale, zero_point)` (`linear_relu` with `relu=True`): `qlinear`'s result, the weight already prepared."
@@ -108,9 +110,13 @@ def qlinear_packed(input, packed, scale=1.0, zero_point=0, *, relu=False, engine
     path = linear_engine_path(engine)
     _check_symmetric(path, packed.zw, engine)
     scale, zero_point = check_scale(scale, 'scale'), check_zero_point(zero_point, 'quint8', 'zero_point')
+    return _run_packed(xq, packed, scale, zero_point, relu, path)
+
+def _run_packed(xq, packed, scale, zero_point, relu, path) -> QArray:
+    "Eq. (L1) a GEMM of rows at a time, each through the output stage a cache-sized block of rows at a time."
     x = xq.int_repr.reshape(-1, packed.in_features)
     y = np.empty((len(x), packed.out_features), dtype=np.uint8)
-    rows = max(1, BLOCK_ELEMENTS // max(1, packed.out_features))      # output stage a cache-sized block at a time
+    rows = max(1, BLOCK_ELEMENTS // max(1, packed.out_features))
     for r0 in range(0, len(x), LINEAR_GEMM_ROWS):
         acc = _packed_accumulator(x[r0:r0 + LINEAR_GEMM_ROWS], xq.zero_point, packed)
         for b0 in range(0, len(acc), rows):
@@ -118,14 +124,12 @@ def qlinear_packed(input, packed, scale=1.0, zero_point=0, *, relu=False, engine
                                                       packed.bias, relu, packed.per_channel)
     return QArray(y.reshape(*xq.shape[:-1], packed.out_features), scale, zero_point, 'quint8')
 
-LINEAR_GEMM_ROWS = 1024          # input rows per GEMM: large enough for BLAS, bounded for memory
-
 def qlinear(input, weight, bias=None, scale=1.0, zero_point=0, *, relu=False, engine=None) -> QArray:
     "`quantized::linear` (`linear_relu` with `relu=True`) on `engine`, bit for bit."
     xq = _check_input(input)
     wq, w_zp, bias, path = _check_linear_weight(weight, xq.shape, bias, engine)
     scale, zero_point = check_scale(scale, 'scale'), check_zero_point(zero_point, 'quint8', 'zero_point')
-    return qlinear_packed(xq, PackedLinear(wq.int_repr, w_zp, wq.scale, wq.per_channel, bias), scale, zero_point, relu=relu, engine=engine)
+    return _run_packed(xq, PackedLinear(wq.int_repr, w_zp, wq.scale, wq.per_channel, bias), scale, zero_point, relu, path)
 
 # %% ../nbs/04_linear.ipynb #d87c0f9e
 SMALL_SCALE = float(np.float32(6.1e-5))
