@@ -7,10 +7,10 @@ Docs: https://qnb-dev.github.io/qnb/batchnorm.html.md"""
 
 # %% ../nbs/05_batchnorm.ipynb #8510fe51
 from __future__ import annotations
-import functools, collections, sys
+import functools, sys
 import numpy as np
 from .core import (QArray, as_qarray, check_scale, check_zero_point, dtype_range, resolve_capability,
-                      fma_f32, quantize_values_fma, wrap_int32, parallel_ranges, PARALLEL_MIN)
+                      fma_f32, quantize_values_fma, wrap_int32, parallel_ranges, PARALLEL_MIN, RecentKeys)
 
 # %% auto #0
 __all__ = ['PAIR_TABLE_BYTES', 'PAIR_LOOKUP_MIN', 'batch_norm_params', 'batch_norm_lanes', 'batch_norm_vector_channels',
@@ -101,13 +101,7 @@ def channel_pair_tables(table_bytes, C) -> np.ndarray:
     t = np.frombuffer(table_bytes, np.uint8).reshape(C, 256).astype(np.uint16)
     return (t[:, None, :] | (t[:, :, None] << 8)).reshape(C, 65536)       # [c, b, a] = t[a] + 256 t[b]
 
-_SEEN_TABLES = collections.deque(maxlen=16)
-
-def _repeated(key) -> bool:
-    "Whether these tables were used before (a model's batch norm, run again): then the pair tables pay for themselves."
-    if key in _SEEN_TABLES: return True
-    _SEEN_TABLES.append(key)
-    return False
+_SEEN_TABLES = RecentKeys(16)    # a model's batch norm, run again: then the pair tables pay for themselves
 
 def apply_channel_table(table, q) -> np.ndarray:
     """Map each element of `q` (N, C, ...) through its channel's row of `table`: one `np.take` per channel, the
@@ -119,10 +113,10 @@ def apply_channel_table(table, q) -> np.ndarray:
     inner = int(np.prod(q.shape[2:]))
     per_channel = q.size // max(1, C)
     src, dst, rows = q.view(np.uint8).reshape(N, C, inner), out.reshape(N, C, inner), table
-    key = np.ascontiguousarray(table).view(np.uint8).tobytes()
-    if (inner % 2 == 0 and per_channel >= PAIR_LOOKUP_MIN and C * 131072 <= PAIR_TABLE_BYTES
-            and sys.byteorder == 'little' and _repeated(key)):
-        src, dst, rows = src.view(np.uint16), out.view(np.uint8).reshape(N, C, inner).view(np.uint16), channel_pair_tables(key, C)
+    if inner % 2 == 0 and per_channel >= PAIR_LOOKUP_MIN and C * 131072 <= PAIR_TABLE_BYTES and sys.byteorder == 'little':
+        key = np.ascontiguousarray(table).view(np.uint8).tobytes()
+        if _SEEN_TABLES.repeated(key):
+            src, dst, rows = src.view(np.uint16), out.view(np.uint8).reshape(N, C, inner).view(np.uint16), channel_pair_tables(key, C)
     def work(c0, c1):
         for c in range(c0, c1): np.take(rows[c], src[:, c], out=dst[:, c], mode='wrap')   # indices in range: the fastest mode
     parallel_ranges(work, C, max(1, PARALLEL_MIN // max(1, per_channel)))

@@ -12,7 +12,7 @@ import numpy as np
 __all__ = ['QDTYPES', 'ENGINES', 'CAPABILITIES', 'PARALLEL_MIN', 'check_dtype', 'dtype_range', 'check_scale', 'check_zero_point',
            'check_scales', 'check_zero_points', 'check_axis', 'resolve_engine', 'resolve_capability', 'wrap_int32',
            'fma_f32', 'quantize_values_fma', 'quantize_values_scalar', 'QArray', 'as_qarray', 'quantize_per_tensor',
-           'quantize_per_channel', 'dequantize', 'worker_count', 'parallel_ranges']
+           'quantize_per_channel', 'dequantize', 'worker_count', 'parallel_ranges', 'RecentKeys']
 
 # %% ../nbs/00_core.ipynb #59eabce1
 QDTYPES = {  # name: (storage dtype, q_min, q_max)
@@ -289,7 +289,7 @@ def dequantize(q) -> np.ndarray:
     return (diff.astype(np.float64) * q._channel(q.scale)).astype(np.float32)
 
 # %% ../nbs/00_core.ipynb #c0a1b2d4
-import os, threading
+import os, threading, collections
 from concurrent.futures import ThreadPoolExecutor
 
 PARALLEL_MIN = 1 << 19     # elements per piece below which threads cost more than they save
@@ -316,3 +316,12 @@ def parallel_ranges(work, n, min_piece=PARALLEL_MIN) -> None:
     try: work(bounds[-2], bounds[-1])
     finally:
         for f in futures: f.result()                                 # re-raises a piece's exception
+
+# %% ../nbs/00_core.ipynb #c0a1b2e2
+class RecentKeys:
+    "The last `size` keys seen: `repeated(key)` says whether `key` came before, and remembers it."
+    def __init__(self, size): self.keys = collections.deque(maxlen=size)
+    def repeated(self, key) -> bool:
+        if key in self.keys: return True
+        self.keys.append(key)
+        return False

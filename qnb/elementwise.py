@@ -7,20 +7,19 @@ Docs: https://qnb-dev.github.io/qnb/elementwise.html.md"""
 
 # %% ../nbs/08_elementwise.ipynb #86e5620d
 from __future__ import annotations
-import functools, collections
+import functools
 import numpy as np
 from .core import (QArray, as_qarray, check_scale, check_zero_point, resolve_engine, resolve_capability,
-                      fma_f32, quantize_values_fma, quantize_values_scalar, dtype_range, wrap_int32, parallel_ranges)
+                      fma_f32, quantize_values_fma, quantize_values_scalar, dtype_range, wrap_int32, RecentKeys, parallel_ranges)
 from .batchnorm import quantize_aten_avx
 
 # %% auto #0
 __all__ = ['GRAIN_SIZE', 'VECTOR_STEP', 'PAIR_TABLE_MIN', 'PAIR_CHUNK', 'PAIR_TABLE_WARM_MIN', 'inner_dimension',
            'scalar_positions', 'vector_mask', 'vector_elements', 'add_fp32', 'qnnpack_add_params', 'add_qnnpack',
-           'xnnpack_built', 'repeated_qparams', 'add_pair_tables', 'lookup_pairs', 'add_by_tables', 'requantize_int',
-           'mul_fp32', 'qadd', 'qmul', 'random_binary_case', 'torch_binary', 'qnb_binary', 'check_add_mul',
-           'add_scalar_qparams', 'qadd_scalar', 'qmul_scalar', 'random_scalar_case', 'torch_scalar', 'qnb_scalar',
-           'check_add_mul_scalar', 'cat_nhwc_requantize', 'qcat', 'random_cat_case', 'torch_cat', 'qnb_cat',
-           'check_cat']
+           'xnnpack_built', 'add_pair_tables', 'lookup_pairs', 'add_by_tables', 'requantize_int', 'mul_fp32', 'qadd',
+           'qmul', 'random_binary_case', 'torch_binary', 'qnb_binary', 'check_add_mul', 'add_scalar_qparams',
+           'qadd_scalar', 'qmul_scalar', 'random_scalar_case', 'torch_scalar', 'qnb_scalar', 'check_add_mul_scalar',
+           'cat_nhwc_requantize', 'qcat', 'random_cat_case', 'torch_cat', 'qnb_cat', 'check_cat']
 
 # %% ../nbs/08_elementwise.ipynb #0cc677fc
 GRAIN_SIZE = 32768         # at::internal::GRAIN_SIZE
@@ -145,14 +144,7 @@ PAIR_CHUNK = 1 << 18             # pair indices formed per step: 512 KiB of uint
 
 PAIR_TABLE_WARM_MIN = 4096       # elements above which tables for qparams seen before (a model's adds, run again) win
 
-def repeated_qparams(*key) -> bool:
-    """Whether an add with these qparams ran before: a model's adds repeat theirs on every run, so from the
-    second time on their tables (built once, then cached) are cheaper than the pipeline even for small adds."""
-    if key in _SEEN_QPARAMS: return True
-    _SEEN_QPARAMS.append(key)
-    return False
-
-_SEEN_QPARAMS = collections.deque(maxlen=32)
+_SEEN_QPARAMS = RecentKeys(32)   # a model's adds repeat their qparams on every run: from the second time, tables win
 
 @functools.lru_cache(maxsize=8)
 def add_pair_tables(za, sa, zb, sb, out_scale, out_zp, dtype, relu, capability) -> tuple:
@@ -255,7 +247,7 @@ def qadd(a, b, scale, zero_point, *, relu=False, engine=None, capability=None, n
         if engine == 'qnnpack' and qa.dtype == 'qint8' and xnnpack_built():
             raise ValueError("add of qint8 on engine 'qnnpack' runs XNNPACK in this torch build, which qnb does not reproduce")
         args = (fa, qa.zero_point, qa.scale, fb, qb.zero_point, qb.scale, scale, zero_point, qa.dtype, relu, resolve_capability(capability))
-        if fa.size > PAIR_TABLE_MIN or (fa.size > PAIR_TABLE_WARM_MIN and repeated_qparams(*args[1:3], *args[4:])):
+        if fa.size > PAIR_TABLE_MIN or (fa.size > PAIR_TABLE_WARM_MIN and _SEEN_QPARAMS.repeated((*args[1:3], *args[4:]))):
             y = add_by_tables(*args, scalar_positions(shape, [qa.shape, qb.shape], _threads(num_threads)))
         else: y = add_fp32(*args, vector_mask(shape, [qa.shape, qb.shape], _threads(num_threads)))
     return QArray(y.reshape(shape).astype(qa.int_repr.dtype, copy=False), scale, zero_point, qa.dtype)
