@@ -1020,7 +1020,7 @@ def explain_adaptive_avg_pool(a, index, engine, printed=None):
 def explain_mean(a, index, engine, printed=None):
     """Steps for one output element of `qmean` (and `qadaptive_avg_pool3d` to 1×1×1, which torch computes as a
     mean): QNNPACK's global average pool (P2), the integer kernel (P5), or the float channels-last one (P6)."""
-    from qnb.pool import _mean_dims, _memory_channels_last, _num_threads, mean_channels_last_sums
+    from qnb.pool import _mean_dims, _num_threads, mean_channels_last_sums, mean_path
     from qnb.core import quantize_per_tensor
     xq = as_qarray(a['input'])
     given, dims = _mean_dims(a.get('dim'), xq.ndim)
@@ -1030,7 +1030,8 @@ def explain_mean(a, index, engine, printed=None):
     win = xq.int_repr[lead].astype(np.int64)
     head = [Step('reduced dimensions, quantization parameters (kept)', 'dims | s, z', f"{tuple(dims)} (K = {K} values) | {xq.scale!r}, {z}"),
             Step('the values averaged: integers', f"q_x[{_ix(lead)}, …]", win)]
-    if resolve_engine(engine) == 'qnnpack' and xq.dtype == 'quint8' and xq.ndim == 4 and given == [2, 3]:
+    path = mean_path(a['input'], xq, given, engine, a.get('channels_last'))       # the kernel's own choice
+    if path == 'qnnpack':
         acc = int((win - z).sum())
         m = f32(xq.scale) / (f32(xq.scale) * f32(K))
         t = f32(f32(acc) * m)
@@ -1038,7 +1039,7 @@ def explain_mean(a, index, engine, printed=None):
         steps = [Step('integer sum minus the zero point', 'Σ (q − z)', acc), Step("QNNPACK's multiplier", 'fl(s) / fl(fl(s)·K)', m),
                  Step('value before rounding', 'fl(acc · m)', t), Step('round half to even, add z, clamp', 'to [0, 255]', y)]
         where = "QNNPACK's global average pool (P2): quint8, dim given literally as (2, 3)"
-    elif not (_memory_channels_last(a['input'], xq, a.get('channels_last')) and xq.shape[1] > 1 and int(np.prod(xq.shape[2:])) > 1):
+    elif path == 'integer':
         S = int(win.sum())
         t = f32(f32(S) / f32(K))
         y = int(np.rint(t))

@@ -23,8 +23,8 @@ __all__ = ['POOL_BLOCK', 'uses_qnnpack_max_pool', 'qnnpack_max_pool', 'pool_outp
            'avg_pool_nhwc', 'qavg_pool3d', 'adaptive_avg_pool_nhwc', 'qadaptive_avg_pool2d', 'qadaptive_avg_pool3d',
            'layout_fault', 'random_adaptive_case', 'torch_adaptive', 'qnb_adaptive', 'check_adaptive_avg_pool',
            'cascade_sum', 'interleaved_sum', 'cascade_channels', 'mean_integer', 'mean_channels_last_sums',
-           'mean_channels_last', 'qnnpack_global_avg_pool', 'qmean', 'random_pool_nhwc_case', 'torch_pool_nhwc',
-           'qnb_pool_nhwc', 'check_avg_pool_nhwc']
+           'mean_channels_last', 'qnnpack_global_avg_pool', 'mean_path', 'qmean', 'random_pool_nhwc_case',
+           'torch_pool_nhwc', 'qnb_pool_nhwc', 'check_avg_pool_nhwc']
 
 # %% ../nbs/10_pool.ipynb #df6de58c
 def uses_qnnpack_max_pool(engine, dtype, ceil_mode, ndim) -> bool:
@@ -578,6 +578,15 @@ def _memory_channels_last(input, xq, channels_last) -> bool:
     if channels_last and xq.ndim not in (4, 5): raise ValueError(f"channels_last=True needs a 4-D or 5-D input, got shape {xq.shape}")
     return bool(channels_last)
 
+def mean_path(input, xq, given_dims, engine, channels_last) -> str:
+    """Which of torch's mean kernels runs: 'qnnpack' (P2: quint8, 4-D, `dim` given literally as (2, 3)), 'integer'
+    (P5: contiguous memory, or C = 1, or one pixel) or 'channels_last' (P6)."""
+    if resolve_engine(engine) == 'qnnpack' and xq.dtype == 'quint8' and xq.ndim == 4 and list(given_dims) == [2, 3]:
+        return 'qnnpack'
+    if _memory_channels_last(input, xq, channels_last) and xq.shape[1] > 1 and int(np.prod(xq.shape[2:])) > 1:
+        return 'channels_last'                                              # torch: not is_contiguous()
+    return 'integer'
+
 def qmean(input, dim=None, keepdim=False, *, engine=None, channels_last=None, num_threads=None) -> QArray:
     """`torch.mean` of a quantized tensor over trailing dimensions `dim` (all if None), keeping its qparams:
     (P5) for contiguous integers, (P6) for channels-last ones, QNNPACK's (P2) for quint8 `dim=(2, 3)` on qnnpack."""
@@ -588,15 +597,13 @@ def qmean(input, dim=None, keepdim=False, *, engine=None, channels_last=None, nu
     given, dims = _mean_dims(dim, xq.ndim)
     if any(xq.shape[d] == 0 for d in dims): raise ValueError(f"the reduced dimensions must be non-empty, got shape {xq.shape}")
     shape = tuple(1 if i in dims else n for i, n in enumerate(xq.shape) if keepdim or i not in dims)
-    if resolve_engine(engine) == 'qnnpack' and xq.dtype == 'quint8' and xq.ndim == 4 and given == [2, 3]:
-        return QArray(qnnpack_global_avg_pool(xq).reshape(shape), xq.scale, xq.zero_point, xq.dtype)
     nd = len(dims)
     if dims != list(range(xq.ndim - nd, xq.ndim)):
         raise ValueError(f"dim must name trailing dimensions (torch reduces others in float, in an order qnb does not "
                          f"reproduce), got {dim!r} for shape {xq.shape}")
-    channels_last = _memory_channels_last(input, xq, channels_last)
-    if not (channels_last and xq.shape[1] > 1 and int(np.prod(xq.shape[2:])) > 1):          # torch: is_contiguous()
-        y = mean_integer(xq.int_repr, nd)
+    path = mean_path(input, xq, given, engine, channels_last)
+    if path == 'qnnpack': y = qnnpack_global_avg_pool(xq)
+    elif path == 'integer': y = mean_integer(xq.int_repr, nd)
     elif nd > xq.ndim - 2:
         raise ValueError(f"dim must name spatial dimensions only for a channels-last input (a mean over channels or "
                          f"the batch sums in another float order, not reproduced), got {dim!r}")
