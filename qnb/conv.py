@@ -71,12 +71,13 @@ def _channel_chunks(xmax, worst):
     "Channel ranges whose GEMMs are exact in float32 by eq. (C2); `worst[c]` = max |q_w - z_w| over taps and outputs."
     worst = np.asarray(worst, dtype=np.float64)
     if xmax * worst.sum() < _F32_EXACT: return [(0, len(worst))]
-    chunks, start, total = [], 0, 0.0
-    for c in range(len(worst)):                     # rare: only reductions beyond ~65,000 products
-        if start < c and xmax * (total + worst[c]) >= _F32_EXACT:
-            chunks.append((start, c)); start, total = c, 0.0
-        total += worst[c]
-    return chunks + [(start, len(worst))]
+    ends = np.cumsum(worst) * xmax                  # integers below 2^53: exact in float64
+    chunks, start = [], 0
+    while start < len(worst):                       # greedy: each chunk as long as (C2) allows, at least one channel
+        base = ends[start - 1] if start else 0.0
+        stop = max(start + 1, int(np.searchsorted(ends, base + _F32_EXACT, 'left')))
+        chunks.append((start, stop)); start = stop
+    return chunks
 
 def weight_bounds(wz_abs_per_tap):
     "From |q_w - z_w| arranged (taps, C/groups, OC): (max over outputs of the total sum, worst per input channel)."
