@@ -11,7 +11,7 @@ from .core import QArray, as_qarray, check_scale, check_zero_point, check_dtype,
 from .requantize import fbgemm_multiplier, fbgemm_bias_term, requantize_fp32, linear_output
 
 # %% auto #0
-__all__ = ['BLOCK_ELEMENTS', 'CHUNK_BYTES', 'IM2COL_CHANNELS', 'TORCH_INTERNAL_ERRORS', 'check_conv', 'check_conv_transpose',
+__all__ = ['BLOCK_ELEMENTS', 'CHUNK_BYTES', 'IM2COL_ELEMENTS', 'TORCH_INTERNAL_ERRORS', 'check_conv', 'check_conv_transpose',
            'conv_tuple', 'conv_output_size', 'conv_transpose_output_size', 'conv_accumulator_reference',
            'weight_bounds', 'tap_matrices', 'channels_last_accumulator', 'PackedConv', 'accumulator_lines',
            'conv_accumulator', 'conv_transpose_accumulator_reference', 'conv_transpose_accumulator',
@@ -127,13 +127,13 @@ class _Scratch:
         if self.bufs.get(slot, np.empty(0)).size < size: self.bufs[slot] = np.empty(size, np.float32)
         return self.bufs[slot][:size].reshape(shape)
 
-IM2COL_CHANNELS = 32             # below this many channels per group a tap's GEMM is too thin: gather all taps first
+IM2COL_ELEMENTS = 2 ** 20        # floats of gathered input per block: 4 MB
 
 def _im2col(wt, groups, acc_dtype) -> bool:
-    """Whether to gather every tap's input into one matrix and run a single GEMM over K = taps x C: thin
-    channels, one group, and (C2) bounding the *whole* reduction below 2^24 (float32 accumulator), so the
+    """Whether to gather every tap's input into one matrix and run a single GEMM over K = taps x C: one
+    group, several taps, and (C2) bounding the *whole* reduction below 2^24 (float32 accumulator), so the
     one GEMM is exact in any order."""
-    return groups == 1 and wt.shape[0] > 1 and wt.shape[1] < IM2COL_CHANNELS and acc_dtype == np.float32
+    return groups == 1 and wt.shape[0] > 1 and acc_dtype == np.float32
 
 def _multiply_add(acc, cols, wt_tap, groups, chunks, scratch):
     "acc += cols @ wt_tap, group by group and over the exact channel chunks of (C2)."
@@ -183,7 +183,7 @@ def _window_sums(windows, wt, groups, chunks, acc_dtype, scratch):
 def _tap_grid(padded, kernel, dilation):
     "Unit stride: (kernel, `_tap_steps`, each tap's row offset), worked out once per convolution."
     steps = _tap_steps(padded, kernel, dilation)
-    return kernel, steps, [int(np.dot(t, steps)) for t in np.ndindex(*kernel)]
+    return kernel, steps, [sum(ti * si for ti, si in zip(t, steps)) for t in np.ndindex(*kernel)]
 
 def _shifted_row_sums(flat, a, b, wt, grid, groups, chunks, acc_dtype, scratch):
     """Unit stride: rows a..b of sum over taps of flat[row + offset] @ wt[tap], `grid` from `_tap_grid`.
@@ -277,11 +277,13 @@ def accumulator_lines(x, zx, packed, path=None):
     line_len = padded[-1] if unit else out[-1]
     per_image = 4 * (int(np.prod(padded)) * C + int(np.prod(padded if unit else out)) * OC)
     images = max(1, CHUNK_BYTES // per_image)                                 # images per chunk
-    block_lines = max(1, BLOCK_ELEMENTS // (line_len * OC))
     if N == 0: return
     xmax = max(abs(int(x.max(initial=0)) - int(zx)), abs(int(x.min(initial=0)) - int(zx)))
     acc_dtype, chunks = _accumulator_dtype(xmax, p.bounds)
-    im2col = _im2col(p.wt, p.groups, acc_dtype)
+    im2col = not depthwise and _im2col(p.wt, p.groups, acc_dtype)
+    block_lines = BLOCK_ELEMENTS // (line_len * OC)                          # accumulators in cache
+    if im2col: block_lines = min(block_lines, IM2COL_ELEMENTS // (line_len * p.wt.shape[0] * p.wt.shape[1]))
+    block_lines = max(1, block_lines)                                         # and the gathered input
     if unit:                                      # padded line -> output line of its image, -1 if cropped
         line_map = np.full(padded[:-1], -1, dtype=np.int64)
         line_map[tuple(slice(0, o) for o in out[:-1])] = np.arange(lines_out).reshape(out[:-1])
