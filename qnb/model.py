@@ -673,6 +673,18 @@ def _wrong_convolution(gm, node, theirs, engine) -> str:
     m = gm.get_submodule(node.target)
     t_in, t_out = theirs.get(getattr(node.args[0], 'name', None)), theirs.get(node.name)
     if not (isinstance(m, _ConvNd) and isinstance(t_in, torch.Tensor) and t_in.is_quantized and m.padding_mode == 'zeros'): return ''
+    transposed = 'Transpose' in type(m).__name__
+    if transposed:
+        from qnb.conv import conv_engine_path, fbgemm_direct_transposed_path
+        w = QArray.from_torch(m.weight())
+        zw = np.broadcast_to(w.zero_point, (m.out_channels,))
+        path = conv_engine_path(engine, zw, m.groups, m.output_padding, True, w.per_channel)
+        if path == 'fbgemm' and fbgemm_direct_transposed_path(m.in_channels, m.out_channels, m.kernel_size, m.stride,
+                                                               m.padding, m.dilation, m.groups):
+            # its output is not the convolution, and its unpacked weight() is not the weight that was packed either,
+            # so there is no real-number result to hold either side to
+            return ("FBGEMM's direct transposed-conv kernel (2 x k kernel, 8k channels, no padding) is not the "
+                    "convolution, and its weight() does not return the packed weight (torch 2.13 bug)")
     real = _real_conv_output(m, t_in)
     if real.shape != tuple(t_out.shape): return ''
     modules, _, _ = kernel_tables()

@@ -198,3 +198,15 @@ def test_transposed_conv_torch_fault_is_named():
         _exact(model, (3, 5, 7), engine, faults_ok=True)
         r = compare(model, torch.randn(2, 3, 5, 7), engine=engine)
         if r.torch_faults: assert engine == 'x86' and all('transposed convolution' in l.torch_fault for l in r.torch_faults), str(r)
+
+def test_fbgemm_direct_transposed_conv_is_a_torch_fault():
+    "FBGEMM's direct transposed kernel (2 x k, channels divisible by 8, no padding): torch's output is not the convolution."
+    class Up(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.enc, self.t = nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.ConvTranspose2d(16, 16, 2, stride=2)
+        def forward(self, x): return self.t(F.relu(self.enc(x)))
+    model = _fx(Up, (3, 6, 6), 'fbgemm')
+    r = compare(model, torch.randn(1, 3, 6, 6), engine='fbgemm')
+    assert r.mismatches == 0 and [l.name for l in r.torch_faults] == ['t'], str(r)
+    assert 'direct transposed-conv' in r.torch_faults[0].torch_fault
