@@ -28,8 +28,19 @@ def _is_float_module(m) -> bool:
                    nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm)
     return isinstance(m, float_types) and type(m).__module__.startswith('torch.nn.modules')
 
+def _has_quantized_parts(model) -> bool:
+    "Whether convert ran on `model`: it holds a quantized module, or its FX graph quantizes a tensor."
+    torch = _torch()
+    if any(type(m).__module__.startswith(('torch.ao.nn.quantized', 'torch.ao.nn.intrinsic.quantized'))
+           for m in model.modules()): return True
+    return isinstance(model, torch.fx.GraphModule) and any(
+        n.op == 'call_function' and n.target in (torch.quantize_per_tensor, torch.quantize_per_tensor_dynamic)
+        for n in model.graph.nodes)
+
 def check_converted(model):
-    "Raise a ValueError naming the first module that shows `model` is not a converted quantized model."
+    """Raise a ValueError naming the first module that shows `model` is not a converted quantized model. Float
+    modules are allowed once convert has run (FX and dynamic quantization leave some in float on purpose); the
+    runner names them when it reaches them."""
     torch = _torch()
     from torch.ao.quantization import ObserverBase, FakeQuantizeBase, QuantStub
     if not isinstance(model, torch.nn.Module):
@@ -39,11 +50,12 @@ def check_converted(model):
         if isinstance(m, (ObserverBase, FakeQuantizeBase)):
             raise ValueError(f"{label(name, m)} is an observer: the model was prepared but not converted "
                              "(run torch.ao.quantization.convert or convert_fx first)")
+    converted = _has_quantized_parts(model)
     for name, m in model.named_modules():
         label = f"module {name!r} ({type(m).__module__}.{type(m).__name__})"
-        if isinstance(m, QuantStub):
+        if isinstance(m, QuantStub) and not converted:
             raise ValueError(f"{label} is a QuantStub: the model was never converted (prepare, calibrate, convert)")
-        if _is_float_module(m):
+        if _is_float_module(m) and not converted:
             raise ValueError(f"{label} is a float module: the model was never converted "
                              "(prepare, calibrate and convert it, or exclude this module from run/compare)")
     return model
@@ -68,6 +80,20 @@ def model_graph(model):
     return gm
 
 # %% ../nbs/14_model.ipynb #78b32ee2
+def _cl(x) -> bool:
+    "Whether value `x` sits channels-last in memory (channels innermost, torch's NHWC/NDHWC; conv1d's (N, L, C))."
+    a = getattr(x, 'int_repr', x)
+    return (isinstance(a, np.ndarray) and a.ndim >= 3 and not a.flags.c_contiguous
+            and np.moveaxis(a, 1, -1).flags.c_contiguous)
+
+def _with_layout(v, channels_last: bool):
+    "Value `v` with its integers (or floats) laid out in memory as torch's tensor is: channels-last or C order."
+    a = getattr(v, 'int_repr', v)
+    if not isinstance(a, np.ndarray) or a.ndim < 3 or _cl(a) == channels_last and (channels_last or a.flags.c_contiguous):
+        return v
+    a = np.moveaxis(np.ascontiguousarray(np.moveaxis(a, 1, -1)), -1, 1) if channels_last else np.ascontiguousarray(a)
+    return QArray(a, v.scale, v.zero_point, v.dtype, v.axis) if isinstance(v, QArray) else a
+
 def _wq(m): return as_qarray(m.weight())
 def _bias(m):
     b = m.bias()
@@ -141,11 +167,11 @@ def _layer_norm(m, x, engine):
 
 def _group_norm(m, x, engine):
     from qnb.norm import qgroup_norm
-    return qgroup_norm(x, m.num_groups, _param(m.weight), _param(m.bias), m.eps, *_qp(m))
+    return qgroup_norm(x, m.num_groups, _param(m.weight), _param(m.bias), m.eps, *_qp(m), channels_last=_cl(x))
 
 def _instance_norm(m, x, engine):
     from qnb.norm import qinstance_norm
-    return qinstance_norm(x, _param(m.weight), _param(m.bias), m.eps, *_qp(m))
+    return qinstance_norm(x, _param(m.weight), _param(m.bias), m.eps, *_qp(m), channels_last=_cl(x))
 
 def _activation(name, *attrs, qparams=('scale', 'zero_point')):
     "A module kernel calling `qnb.activation.<name>(x, attr=module.attr..., scale=..., zero_point=...)`."
@@ -172,17 +198,60 @@ def _flatten(a, start_dim=0, end_dim=-1):
     s, e = start_dim % a.ndim, end_dim % a.ndim
     return a.reshape(*a.shape[:s], -1, *a.shape[e + 1:]) if s <= e else a
 
-def _pool_module(kind):
+def _max_pool(engine, x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False, nd=2):
+    from qnb import pool
+    if return_indices: raise ValueError("return_indices=True is not supported (quantized max pool returns values only)")
+    return getattr(pool, f'qmax_pool{nd}d')(x, kernel_size, stride, padding, dilation, ceil_mode, engine=engine)
+
+def _avg_pool(engine, x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+              divisor_override=None, nd=2):
+    from qnb import pool
+    if nd == 3: return pool.qavg_pool3d(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+    return pool.qavg_pool2d(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override,
+                            engine=engine, channels_last=_cl(x))
+
+def _adaptive_avg_pool(engine, x, output_size, nd=2):
+    "torch's adaptive_avg_pool1d is the 2-D pool of the input unsqueezed to height 1 (so a channels-last 1-D input stays one)."
+    from qnb import pool
+    if nd == 1:
+        if not isinstance(x, QArray) or x.ndim not in (2, 3):
+            raise ValueError(f"adaptive_avg_pool1d takes a quantized (N, C, L) or (C, L) input, got {getattr(x, 'shape', x)}")
+        size = output_size[0] if isinstance(output_size, (tuple, list)) else output_size
+        x4 = QArray(np.expand_dims(x.int_repr, -2), x.scale, x.zero_point, x.dtype)
+        y = pool.qadaptive_avg_pool2d(x4, (1, size), engine=engine, channels_last=_cl(x4))
+        return QArray(y.int_repr[..., 0, :], y.scale, y.zero_point, y.dtype)
+    if nd == 3: return pool.qadaptive_avg_pool3d(x, output_size, channels_last=_cl(x))
+    return pool.qadaptive_avg_pool2d(x, output_size, engine=engine, channels_last=_cl(x))
+
+def _pool_module(kind, nd=2):
     def run(m, x, engine):
-        from qnb import pool
         if kind == 'max':
-            f = getattr(pool, f'qmax_pool{x.ndim - 2}d')
-            return f(x, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode, engine=engine)
+            return _max_pool(engine, x, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode, nd=x.ndim - 2)
         if kind == 'avg':
-            return pool.qavg_pool2d(x, m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad,
-                                    m.divisor_override, engine=engine)
-        return pool.qadaptive_avg_pool2d(x, m.output_size, engine=engine)
+            if nd == 1:
+                raise ValueError("AvgPool1d on a quantized tensor is not supported by qnb (torch runs it as a 2-D pool)")
+            return _avg_pool(engine, x, m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad,
+                             getattr(m, 'divisor_override', None), nd=nd)
+        return _adaptive_avg_pool(engine, x, m.output_size, nd)
     return run
+
+def _interpolate(engine, x, size=None, scale_factor=None, mode='nearest', align_corners=None, recompute_scale_factor=None,
+                 antialias=False):
+    from qnb.upsample import qinterpolate, interpolate_size, nearest_source
+    if not isinstance(x, QArray) and mode in ('nearest', 'nearest-exact') and not antialias and np.ndim(x) in (3, 4, 5):
+        # FX leaves nn.Upsample in float; nearest is a gather with the same source indices (U2) as the quantized kernel
+        out, scales = interpolate_size(x.shape[2:], size, scale_factor, recompute_scale_factor)
+        scales = scales if isinstance(scales, (tuple, list)) else (scales,) * len(out)
+        grid = np.ix_(*[nearest_source(n, o, s, mode == 'nearest-exact') for n, o, s in zip(x.shape[2:], out, scales)])
+        return np.asarray(x)[(Ellipsis,) + grid]
+    if not isinstance(x, QArray):
+        raise ValueError(f"interpolate of a float tensor (mode {mode!r}; torch left it unquantized) is not reproduced by qnb")
+    return qinterpolate(x, size, scale_factor, mode, align_corners, recompute_scale_factor, antialias,
+                        channels_last=_cl(x), engine=engine)
+
+def _upsample_module(m, x, engine):
+    "nn.Upsample (and UpsamplingNearest2d/UpsamplingBilinear2d) call F.interpolate with their stored arguments."
+    return _interpolate(engine, x, m.size, m.scale_factor, m.mode, m.align_corners, getattr(m, 'recompute_scale_factor', None))
 
 # %% ../nbs/14_model.ipynb #d714d7ae
 def _scalar(v):
@@ -190,10 +259,41 @@ def _scalar(v):
     return v.item() if isinstance(v, t.Tensor) else v
 
 def _binary(name, relu=False):
-    def run(engine, a, b, scale, zero_point):
+    """`quantized::add`/`mul` (and `_relu`): two tensors with output qparams, or one tensor and a Python number
+    (the `.Scalar` overloads FX emits for `x + 1.0`, `x * 0.5`; the output qparams then follow eq. (E4)/(E6))."""
+    def run(engine, a, b, scale=None, zero_point=None):
         from qnb import elementwise
+        if not isinstance(a, QArray): a, b = b, a                    # the .Scalar2 overload: (number, tensor)
+        if not isinstance(b, QArray):
+            f = elementwise.qadd_scalar if name == 'add' else elementwise.qmul_scalar
+            return f(a, _scalar(b), relu=relu, engine=engine)
         f = elementwise.qadd if name == 'add' else elementwise.qmul
         return f(a, b, float(_scalar(scale)), int(_scalar(zero_point)), relu=relu, engine=engine)
+    return run
+
+def _binary_scalar(name, relu=False):
+    "`quantized::add_scalar`/`mul_scalar` (FloatFunctional.add_scalar / mul_scalar after convert)."
+    def run(engine, a, b):
+        from qnb import elementwise
+        f = elementwise.qadd_scalar if name == 'add' else elementwise.qmul_scalar
+        return f(a, _scalar(b), relu=relu, engine=engine)
+    return run
+
+def _python_binary(op, name):
+    """`x + y`, `torch.add(x, y)`, `x * c`… left in a graph: on Python numbers (shape arithmetic) it is evaluated;
+    a quantized tensor and a number is torch's quantized add/mul scalar kernel; two quantized tensors have no
+    output qparams (torch refuses the same)."""
+    def run(engine, a, b, *rest, **kwargs):
+        if rest or kwargs: raise ValueError(f"{name} with extra arguments {rest or kwargs} is not supported")
+        qa, qb = isinstance(a, QArray), isinstance(b, QArray)
+        if not qa and not qb:
+            if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+                raise ValueError(f"{name} of float tensors (the converted model runs it in float) is not reproduced by qnb")
+            return op(a, b)
+        if qa and qb:
+            raise ValueError(f"{name} of two quantized tensors has no output scale; convert should have made it quantized::{name}")
+        if name in ('add', 'mul'): return _binary(name)(engine, a, b)
+        raise ValueError(f"{name} of a quantized tensor and a number is not supported by qnb's model runner")
     return run
 
 def _quantize(engine, x, scale, zero_point, dtype):
@@ -202,8 +302,9 @@ def _quantize(engine, x, scale, zero_point, dtype):
 def _cat(relu=False):
     def run(engine, tensors, dim=0, scale=None, zero_point=None):
         from qnb.elementwise import qcat
-        return qcat(list(tensors), dim, None if scale is None else float(_scalar(scale)),
-                    None if zero_point is None else int(_scalar(zero_point)), relu=relu)
+        tensors = list(tensors)
+        return qcat(tensors, dim, None if scale is None else float(_scalar(scale)),
+                    None if zero_point is None else int(_scalar(zero_point)), relu=relu, channels_last=[_cl(t) for t in tensors])
     return run
 
 def _torch_cat(engine, tensors, dim=0):
@@ -211,7 +312,7 @@ def _torch_cat(engine, tensors, dim=0):
     from qnb.elementwise import qcat
     tensors = list(tensors)
     if not all(isinstance(t, QArray) for t in tensors): return np.concatenate([np.asarray(t) for t in tensors], dim)
-    return qcat(tensors, dim, tensors[0].scale, tensors[0].zero_point)
+    return qcat(tensors, dim, tensors[0].scale, tensors[0].zero_point, channels_last=[_cl(t) for t in tensors])
 
 def _relu(engine, x, inplace=False):
     from qnb.activation import qrelu
@@ -227,7 +328,58 @@ def _relu6(engine, x, inplace=False):
 
 def _act(name, engine, x, *args):
     from qnb import activation
+    if not isinstance(x, QArray):
+        raise ValueError(f"{name[1:]} of a float tensor (the converted model runs it in float) is not reproduced by qnb")
     return getattr(activation, name)(x, *args, engine=engine)
+
+def _clamp(engine, x, min=None, max=None):
+    from qnb.activation import qclamp
+    return qclamp(x, _scalar(min), _scalar(max), engine=engine)
+
+def _quantized_elu(engine, x, output_scale, output_zero_point, alpha=1.0, scale=1.0, input_scale=1.0):
+    "`quantized::elu` as FX emits it (scale = input_scale = 1: F.elu's own arguments)."
+    if scale != 1 or input_scale != 1:
+        raise ValueError(f"quantized::elu with scale={scale}, input_scale={input_scale} is not supported (1 only)")
+    return _act('qelu', engine, x, float(_scalar(output_scale)), int(_scalar(output_zero_point)), alpha)
+
+def _elu(engine, x, alpha=1.0, inplace=False):
+    "F.elu of a quantized tensor keeps its scale and zero point."
+    if not isinstance(x, QArray): return _act('qelu', engine, x)
+    return _act('qelu', engine, x, x.scale, x.zero_point, alpha)
+
+def _gelu(engine, x, approximate='none'):
+    return _act('qgelu', engine, x, approximate)
+
+def _mean(engine, x, dim=None, keepdim=False, dtype=None):
+    from qnb.pool import qmean
+    if dtype is not None: raise ValueError(f"mean with dtype={dtype} is not supported")
+    if not isinstance(x, QArray):
+        raise ValueError("mean of a float tensor (the converted model runs it in float) is not reproduced by qnb")
+    return qmean(x, dim, keepdim, engine=engine, channels_last=_cl(x) if x.ndim in (4, 5) else None)
+
+def _layer_norm_fn(x, shape, weight, bias, eps, scale, zero_point):
+    from qnb.norm import qlayer_norm
+    return qlayer_norm(x, shape, _param(weight), _param(bias), eps, float(_scalar(scale)), int(_scalar(zero_point)))
+
+def _norm_fn(name, x, *args):
+    "quantized::group_norm / instance_norm as FX calls them: (x, [groups,] weight, bias, eps, scale, zero_point)."
+    from qnb import norm
+    *head, w, b, eps, scale, zero_point = args
+    return getattr(norm, name)(x, *head, _param(w), _param(b), eps, float(_scalar(scale)), int(_scalar(zero_point)),
+                               channels_last=_cl(x))
+
+def _batch_norm_fn(relu):
+    def run(engine, x, weight, bias, mean, var, eps, scale, zero_point):
+        from qnb.batchnorm import qbatch_norm
+        return qbatch_norm(x, _param(weight), _param(bias), _param(mean), _param(var), eps, float(_scalar(scale)),
+                           int(_scalar(zero_point)), relu=relu, engine=engine)
+    return run
+
+def _float_refused(what):
+    def run(engine, x, *args, **kwargs):
+        kind = 'a quantized' if isinstance(x, QArray) else 'a float'
+        raise ValueError(f"{what} of {kind} tensor: torch runs it in float here, which qnb does not reproduce bit for bit")
+    return run
 
 def _reshape(x, *shape):
     shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
@@ -245,6 +397,13 @@ def _dequantize(x):
     return dequantize(x) if isinstance(x, QArray) else np.asarray(x, np.float32)
 
 def _contiguous(x, memory_format=None): return x
+
+def _getitem(x, index):
+    "Indexing: a tuple's item, or a slice of a tensor (a quantized one keeps its per-tensor scale and zero point)."
+    if isinstance(x, QArray):
+        if x.per_channel: raise ValueError("indexing a per-channel quantized tensor is not supported")
+        return QArray(np.asarray(x.int_repr[index]), x.scale, x.zero_point, x.dtype)
+    return x[index]
 
 def _chunk(x, chunks, dim=0):
     n = x.shape[dim]
@@ -266,6 +425,7 @@ def kernel_tables():
     nn, F = torch.nn, torch.nn.functional
     import torch.ao.nn.quantized as nnq, torch.ao.nn.quantized.dynamic as nnqd
     import torch.ao.nn.intrinsic.quantized as nniq
+    from torch.ao.quantization import QuantStub, DeQuantStub
     ident = lambda m, x, engine: x
     modules = {
         nnq.Quantize: lambda m, x, engine: _quantize(engine, x, m.scale, m.zero_point, m.dtype),
@@ -289,9 +449,15 @@ def kernel_tables():
         nnq.Softmax: _activation('qsoftmax', 'dim'),
         nn.MaxPool1d: _pool_module('max'), nn.MaxPool2d: _pool_module('max'), nn.MaxPool3d: _pool_module('max'),
         nnq.MaxPool2d: _pool_module('max'),
-        nn.AvgPool2d: _pool_module('avg'), nn.AdaptiveAvgPool2d: _pool_module('adaptive'),
+        nn.AvgPool1d: _pool_module('avg', 1), nn.AvgPool2d: _pool_module('avg'), nn.AvgPool3d: _pool_module('avg', 3),
+        nn.AdaptiveAvgPool1d: _pool_module('adaptive', 1), nn.AdaptiveAvgPool2d: _pool_module('adaptive'),
+        nn.AdaptiveAvgPool3d: _pool_module('adaptive', 3), nn.Upsample: _upsample_module,
+        nn.GELU: lambda m, x, engine: _gelu(engine, x, m.approximate),
+        nn.ELU: lambda m, x, engine: _elu(engine, x, m.alpha),
+        nn.Softmax: lambda m, x, engine: _float_refused('softmax')(engine, x),
         nn.Flatten: lambda m, x, engine: _same_qparams(_flatten)(x, m.start_dim, m.end_dim),
         nn.Identity: ident, nn.Dropout: ident, nnq.Dropout: ident,
+        QuantStub: ident, DeQuantStub: ident,              # stubs convert did not replace (no qconfig): identities in torch too
     }
     q = torch.ops.quantized
     functions = {
@@ -306,15 +472,55 @@ def kernel_tables():
         torch.sigmoid: lambda engine, x: _act('qsigmoid', engine, x), torch.tanh: lambda engine, x: _act('qtanh', engine, x),
         F.hardsigmoid: lambda engine, x, inplace=False: _act('qhardsigmoid', engine, x),
         F.leaky_relu: lambda engine, x, negative_slope=0.01, inplace=False: _act('qleaky_relu', engine, x, negative_slope),
-        q.hardswish: lambda engine, x, scale, zero_point: _act('qhardswish', engine, x, scale, zero_point),
+        q.hardswish: lambda engine, x, output_scale, output_zero_point: _act('qhardswish', engine, x, output_scale, output_zero_point),
+        q.elu: _quantized_elu, F.elu: _elu, F.gelu: _gelu,
+        q.leaky_relu: lambda engine, x, negative_slope, inplace, output_scale, output_zero_point:
+            _act('qleaky_relu', engine, x, negative_slope, float(_scalar(output_scale)), int(_scalar(output_zero_point))),
+        q.sigmoid: lambda engine, x, output_scale, output_zero_point:
+            _act('qsigmoid', engine, x, float(_scalar(output_scale)), int(_scalar(output_zero_point))),
+        q.dropout: lambda engine, x, *a, **k: x,                      # torch's quantized dropout returns its input
+        q.relu6: lambda engine, x, inplace=False: _relu6(engine, x), q.clamp: _clamp,
+        q.layer_norm: lambda engine, x, shape, w, b, eps, s, z: _layer_norm_fn(x, shape, w, b, eps, s, z),
+        q.group_norm: lambda engine, x, g, w, b, eps, s, z: _norm_fn('qgroup_norm', x, g, w, b, eps, s, z),
+        q.instance_norm: lambda engine, x, w, b, eps, s, z: _norm_fn('qinstance_norm', x, w, b, eps, s, z),
+        **{getattr(q, f'batch_norm{d}{r}'): _batch_norm_fn(bool(r)) for d in ('', '1d', '2d', '3d') for r in ('', '_relu')
+           if hasattr(q, f'batch_norm{d}{r}')},
+        q.add_scalar: _binary_scalar('add'), q.add_scalar_relu: _binary_scalar('add', True),
+        q.mul_scalar: _binary_scalar('mul'), q.mul_scalar_relu: _binary_scalar('mul', True),
+        operator.add: _python_binary(operator.add, 'add'), operator.mul: _python_binary(operator.mul, 'mul'),
+        torch.add: _python_binary(operator.add, 'add'), torch.mul: _python_binary(operator.mul, 'mul'),
+        operator.sub: _python_binary(operator.sub, 'sub'), operator.floordiv: _python_binary(operator.floordiv, 'floordiv'),
+        operator.truediv: _python_binary(operator.truediv, 'truediv'),
+        torch.clamp: _clamp, torch.mean: _mean,
+        F.max_pool1d: lambda engine, x, *a, **k: _max_pool(engine, x, *a, nd=1, **k),
+        F.max_pool2d: lambda engine, x, *a, **k: _max_pool(engine, x, *a, nd=2, **k),
+        F.max_pool3d: lambda engine, x, *a, **k: _max_pool(engine, x, *a, nd=3, **k),
+        F.avg_pool2d: lambda engine, x, *a, **k: _avg_pool(engine, x, *a, nd=2, **k),
+        F.avg_pool3d: lambda engine, x, *a, **k: _avg_pool(engine, x, *a, nd=3, **k),
+        F.adaptive_avg_pool1d: lambda engine, x, output_size: _adaptive_avg_pool(engine, x, output_size, 1),
+        F.adaptive_avg_pool2d: lambda engine, x, output_size: _adaptive_avg_pool(engine, x, output_size, 2),
+        F.adaptive_avg_pool3d: lambda engine, x, output_size: _adaptive_avg_pool(engine, x, output_size, 3),
+        F.interpolate: _interpolate, F.upsample: _interpolate,
+        F.upsample_nearest: lambda engine, x, size=None, scale_factor=None: _interpolate(engine, x, size, scale_factor, 'nearest'),
+        F.upsample_bilinear: lambda engine, x, size=None, scale_factor=None: _interpolate(engine, x, size, scale_factor, 'bilinear', True),
+        torch.squeeze: lambda engine, x, dim=None: _same_qparams(_SHAPE_METHODS['squeeze'])(x, dim),
+        torch.unsqueeze: lambda engine, x, dim: _same_qparams(_SHAPE_METHODS['unsqueeze'])(x, dim),
+        torch.chunk: lambda engine, x, chunks, dim=0: _chunk(x, chunks, dim),
+        q.matmul: _float_refused('quantized::matmul (torch: a float matmul of the dequantized inputs, then quantize)'),
+        F.softmax: _float_refused('softmax'), torch.softmax: _float_refused('softmax'),
+        F.layer_norm: _float_refused('layer_norm'), F.group_norm: _float_refused('group_norm'),
         q.softmax: lambda engine, x, dim, scale, zero_point: _act('qsoftmax', engine, x, dim, scale, zero_point),
         torch.dequantize: lambda engine, x: _dequantize(x),
-        operator.getitem: lambda engine, x, i: x[i], getattr: lambda engine, x, a: getattr(x, a),
+        operator.getitem: lambda engine, x, i: _getitem(x, i), getattr: lambda engine, x, a: getattr(x, a),
         F.dropout: lambda engine, x, *a, **k: x,
     }
-    methods = {'dequantize': _dequantize, 'contiguous': _contiguous, 'size': _size, 'chunk': _chunk,
-               'relu': lambda x: _relu(None, x),
-               **{k: _same_qparams(v) for k, v in _SHAPE_METHODS.items()}}
+    plain = {'dequantize': _dequantize, 'contiguous': _contiguous, 'size': _size, 'chunk': _chunk,
+             **{k: _same_qparams(v) for k, v in _SHAPE_METHODS.items()}}
+    ignore_engine = lambda f: lambda engine, *a, **k: f(*a, **k)
+    methods = {**{k: ignore_engine(v) for k, v in plain.items()},      # like functions: (engine, tensor, args...)
+               'relu': _relu, 'mean': _mean, 'clamp': _clamp, 'sigmoid': functions[torch.sigmoid],
+               'tanh': functions[torch.tanh], 'softmax': _float_refused('softmax'),
+               'add': functions[torch.add], 'mul': functions[torch.mul]}
     return modules, functions, methods
 
 # %% ../nbs/14_model.ipynb #6fa246ff
@@ -333,6 +539,7 @@ def _op_name(gm, node) -> str:
 def _map(v, f):
     if isinstance(v, (list, tuple)): return type(v)(_map(a, f) for a in v)
     if isinstance(v, dict): return {k: _map(a, f) for k, a in v.items()}
+    if isinstance(v, slice): return slice(_map(v.start, f), _map(v.stop, f), _map(v.step, f))    # x[:, :n // 2]
     return f(v)
 
 def _to_numpy(v):
@@ -341,6 +548,33 @@ def _to_numpy(v):
         if v.is_quantized: return QArray.from_torch(v)
         return v.detach().numpy()
     return v
+
+_RESHAPING = {'reshape', 'view', 'flatten', 'permute', 'transpose', 'contiguous', 'size'}
+
+def _layout(gm, node, val, env) -> bool:
+    """Whether torch's tensor for `node` is channels-last: quantized convolutions (2-D, 3-D, transposed, fused;
+    conv1d's output is its 2-D output squeezed) write channels-last; reshaping ops leave C order; squeeze,
+    unsqueeze, slicing and every other op take their first tensor input's layout (torch's suggest_memory_format)."""
+    torch = _torch()
+    a = getattr(val, 'int_repr', val)
+    if not isinstance(a, np.ndarray) or a.ndim < 3: return False
+    if node.op == 'call_module':
+        from torch.ao.nn.quantized.modules.conv import _ConvNd
+        m = gm.get_submodule(node.target)
+        if isinstance(m, _ConvNd): return True
+        if isinstance(m, torch.nn.Flatten): return False
+    name = node.target if node.op == 'call_method' else getattr(node.target, '__name__', '')
+    if name in _RESHAPING: return False
+    for n in node.all_input_nodes:
+        v = env.get(n.name)
+        v = v[0] if isinstance(v, (tuple, list)) and v else v                # cat's list, chunk's tuple
+        if isinstance(getattr(v, 'int_repr', v), np.ndarray):
+            return _cl(v) and getattr(v, 'int_repr', v).ndim == a.ndim
+    return False
+
+def _float_module_message(name, m) -> str:
+    return (f"module {name!r} ({type(m).__module__}.{type(m).__name__}) runs in float in this converted model (torch left "
+            "it unquantized): qnb reproduces torch's quantized kernels, not its float ones")
 
 def run_graph(gm, x, engine=None, record=None):
     """Interpret graph module `gm` on float input `x` with qnb kernels. `record(node, value)` sees every node's
@@ -368,6 +602,7 @@ def run_graph(gm, x, engine=None, record=None):
                 if node.op == 'call_module':
                     m = gm.get_submodule(node.target)
                     k = _module_kernel(modules, m)
+                    if k is None and _is_float_module(m): raise ValueError(_float_module_message(node.target, m))
                     if k is None:
                         raise ValueError(f"module {node.target!r} of type {type(m).__module__}.{type(m).__name__} "
                                          "is not supported by qnb's model runner")
@@ -379,9 +614,10 @@ def run_graph(gm, x, engine=None, record=None):
                 else:
                     if node.target not in methods:
                         raise ValueError(f"tensor method .{node.target}() is not supported by qnb's model runner")
-                    val = methods[node.target](*args, **kwargs)
+                    val = methods[node.target](engine, *args, **kwargs)
             except (ValueError, TypeError) as e:
                 raise type(e)(f"layer {node.name!r} ({_op_name(gm, node)}): {e}") from e
+        if node.op != 'placeholder': val = _with_layout(val, _layout(gm, node, val, env))
         if record is not None:
             replaced = record(node, val)
             if replaced is not None: val = replaced
@@ -409,9 +645,61 @@ def run(model, x, *, engine=None):
 # %% ../nbs/14_model.ipynb #b14da367
 _CLAMP_FAMILY = ('ReLU6', 'Hardtanh', 'relu6', 'hardtanh', 'clamp')
 
+def _real_conv_output(m, t_in):
+    "Conv module `m`'s real-number output on torch's quantized input `t_in`, in output-integer units (float64, clamped)."
+    torch, F = _torch(), _torch().nn.functional
+    x = (t_in.int_repr().double() - t_in.q_zero_point()) * t_in.q_scale()
+    w = m.weight()
+    if w.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
+        shape = [-1 if i == w.q_per_channel_axis() else 1 for i in range(w.dim())]
+        ww = (w.int_repr().double() - w.q_per_channel_zero_points().double().reshape(shape)) * w.q_per_channel_scales().double().reshape(shape)
+    else: ww = (w.int_repr().double() - w.q_zero_point()) * w.q_scale()
+    b = m.bias()
+    b = None if b is None else b.detach().double()
+    nd = x.dim() - 2
+    if 'Transpose' in type(m).__name__:
+        y = getattr(F, f'conv_transpose{nd}d')(x, ww, b, m.stride, m.padding, m.output_padding, m.groups, m.dilation)
+    else: y = getattr(F, f'conv{nd}d')(x, ww, b, m.stride, m.padding, m.dilation, m.groups)
+    if 'ReLU' in type(m).__name__: y = y.clamp(min=0)
+    lo, hi = (0, 255) if t_in.dtype == torch.quint8 else (-128, 127)
+    return (y / m.scale + m.zero_point).clamp(lo, hi).numpy()
+
+def _wrong_convolution(gm, node, theirs, engine) -> str:
+    """torch's conv kernels that do not compute the convolution (conv notebook, "When torch is wrong"): qnb within
+    half a unit of the real-number result everywhere, torch's output off by more than 0.75 somewhere."""
+    torch = _torch()
+    from torch.ao.nn.quantized.modules.conv import _ConvNd
+    if node.op != 'call_module' or len(node.args) != 1: return ''
+    m = gm.get_submodule(node.target)
+    t_in, t_out = theirs.get(getattr(node.args[0], 'name', None)), theirs.get(node.name)
+    if not (isinstance(m, _ConvNd) and isinstance(t_in, torch.Tensor) and t_in.is_quantized and m.padding_mode == 'zeros'): return ''
+    transposed = 'Transpose' in type(m).__name__
+    if transposed:
+        from qnb.conv import conv_engine_path, fbgemm_direct_transposed_path
+        w = QArray.from_torch(m.weight())
+        zw = np.broadcast_to(w.zero_point, (m.out_channels,))
+        path = conv_engine_path(engine, zw, m.groups, m.output_padding, True, w.per_channel)
+        if path == 'fbgemm' and fbgemm_direct_transposed_path(m.in_channels, m.out_channels, m.kernel_size, m.stride,
+                                                               m.padding, m.dilation, m.groups):
+            # its output is not the convolution, and its unpacked weight() is not the weight that was packed either,
+            # so there is no real-number result to hold either side to
+            return ("FBGEMM's direct transposed-conv kernel (2 x k kernel, 8k channels, no padding) is not the "
+                    "convolution, and its weight() does not return the packed weight (torch 2.13 bug)")
+    real = _real_conv_output(m, t_in)
+    if real.shape != tuple(t_out.shape): return ''
+    modules, _, _ = kernel_tables()
+    ours = _module_kernel(modules, m)(m, QArray.from_torch(t_in), engine=engine).int_repr
+    if np.all(np.abs(ours - real) <= 0.5 + 1e-3) and np.any(np.abs(t_out.int_repr().numpy() - real) > 0.75):
+        kind = 'transposed convolution' if 'Transpose' in type(m).__name__ else 'convolution'
+        return (f"torch's {engine} {kind} kernel is off from the real-number result by up to "
+                f"{np.abs(t_out.int_repr().numpy() - real).max():.1f} units while qnb is within 0.5 (torch 2.13 bug)")
+    return ''
+
 def known_torch_fault(gm, node, theirs, engine) -> str:
     "A description of the torch bug that explains this layer's disagreement with qnb, or ''."
     torch = _torch()
+    wrong = _wrong_convolution(gm, node, theirs, engine)
+    if wrong: return wrong
     if _op_name(gm, node) in ('ConvAdd2d', 'ConvAddReLU2d') and len(node.args) > 1 and node.args[0] is node.args[1]:
         return ("oneDNN's conv2d_add writes its result into the accum tensor in place, and here the accum is also the "
                 "conv's input, which it overwrites while reading it (torch 2.13 bug)")
@@ -427,11 +715,12 @@ def known_torch_fault(gm, node, theirs, engine) -> str:
     modules, functions, methods = kernel_tables()
     args = _map(node.args, lambda v: env.get(v.name, theirs.get(v.name)) if isinstance(v, torch.fx.Node) else v)
     args = _map(args, _to_numpy)
+    kwargs = _map(node.kwargs, lambda v: _to_numpy(theirs.get(v.name)) if isinstance(v, torch.fx.Node) else v)
     if node.op == 'call_module':
         m = gm.get_submodule(node.target)
         y = _module_kernel(modules, m)(m, *args, engine=engine)
-    else:
-        y = functions[node.target](engine, *args)
+    else:                                                      # F.hardtanh(x, min_val=..., max_val=...) in FX
+        y = (functions[node.target] if node.op == 'call_function' else methods[node.target])(engine, *args, **kwargs)
     t_out = theirs[node.name]
     if np.array_equal(y.int_repr, t_out.int_repr().numpy()):
         return "QNNPACK's clamp reads the channels-last input's memory as NCHW (torch 2.13 bug)"

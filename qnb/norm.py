@@ -144,8 +144,10 @@ def qlayer_norm(input, normalized_shape, weight, bias, eps, scale, zero_point, *
                              xq.dtype, resolve_capability(capability), per_channel=False)
     return QArray(y.reshape(xq.shape).astype(xq.int_repr.dtype), scale, zero_point, xq.dtype)
 
-def qgroup_norm(input, num_groups, weight, bias, eps, scale, zero_point, *, capability=None, num_threads=None) -> QArray:
-    "`quantized::group_norm` (input rank >= 3, channels on axis 1), bit for bit on either of torch's kernels."
+def qgroup_norm(input, num_groups, weight, bias, eps, scale, zero_point, *, capability=None, num_threads=None,
+                channels_last=None) -> QArray:
+    """`quantized::group_norm` (input rank >= 3, channels on axis 1), bit for bit on either of torch's kernels.
+    `channels_last` says a 4-D QArray stands for a channels-last torch tensor (None: read it from a torch tensor)."""
     xq, scale, zero_point = _check_common(input, eps, scale, zero_point, 3, 'group_norm')
     C = xq.shape[1]
     if not isinstance(num_groups, (int, np.integer)) or num_groups < 1 or C % num_groups:
@@ -153,7 +155,9 @@ def qgroup_norm(input, num_groups, weight, bias, eps, scale, zero_point, *, capa
     gamma, beta = float_param(weight, (C,), 'weight', 1.0), float_param(bias, (C,), 'bias', 0.0)
     capability = resolve_capability(capability)
     Bs, G = xq.shape[0], int(num_groups)
-    if is_channels_last(input):
+    if channels_last is not None and not isinstance(channels_last, (bool, np.bool_)):
+        raise TypeError(f"channels_last must be None or a bool, got {channels_last!r}")
+    if is_channels_last(input) or (bool(channels_last) and xq.ndim == 4):
         if num_threads is None:
             import torch
             num_threads = torch.get_num_threads()
@@ -166,11 +170,13 @@ def qgroup_norm(input, num_groups, weight, bias, eps, scale, zero_point, *, capa
                                  xq.int_repr.size // (Bs * G), cpg, eps, scale, zero_point, xq.dtype, capability, per_channel=True)
     return QArray(y.reshape(xq.shape).astype(xq.int_repr.dtype), scale, zero_point, xq.dtype)
 
-def qinstance_norm(input, weight, bias, eps, scale, zero_point, *, capability=None, num_threads=None) -> QArray:
+def qinstance_norm(input, weight, bias, eps, scale, zero_point, *, capability=None, num_threads=None,
+                   channels_last=None) -> QArray:
     "`quantized::instance_norm`: group norm with one channel per group, bit for bit."
     xq = as_qarray(input)
     if xq.ndim < 3: raise ValueError(f"input must have at least 3 dimensions for instance_norm, got shape {xq.shape}")
-    return qgroup_norm(input, xq.shape[1], weight, bias, eps, scale, zero_point, capability=capability, num_threads=num_threads)
+    return qgroup_norm(input, xq.shape[1], weight, bias, eps, scale, zero_point, capability=capability, num_threads=num_threads,
+                       channels_last=channels_last)
 
 # %% ../nbs/06_norm.ipynb #84a1853b
 def random_norm_case(rng) -> dict:
