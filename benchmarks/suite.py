@@ -4,7 +4,10 @@ For each case it prints qnb's time, the fastest torch engine's time, their ratio
 torch's (NumPy's peak by tracemalloc; torch's allocations by its profiler), and qnb's time per multiply-accumulate for convs and
 linears. Then two peers on one conv: `onnx.reference`'s QLinearConv (needs `pip install onnx`) and
 torch's own dequantize -> float conv -> quantize path, each with its mismatch count against torch's native
-kernel. Run: `python benchmarks/suite.py [--repeat N] [--quick] [--json benchmarks/results.json]`.
+kernel. Each case also times its NumPy floor: the one NumPy operation any exact NumPy implementation of
+it must run (the float32 GEMM of a conv or linear, a multiply-add per tap of a depthwise conv, one `np.take`
+per element for the table lookups of batch norm and add), so floor / torch is the best ratio NumPy can reach
+on this machine. Run: `python benchmarks/suite.py [--repeat N] [--quick] [--json benchmarks/results.json]`.
 Not a test: the numbers belong to the machine; the issues' bars are ratios, recorded in closing notes."""
 import argparse, json, os, platform, sys, time, warnings
 import numpy as np
@@ -64,7 +67,33 @@ def conv_case(name, shape, oc, k, stride, pad, groups=1):
         torch.backends.quantized.engine = engine
         packed = torch.ops.quantized.conv2d_prepack(wt, bt, [stride] * 2, [pad] * 2, [1, 1], groups)
         return lambda: torch.ops.quantized.conv2d(xt, packed, 0.5, 128)
-    return dict(name=name, ours=ours, theirs=theirs, macs=macs, kind='conv')
+    pixels = shape[0] * oh * ((shape[3] + 2 * pad - k) // stride + 1)
+    floor = depthwise_floor(pixels, oc, k * k) if groups > 1 else gemm_floor(pixels, shape[1] * k * k, oc)
+    return dict(name=name, ours=ours, theirs=theirs, macs=macs, kind='conv', floor=floor)
+
+def gemm_floor(M, K, N):
+    "The float32 GEMM (M, K) @ (K, N) alone, into a preallocated output: what BLAS-based exact convs and linears cannot skip."
+    a, b, out = RNG.standard_normal((M, K)).astype(np.float32), RNG.standard_normal((K, N)).astype(np.float32), np.empty((M, N), np.float32)
+    return lambda: np.matmul(a, b, out=out)
+
+def depthwise_floor(pixels, C, taps):
+    "A depthwise conv without a GEMM: one float32 multiply and one add per tap over the output, contiguous operands."
+    win, w = RNG.standard_normal((pixels, C)).astype(np.float32), RNG.standard_normal((taps, C)).astype(np.float32)
+    acc, tmp = np.empty_like(win), np.empty_like(win)
+    def run():
+        np.multiply(win, w[0], out=acc)
+        for t in range(1, taps): np.add(acc, np.multiply(win, w[t], out=tmp), out=acc)
+    return run
+
+def take_floor(size, table_size, chunk=1 << 16):
+    """`np.take` of `size` precomputed indices through a uint8 table of `table_size` entries, in cache-sized
+    chunks on every core (NumPy widens the indices to intp inside each call): the lookup alone, indices given."""
+    from qnb.core import parallel_ranges
+    idx = RNG.integers(0, table_size, size).astype(np.uint8 if table_size <= 256 else np.uint16)
+    table, out = RNG.integers(0, 256, table_size).astype(np.uint8), np.empty(size, np.uint8)
+    def work(lo, hi):
+        for i in range(lo, hi, chunk): np.take(table, idx[i:min(hi, i + chunk)], out=out[i:min(hi, i + chunk)], mode='wrap')
+    return lambda: parallel_ranges(work, size)
 
 def linear_case(M, K, N):
     x, w = _qx((M, K)), _qw((N, K))
@@ -76,7 +105,7 @@ def linear_case(M, K, N):
         return lambda: torch.ops.quantized.linear(xt, p, 0.5, 128)
     packed = linear_prepack(w, b)
     return dict(name=f"linear {M}x{K}->{N}", ours=lambda e: lambda: qlinear_packed(x, packed, 0.5, 128, engine=e),
-                theirs=theirs, macs=M * K * N, kind='linear')
+                theirs=theirs, macs=M * K * N, kind='linear', floor=gemm_floor(M, K, N))
 
 def batch_norm_case(shape=(32, 64, 56, 56)):
     x, C = _qx(shape), shape[1]
@@ -86,7 +115,8 @@ def batch_norm_case(shape=(32, 64, 56, 56)):
         torch.backends.quantized.engine = engine
         return lambda: torch.ops.quantized.batch_norm2d(xt, tp[0], tp[1], tp[2], tp[3], 1e-5, 0.1, 128)
     return dict(name='batch_norm2d ' + 'x'.join(map(str, shape)),
-                ours=lambda e: lambda: qbatch_norm(x, *prm, 1e-5, 0.1, 128, engine=e), theirs=theirs, kind='aten')
+                ours=lambda e: lambda: qbatch_norm(x, *prm, 1e-5, 0.1, 128, engine=e), theirs=theirs, kind='aten',
+                floor=take_floor(int(np.prod(shape)), 256))
 
 def add_case(shape=(32, 64, 56, 56)):
     a, b = _qx(shape), QArray(RNG.integers(0, 256, shape).astype(np.uint8), 0.03, 100, 'quint8')
@@ -95,7 +125,7 @@ def add_case(shape=(32, 64, 56, 56)):
         torch.backends.quantized.engine = engine
         return lambda: torch.ops.quantized.add(at, bt, 0.05, 64)
     return dict(name='qadd ' + 'x'.join(map(str, shape)), ours=lambda e: lambda: qadd(a, b, 0.05, 64, engine=e),
-                theirs=theirs, kind='aten')
+                theirs=theirs, kind='aten', floor=take_floor(int(np.prod(shape)), 65536))
 
 def avg_pool_case(shape=(32, 64, 56, 56)):
     x = _qx(shape)
@@ -152,11 +182,13 @@ def measure(case, repeat, engine):
         t_torch[e] = median_time(fn, repeat)
         mem_torch[e] = torch_allocated_memory(fn)
     best = min(t_torch, key=t_torch.get)
+    t_floor = median_time(case['floor'], repeat) if case.get('floor') else None
     return dict(name=case['name'], kind=case['kind'], qnb_ms=t_ours * 1e3, torch_ms={e: t * 1e3 for e, t in t_torch.items()},
                 fastest=best, ratio=t_ours / t_torch[best],
                 mem_ratio=(mem_ours / mem_torch[best]) if mem_torch[best] else float('inf'),
                 qnb_mem_mb=mem_ours / 2**20, torch_mem_mb=mem_torch[best] / 2**20,
-                ns_per_mac=(t_ours / case['macs'] * 1e9) if case.get('macs') else None)
+                ns_per_mac=(t_ours / case['macs'] * 1e9) if case.get('macs') else None,
+                floor_ms=t_floor * 1e3 if t_floor else None, floor_ratio=t_floor / t_torch[best] if t_floor else None)
 
 def peers(repeat):
     "onnx.reference QLinearConv and torch's float path on resnet18 layer1 3x3, against torch's native conv."
@@ -205,13 +237,14 @@ def main(argv=None):
     a = ap.parse_args(argv)
     print(f"torch {torch.__version__}, numpy {np.__version__}, {torch.get_num_threads()} threads, "
           f"{platform.processor() or platform.machine()}; qnb reproduces engine {a.engine!r}; median of {a.repeat}")
-    print(f"{'case':<46}{'qnb ms':>10}{'torch ms':>10}{'engine':>9}{'ratio':>8}{'mem ratio':>10}{'ns/MAC':>8}")
+    print(f"{'case':<46}{'qnb ms':>10}{'torch ms':>10}{'engine':>9}{'ratio':>8}{'mem ratio':>10}{'ns/MAC':>8}{'floor/torch':>12}")
     results = []
     for c in cases(a.quick):
         r = measure(c, a.repeat, a.engine)
         results.append(r)
         print(f"{r['name']:<46}{r['qnb_ms']:>10.2f}{r['torch_ms'][r['fastest']]:>10.2f}{r['fastest']:>9}"
-              f"{r['ratio']:>7.1f}x{r['mem_ratio']:>9.1f}x" + (f"{r['ns_per_mac']:>8.3f}" if r['ns_per_mac'] else f"{'':>8}"))
+              f"{r['ratio']:>7.1f}x{r['mem_ratio']:>9.1f}x" + (f"{r['ns_per_mac']:>8.3f}" if r['ns_per_mac'] else f"{'':>8}")
+              + (f"{r['floor_ratio']:>11.1f}x" if r['floor_ratio'] else ''))
     per_mac = [r['ns_per_mac'] for r in results if r['kind'] == 'conv']
     print(f"\nconv time per MAC: {min(per_mac):.3f} .. {max(per_mac):.3f} ns ({max(per_mac) / min(per_mac):.1f}x spread)")
     p = peers(a.repeat)
