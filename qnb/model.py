@@ -635,7 +635,8 @@ def _to_torch(v):
     return v
 
 def run(model, x, *, engine=None):
-    "Run converted `model` on float input `x` with qnb's kernels only; returns what the model returns."
+    """Run converted `model` on float input `x` with qnb's kernels only; returns what the model returns. `engine`
+    should be the one the model was converted (or loaded) under: torch's convs and linears keep that engine's kernels."""
     torch = _torch()
     gm = model_graph(model)
     out = run_graph(gm, x, engine)
