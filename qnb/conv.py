@@ -231,7 +231,7 @@ def _padded_input(x, zx, padding) -> np.ndarray:
     "q_x - z_x as float32, channel last (N, *padded, C), with the zero border padding stands for."
     N, C, *in_size = x.shape
     xp = np.zeros((N, *(i + 2 * p for i, p in zip(in_size, padding)), C), dtype=np.float32)
-    np.subtract(np.moveaxis(x, 1, -1), np.float32(zx), out=xp[(slice(None),) + tuple(slice(p, p + i) for p, i in zip(padding, in_size))])
+    np.subtract(x.transpose(0, *range(2, x.ndim), 1), np.float32(zx), out=xp[(slice(None),) + tuple(slice(p, p + i) for p, i in zip(padding, in_size))])
     return xp
 
 def _wrapped(acc):
@@ -533,7 +533,7 @@ def _run_packed(xq, packed, scale, zero_point, relu, engine) -> QArray:
     path = conv_engine_path(engine, packed.zw, packed.groups, (0,), False, packed.per_channel)
     _check_engine_support(path, resolve_engine(engine), packed.zw, packed.per_channel, False, (0,), len(packed.kernel))
     y = conv_forward(xq, packed, scale, zero_point, path, relu)
-    return QArray(np.moveaxis(y, -1, 1), scale, zero_point, 'quint8')      # channels-last memory, like torch
+    return QArray(y.transpose(0, y.ndim - 1, *range(1, y.ndim - 1)), scale, zero_point, 'quint8')   # channels-last memory, like torch
 
 def _qconv(ndim, input, weight, bias, stride, padding, dilation, groups, padding_mode, scale, zero_point, dtype, relu, engine):
     xq, wq, scale, zero_point = _check_conv_inputs(input, weight, bias, ndim, groups, padding_mode, scale, zero_point, dtype, f"conv{ndim}d")

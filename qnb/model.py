@@ -7,7 +7,7 @@ Docs: https://qnb-dev.github.io/qnb/model.html.md"""
 
 # %% ../nbs/14_model.ipynb #ac2b171a
 from __future__ import annotations
-import operator, math, weakref
+import functools, operator, math, weakref
 from dataclasses import dataclass, field
 import numpy as np
 from .core import QArray, as_qarray, quantize_per_tensor, dequantize, resolve_engine, check_dtype
@@ -66,17 +66,19 @@ def model_graph(model):
     """The FX graph module of a converted model: the model itself if it is one, else its symbolic trace —
     traced once and reused while the model holds the same modules (tracing costs more than a small model's run)."""
     torch = _torch()
+    is_graph = isinstance(model, torch.fx.GraphModule)
+    layout = tuple((name, id(m)) for name, m in model.named_modules()) if isinstance(model, torch.nn.Module) else None
+    hit = _TRACED.get(model) if layout is not None else None
+    if hit is not None and hit[0] == layout: return model if is_graph else hit[1]    # checked (and traced) before
     check_converted(model)
-    if isinstance(model, torch.fx.GraphModule): return model
-    layout = tuple((name, id(m)) for name, m in model.named_modules())
-    hit = _TRACED.get(model)
-    if hit is not None and hit[0] == layout: return hit[1]
-    try:
-        gm = torch.fx.symbolic_trace(model)
-    except Exception as e:
-        raise ValueError(f"model could not be traced by torch.fx ({type(e).__name__}: {e}); "
-                         "qnb runs models whose forward has no data-dependent control flow") from e
-    _TRACED[model] = (layout, gm)
+    if is_graph: gm = model
+    else:
+        try:
+            gm = torch.fx.symbolic_trace(model)
+        except Exception as e:
+            raise ValueError(f"model could not be traced by torch.fx ({type(e).__name__}: {e}); "
+                             "qnb runs models whose forward has no data-dependent control flow") from e
+    _TRACED[model] = (layout, None if is_graph else gm)     # a graph module is its own graph: no reference to itself
     return gm
 
 # %% ../nbs/14_model.ipynb #78b32ee2
@@ -84,14 +86,17 @@ def _cl(x) -> bool:
     "Whether value `x` sits channels-last in memory (channels innermost, torch's NHWC/NDHWC; conv1d's (N, L, C))."
     a = getattr(x, 'int_repr', x)
     return (isinstance(a, np.ndarray) and a.ndim >= 3 and not a.flags.c_contiguous
-            and np.moveaxis(a, 1, -1).flags.c_contiguous)
+            and a.transpose(_to_last(a.ndim)).flags.c_contiguous)
+
+def _to_last(ndim): return (0, *range(2, ndim), 1)             # the axes of a channels-last view (moveaxis(a, 1, -1))
+def _from_last(ndim): return (0, ndim - 1, *range(1, ndim - 1))    # and back (moveaxis(a, -1, 1))
 
 def _with_layout(v, channels_last: bool):
     "Value `v` with its integers (or floats) laid out in memory as torch's tensor is: channels-last or C order."
     a = getattr(v, 'int_repr', v)
     if not isinstance(a, np.ndarray) or a.ndim < 3 or _cl(a) == channels_last and (channels_last or a.flags.c_contiguous):
         return v
-    a = np.moveaxis(np.ascontiguousarray(np.moveaxis(a, 1, -1)), -1, 1) if channels_last else np.ascontiguousarray(a)
+    a = np.ascontiguousarray(a.transpose(_to_last(a.ndim))).transpose(_from_last(a.ndim)) if channels_last else np.ascontiguousarray(a)
     return QArray(a, v.scale, v.zero_point, v.dtype, v.axis) if isinstance(v, QArray) else a
 
 def _wq(m): return as_qarray(m.weight())
@@ -419,6 +424,7 @@ _SHAPE_METHODS = {
 }
 
 # %% ../nbs/14_model.ipynb #a819d78c
+@functools.cache                 # built once: the tables are read, never changed
 def kernel_tables():
     "The (module type → kernel, function → kernel, method name → kernel) tables the runner dispatches on."
     torch = _torch()
@@ -551,7 +557,7 @@ def _to_numpy(v):
 
 _RESHAPING = {'reshape', 'view', 'flatten', 'permute', 'transpose', 'contiguous', 'size'}
 
-def _layout(gm, node, val, env) -> bool:
+def _layout(submodules, node, val, env) -> bool:
     """Whether torch's tensor for `node` is channels-last: quantized convolutions (2-D, 3-D, transposed, fused;
     conv1d's output is its 2-D output squeezed) write channels-last; reshaping ops leave C order; squeeze,
     unsqueeze, slicing and every other op take their first tensor input's layout (torch's suggest_memory_format)."""
@@ -560,7 +566,7 @@ def _layout(gm, node, val, env) -> bool:
     if not isinstance(a, np.ndarray) or a.ndim < 3: return False
     if node.op == 'call_module':
         from torch.ao.nn.quantized.modules.conv import _ConvNd
-        m = gm.get_submodule(node.target)
+        m = submodules[node.target]
         if isinstance(m, _ConvNd): return True
         if isinstance(m, torch.nn.Flatten): return False
     name = node.target if node.op == 'call_method' else getattr(node.target, '__name__', '')
@@ -582,6 +588,7 @@ def run_graph(gm, x, engine=None, record=None):
     torch = _torch()
     engine = resolve_engine(engine)
     modules, functions, methods = kernel_tables()
+    submodules = dict(gm.named_modules())                              # one walk, not one per layer
     placeholders = [n for n in gm.graph.nodes if n.op == 'placeholder']
     inputs = list(x) if isinstance(x, (tuple, list)) else [x]
     if len(inputs) != len(placeholders):
@@ -600,7 +607,7 @@ def run_graph(gm, x, engine=None, record=None):
             args, kwargs = load(node.args), load(node.kwargs)
             try:
                 if node.op == 'call_module':
-                    m = gm.get_submodule(node.target)
+                    m = submodules[node.target]
                     k = _module_kernel(modules, m)
                     if k is None and _is_float_module(m): raise ValueError(_float_module_message(node.target, m))
                     if k is None:
@@ -617,7 +624,7 @@ def run_graph(gm, x, engine=None, record=None):
                     val = methods[node.target](engine, *args, **kwargs)
             except (ValueError, TypeError) as e:
                 raise type(e)(f"layer {node.name!r} ({_op_name(gm, node)}): {e}") from e
-        if node.op != 'placeholder': val = _with_layout(val, _layout(gm, node, val, env))
+        if node.op != 'placeholder': val = _with_layout(val, _layout(submodules, node, val, env))
         if record is not None:
             replaced = record(node, val)
             if replaced is not None: val = replaced
