@@ -101,8 +101,9 @@ def _tap_windows(xp, kernel, stride, dilation, out_size):
 
 def _tap_steps(padded, kernel, dilation):
     "Unit stride: rows between neighbouring taps along each kernel axis in the flattened (N * prod(padded), C) input."
-    steps = np.cumprod((1,) + tuple(padded[::-1]))[:-1][::-1]           # row-major strides of the padded grid
-    return tuple(int(v) for v in np.multiply(dilation, steps))
+    steps, size = [], 1
+    for n in reversed(padded): steps.insert(0, size); size *= int(n)      # row-major strides of the padded grid
+    return tuple(int(d) * s for d, s in zip(dilation, steps))
 
 def _patch_view(xp, kernel, stride, dilation, out_size):
     "im2col without copying: the strided view (N, *out, *kernel, C) of the padded input, taps in (C1)'s order."
