@@ -13,7 +13,7 @@ import numpy as np
 from .core import (QArray, as_qarray, quantize_values_scalar, quantize_values_fma, resolve_engine, resolve_capability,
                       check_scale, check_zero_point, dtype_range, fma_f32, QDTYPES)
 from .batchnorm import quantize_aten_avx
-from .elementwise import vector_elements
+from .elementwise import vector_elements, row_scalar_positions
 
 # %% auto #0
 __all__ = ['ACTIVATIONS', 'check_hardswish', 'check_hardsigmoid', 'check_sigmoid', 'check_tanh', 'check_leaky_relu', 'check_elu',
@@ -21,7 +21,8 @@ __all__ = ['ACTIVATIONS', 'check_hardswish', 'check_hardsigmoid', 'check_sigmoid
            'qnb_clamp', 'check_clamp', 'byte_values', 'kernel_build', 'dequantize_vector', 'dequantize_scalar',
            'quantize_vector', 'quantize_scalar', 'inverse_double', 'apply_tables', 'sleef_expf', 'sleef_expm1f',
            'sleef_tanhf', 'fma_f64', 'glibc_expf', 'glibc_expm1f', 'glibc_tanhf', 'glibc_erff', 'aten_erf_avx2',
-           'libm_double', 'memory_order', 'hardswish_tables', 'hardswish_qnnpack_table', 'qhardswish', 'fixed_qparams',
+           'libm_double', 'suggests_channels_last', 'unary_layout', 'iteration_order', 'unary_vector_mask',
+           'memory_order', 'hardswish_tables', 'hardswish_qnnpack_table', 'qhardswish', 'fixed_qparams',
            'hardsigmoid_tables', 'hardsigmoid_qnnpack_table', 'qhardsigmoid', 'sigmoid_tables', 'sigmoid_qnnpack_table',
            'qsigmoid', 'tanh_tables', 'tanh_qnnpack_table', 'qtanh', 'leaky_relu_tables', 'qleaky_relu', 'elu_tables',
            'qelu', 'gelu_tables', 'qgelu', 'random_activation_case', 'torch_activation', 'qnb_activation',
@@ -476,6 +477,75 @@ def libm_double(fn, x) -> np.ndarray:
     x = np.asarray(x, np.float64)
     return np.frompyfunc(fn, 1, 1)(x).astype(np.float64) if x.size else x.copy()
 
+# %% ../nbs/07_activation.ipynb #9b848581
+def _strides_in_order(shape, order) -> list:
+    "Element strides of a dense tensor whose dims are laid out `order` (outermost first)."
+    st, acc = [0] * len(shape), 1
+    for d in reversed(order): st[d], acc = acc, acc * shape[d]
+    return st
+
+def suggests_channels_last(shape, strides) -> bool:
+    "c10's `is_channels_last_strides_2d/3d`, behind `suggest_memory_format()`: torch allocates the output channels-last."
+    if len(shape) not in (4, 5) or strides[1] == 0: return False
+    low = 0
+    for d in (1, *range(len(shape) - 1, 1, -1), 0):
+        if shape[d] == 0 or strides[d] < low or (d == 0 and low == strides[1]): return False
+        low = strides[d] * (shape[d] if shape[d] > 1 else 1)
+    return True
+
+def unary_layout(input, output_channels_last=True, contiguous_first=False) -> tuple:
+    """(shape, input strides, output strides) in elements, as the kernel sees them: (A4'). `contiguous_first`:
+    the op copies its input to `contiguous(suggest_memory_format())` first (`aten::leaky_relu`)."""
+    if getattr(input, 'is_quantized', False): shape, strides = tuple(input.shape), list(input.stride())
+    else:
+        a = np.asarray(as_qarray(input).int_repr)
+        shape, strides = a.shape, [s // a.itemsize for s in a.strides]
+    cl = suggests_channels_last(shape, strides)
+    order = [0, *range(2, len(shape)), 1] if cl and output_channels_last else list(range(len(shape)))
+    out = _strides_in_order(shape, order)
+    return shape, (out if contiguous_first else strides), out
+
+def iteration_order(shape, operand_strides) -> list:
+    "TensorIterator's `reorder_dimensions`: the dims innermost first, by the operands' strides (the output's first)."
+    perm = list(range(len(shape)))[::-1]
+    def should_swap(d0, d1):
+        for st in operand_strides:
+            s0, s1 = st[d0], st[d1]
+            if s0 == 0 or s1 == 0: continue
+            if s0 != s1: return 1 if s0 > s1 else -1
+            if shape[d0] > shape[d1]: return 1
+        return 0
+    for i in range(1, len(shape)):
+        d1 = i
+        for d0 in range(i - 1, -1, -1):
+            c = should_swap(perm[d0], perm[d1])
+            if c > 0: perm[d0], perm[d1] = perm[d1], perm[d0]; d1 = d0
+            elif c < 0: break
+    return perm
+
+def unary_vector_mask(shape, in_strides, out_strides, num_threads) -> np.ndarray:
+    "Eq. (A4'): True, per element (logical index), where `cpu_kernel_vec` runs the vector lambda."
+    n, nd = int(np.prod(shape, dtype=np.int64)), len(shape)
+    if n == 0 or nd == 0: return vector_elements(n, num_threads).reshape(shape)
+    perm = iteration_order(shape, [out_strides, in_strides])
+    sizes = [shape[p] for p in perm]
+    strides = [[st[p] for p in perm] for st in (out_strides, in_strides)]
+    prev = 0
+    for d in range(1, nd):                                            # coalesce_dimensions
+        if sizes[prev] == 1 or sizes[d] == 1 or all(sizes[prev] * st[prev] == st[d] for st in strides):
+            if sizes[prev] == 1:
+                for st in strides: st[prev] = st[d]
+            sizes[prev] *= sizes[d]
+        else:
+            prev += 1
+            for st in strides: st[prev] = st[d]
+            sizes[prev] = sizes[d]
+    vectorised = strides[0][0] == 1 and strides[1][0] in (0, 1)       # else basic_loop: the scalar lambda throughout
+    flat = np.ones(n, bool)
+    flat[row_scalar_positions(n, sizes[0], vectorised, num_threads)] = False
+    position = np.arange(n).reshape([shape[p] for p in reversed(perm)])   # iteration index, outermost dim first
+    return flat[np.transpose(position, np.argsort(list(reversed(perm))))]
+
 # %% ../nbs/07_activation.ipynb #fc9c73a1
 def memory_order(a):
     """The axes of array `a` from outermost to innermost in memory when `a` is a dense permuted layout other than C
@@ -495,11 +565,7 @@ def _torch_dense(t) -> bool:
     return fmt is not None and t.is_contiguous(memory_format=fmt)
 
 def _unary_input(input, name, contiguous=True) -> QArray:
-    if contiguous and hasattr(input, 'is_contiguous') and not _torch_dense(input):
-        raise ValueError(f"input must be dense in memory for {name} (contiguous or channels-last): torch splits vector "
-                         "body and scalar tail in memory order, reproduced for dense layouts only (call .contiguous() first)")
     xq = as_qarray(input)
-    if contiguous: memory_order(xq.int_repr)         # torch's split follows memory order: dense layouts only
     if xq.per_channel: raise ValueError(f"input must be quantized per tensor for {name}")
     if xq.dtype not in ('quint8', 'qint8'): raise TypeError(f"input must be quint8 or qint8 for {name}, got {xq.dtype}")
     return xq
@@ -538,12 +604,13 @@ def _check_normal_float32(s, label, name):
     if not (np.isfinite(f) and f >= np.finfo(np.float32).tiny):
         raise ValueError(f"{label} must be a normal float32 for {name} on engine 'qnnpack', got {s!r}")
 
-def _table_result(xq, vt, st, scale, zero_point, num_threads) -> QArray:
-    order = memory_order(xq.int_repr)         # torch walks the tensor in memory order (channels-last: NHWC)
-    if order is None:
-        q = apply_tables(xq.int_repr, vt, st, xq.dtype, _threads(num_threads))
-    else:
-        q = np.transpose(apply_tables(np.transpose(xq.int_repr, order), vt, st, xq.dtype, _threads(num_threads)), np.argsort(order))
+def _table_result(xq, vt, st, scale, zero_point, num_threads, input=None, output_channels_last=True, contiguous_first=False) -> QArray:
+    "Eq. (A4) on `input`'s own layout (torch tensor strides, else the int_repr's), eq. (A4')."
+    lo, _ = dtype_range(xq.dtype)
+    idx = np.asarray(xq.int_repr).astype(np.int64) - lo
+    layout = unary_layout(input if input is not None else xq, output_channels_last, contiguous_first)
+    vector = unary_vector_mask(*layout, _threads(num_threads))
+    q = np.where(vector, vt[idx], st[idx])
     return QArray(q.astype(xq.int_repr.dtype), scale, zero_point, xq.dtype)
 
 def _lut_result(xq, table, scale, zero_point) -> QArray:
@@ -582,7 +649,7 @@ def qhardswish(input, scale=None, zero_point=None, *, engine=None, capability=No
         _check_qnnpack(xq, 'hardswish', 'numel', [('output scale', scale)])
         return _lut_result(xq, hardswish_qnnpack_table(xq.scale, xq.zero_point, scale, zero_point), scale, zero_point)
     vt, st = hardswish_tables(xq.scale, xq.zero_point, xq.dtype, scale, zero_point, kernel_build(capability))
-    return _table_result(xq, vt, st, scale, zero_point, num_threads)
+    return _table_result(xq, vt, st, scale, zero_point, num_threads, input)
 
 # %% ../nbs/07_activation.ipynb #1d87d4d5
 def _hardsigmoid_f(x):
@@ -611,7 +678,7 @@ def qhardsigmoid(input, *, engine=None, capability=None, num_threads=None) -> QA
     if _uses_qnnpack_table(xq, engine):
         _check_qnnpack(xq, 'hardsigmoid', 'numel')
         return _lut_result(xq, hardsigmoid_qnnpack_table(xq.scale, xq.zero_point), so, zo)
-    return _table_result(xq, *hardsigmoid_tables(xq.scale, xq.zero_point, xq.dtype, kernel_build(capability)), so, zo, num_threads)
+    return _table_result(xq, *hardsigmoid_tables(xq.scale, xq.zero_point, xq.dtype, kernel_build(capability)), so, zo, num_threads, input)
 
 # %% ../nbs/07_activation.ipynb #10301a88
 def sigmoid_tables(scale, zero_point, dtype, out_scale, out_zero_point, build) -> tuple:
@@ -642,7 +709,7 @@ def qsigmoid(input, scale=None, zero_point=None, *, engine=None, capability=None
         _check_qnnpack(xq, 'sigmoid', 'rest')
         return _lut_result(xq, sigmoid_qnnpack_table(xq.scale, xq.zero_point), so, zo)
     return _table_result(xq, *sigmoid_tables(xq.scale, xq.zero_point, xq.dtype, so, zo, kernel_build(capability)),
-                         so, zo, num_threads)
+                         so, zo, num_threads, input)
 
 # %% ../nbs/07_activation.ipynb #ae7fe4e8
 def tanh_tables(scale, zero_point, dtype, build) -> tuple:
@@ -664,7 +731,7 @@ def qtanh(input, *, engine=None, capability=None, num_threads=None) -> QArray:
     if _uses_qnnpack_table(xq, engine):
         _check_qnnpack(xq, 'tanh', 'rest')
         return _lut_result(xq, tanh_qnnpack_table(xq.scale, xq.zero_point), so, zo)
-    return _table_result(xq, *tanh_tables(xq.scale, xq.zero_point, xq.dtype, kernel_build(capability)), so, zo, num_threads)
+    return _table_result(xq, *tanh_tables(xq.scale, xq.zero_point, xq.dtype, kernel_build(capability)), so, zo, num_threads, input)
 
 # %% ../nbs/07_activation.ipynb #75124e17
 def leaky_relu_tables(scale, zero_point, dtype, out_scale, out_zero_point, negative_slope, build) -> tuple:
@@ -684,10 +751,11 @@ def qleaky_relu(input, negative_slope=0.01, scale=None, zero_point=None, *, engi
     `torch.ao.nn.quantized.functional.leaky_relu(input, negative_slope, scale=, zero_point=)`."""
     xq = _unary_input(input, 'leaky_relu')
     a = _real(negative_slope, 'negative_slope')
+    own_qparams = scale is None and zero_point is None      # aten::leaky_relu; else quantized::leaky_relu (contiguous output)
     scale, zero_point = _out_qparams(scale, zero_point, xq.dtype, (xq.scale, xq.zero_point))
     resolve_engine(engine)
     vt, st = leaky_relu_tables(xq.scale, xq.zero_point, xq.dtype, scale, zero_point, a, kernel_build(capability))
-    return _table_result(xq, vt, st, scale, zero_point, num_threads)
+    return _table_result(xq, vt, st, scale, zero_point, num_threads, input, own_qparams, contiguous_first=own_qparams)
 
 # %% ../nbs/07_activation.ipynb #a1b338ed
 def elu_tables(scale, zero_point, dtype, out_scale, out_zero_point, alpha, build) -> tuple:
@@ -710,7 +778,7 @@ def qelu(input, scale, zero_point, alpha=1.0, *, engine=None, capability=None, n
     scale, zero_point = check_scale(scale, 'scale'), check_zero_point(zero_point, xq.dtype, 'zero_point')
     resolve_engine(engine)
     vt, st = elu_tables(xq.scale, xq.zero_point, xq.dtype, scale, zero_point, a, kernel_build(capability))
-    return _table_result(xq, vt, st, scale, zero_point, num_threads)
+    return _table_result(xq, vt, st, scale, zero_point, num_threads, input, output_channels_last=False)
 
 # %% ../nbs/07_activation.ipynb #f400a51e
 _SQRT1_2, _GELU_BETA, _GELU_KAPPA = 0.70710678118654752440, 1.41421356237309504880 * 1.12837916709551257390 * 0.5, 0.044715
@@ -744,7 +812,7 @@ def qgelu(input, approximate='none', *, engine=None, capability=None, num_thread
     if approximate not in ('none', 'tanh'): raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
     resolve_engine(engine)
     vt, st = gelu_tables(xq.scale, xq.zero_point, xq.dtype, kernel_build(capability), approximate)
-    return _table_result(xq, vt, st, float(np.float32(xq.scale)), xq.zero_point, num_threads)
+    return _table_result(xq, vt, st, float(np.float32(xq.scale)), xq.zero_point, num_threads, input)
 
 # %% ../nbs/07_activation.ipynb #aeaf2286
 ACTIVATIONS = ('hardswish', 'hardsigmoid', 'sigmoid', 'tanh', 'leaky_relu', 'elu', 'gelu')

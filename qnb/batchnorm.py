@@ -143,8 +143,8 @@ def qbatch_norm(input, weight, bias, mean, var, eps, scale, zero_point, *, relu=
     C = xq.shape[1]
     weight, bias, mean, var = (float_param(v, (C,), n) for v, n in ((weight, 'weight'), (bias, 'bias'), (mean, 'mean'), (var, 'var')))
     if np.any(var < 0) or np.any(np.isnan(var)): raise ValueError("var must be >= 0 in every channel (a running variance)")
-    if not (isinstance(eps, (int, float, np.floating)) and np.isfinite(eps) and eps > 0):
-        raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
+    if not (isinstance(eps, (int, float, np.floating)) and np.isfinite(eps) and eps >= 0):
+        raise ValueError(f"eps must be a finite number >= 0 (torch takes 0 too), got {eps!r}")
     scale, zero_point = check_scale(scale, 'scale'), check_zero_point(zero_point, xq.dtype, 'zero_point')
     alpha, offset = batch_norm_params(weight, bias, mean, var, eps, xq.scale, scale)
     table = batch_norm_table(xq.zero_point, alpha, offset, zero_point, xq.dtype, relu, capability)

@@ -499,7 +499,7 @@ def _check_engine_support(path, engine, zero_points, per_channel, transposed, ou
     if transposed and path == 'onednn' and any(output_padding):
         raise ValueError(f"output_padding must be 0 on engine {engine!r} (oneDNN)")
     if transposed and path == 'qnnpack' and ndim == 3:
-        raise ValueError("engine 'qnnpack' has no 3-D transposed convolution (torch's QNNPACK supports 1-D/2-D only)")
+        raise ValueError("engine 'qnnpack' has no correct 3-D transposed convolution (torch's QNNPACK returns wrong values for it)")
 
 def _conv_tuples(stride, padding, dilation, ndim):
     return (conv_tuple(stride, ndim, 'stride', 1), conv_tuple(padding, ndim, 'padding', 0),
@@ -595,9 +595,13 @@ def _qconv_transpose(ndim, input, weight, bias, stride, padding, output_padding,
     OC = OCg * groups
     out_size = conv_transpose_output_size(in_size, kernel, stride, padding, output_padding, dilation)
     if any(o < 1 for o in out_size): raise ValueError(f"padding {padding} leaves no output (output size {out_size})")
-    if wq.per_channel and groups != 1:
-        raise ValueError("weight: per-channel transposed conv is supported with groups=1 only")
-    w_scale, w_zp, per_channel = _weight_params(wq, OC, 1)
+    # QNNPACK reads per-channel parameters by output channel whatever the axis; along axis 0 that is right when
+    # each input channel feeds exactly one output channel (depthwise, one output per group)
+    axis = 0 if wq.per_channel and wq.axis == 0 and OCg == 1 and groups == C else 1
+    if wq.per_channel and groups != 1 and axis == 1:
+        raise ValueError("weight: per-channel transposed conv is supported with groups=1, or depthwise (groups = in_channels, "
+                         "one output channel each) with the parameters along axis 0")
+    w_scale, w_zp, per_channel = _weight_params(wq, OC, axis)
     bias = _check_bias(bias, OC)
     path = conv_engine_path(engine, w_zp, groups, output_padding, True, per_channel)
     _check_engine_support(path, resolve_engine(engine), w_zp, per_channel, True, output_padding, ndim)

@@ -15,11 +15,12 @@ from .batchnorm import quantize_aten_avx
 
 # %% auto #0
 __all__ = ['GRAIN_SIZE', 'VECTOR_STEP', 'PAIR_TABLE_MIN', 'PAIR_CHUNK', 'PAIR_TABLE_WARM_MIN', 'inner_dimension',
-           'scalar_positions', 'vector_mask', 'vector_elements', 'add_fp32', 'qnnpack_add_params', 'add_qnnpack',
-           'xnnpack_built', 'add_pair_tables', 'lookup_pairs', 'add_by_tables', 'requantize_int', 'mul_fp32', 'qadd',
-           'qmul', 'random_binary_case', 'torch_binary', 'qnb_binary', 'check_add_mul', 'add_scalar_qparams',
-           'qadd_scalar', 'qmul_scalar', 'random_scalar_case', 'torch_scalar', 'qnb_scalar', 'check_add_mul_scalar',
-           'cat_nhwc_requantize', 'qcat', 'random_cat_case', 'torch_cat', 'qnb_cat', 'check_cat']
+           'scalar_positions', 'row_scalar_positions', 'vector_mask', 'vector_elements', 'add_fp32',
+           'qnnpack_add_params', 'add_qnnpack', 'xnnpack_built', 'add_pair_tables', 'lookup_pairs', 'add_by_tables',
+           'requantize_int', 'mul_fp32', 'qadd', 'qmul', 'random_binary_case', 'torch_binary', 'qnb_binary',
+           'check_add_mul', 'add_scalar_qparams', 'qadd_scalar', 'qmul_scalar', 'random_scalar_case', 'torch_scalar',
+           'qnb_scalar', 'check_add_mul_scalar', 'cat_nhwc_requantize', 'qcat', 'random_cat_case', 'torch_cat',
+           'qnb_cat', 'check_cat']
 
 # %% ../nbs/08_elementwise.ipynb #0cc677fc
 GRAIN_SIZE = 32768         # at::internal::GRAIN_SIZE
@@ -60,6 +61,10 @@ def scalar_positions(out_shape, in_shapes, num_threads, step=VECTOR_STEP) -> np.
     "Eq. (E0) from the other side: the flat (C-order) positions the scalar lambda computes, ascending (all when rows are not vectorised)."
     n = int(np.prod(out_shape, dtype=np.int64))
     L, vectorised = inner_dimension(tuple(out_shape), in_shapes) if n else (0, False)
+    return row_scalar_positions(n, L, vectorised, num_threads, step)
+
+def row_scalar_positions(n, L, vectorised, num_threads, step=VECTOR_STEP) -> np.ndarray:
+    "Eq. (E0) for `n` elements in TensorIterator's order, in rows of `L`: the positions the scalar lambda computes."
     if not vectorised: return np.arange(n, dtype=np.int64)
     T = 1 if n <= GRAIN_SIZE else max(1, min(num_threads, -(-n // GRAIN_SIZE)))
     chunk = -(-n // T)

@@ -49,6 +49,7 @@ def _packed_accumulator(x, zx, packed) -> np.ndarray:
     "Eq. (L1) for rows `x` (M, K): exact sums (M, O) in float32/float64, int64 where int32 wrapped."
     x = np.asarray(x)
     M, K = x.shape
+    if M == 0: return np.zeros((0, packed.out_features), np.float32)          # no rows (an empty batch)
     xmax = max(abs(int(x.max(initial=0)) - int(zx)), abs(int(x.min(initial=0)) - int(zx)))
     xp = np.subtract(x, np.float32(zx), dtype=np.float32).reshape(1, M, K)
     acc = channels_last_accumulator(xp, packed.wt, (1,), (1,), (1,), 1, (M,), xmax, packed.bounds)[0]

@@ -119,8 +119,8 @@ def _check_common(input, eps, scale, zero_point, min_rank, name):
     if xq.per_channel: raise ValueError("input must be quantized per tensor, got per-channel parameters")
     if xq.dtype not in ('quint8', 'qint8'): raise TypeError(f"input must be quint8 or qint8, got {xq.dtype}")
     if xq.ndim < min_rank: raise ValueError(f"input must have at least {min_rank} dimensions for {name}, got shape {xq.shape}")
-    if not (isinstance(eps, (int, float, np.floating)) and np.isfinite(eps) and eps > 0):
-        raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
+    if not (isinstance(eps, (int, float, np.floating)) and np.isfinite(eps) and eps >= 0):
+        raise ValueError(f"eps must be a finite number >= 0 (torch takes 0 too), got {eps!r}")
     return xq, check_scale(scale, 'scale'), check_zero_point(zero_point, xq.dtype, 'zero_point')
 
 def is_channels_last(input) -> bool:

@@ -101,10 +101,22 @@ def test_channels_last_follows_memory_order(engine):
         assert (qhardswish(x, 0.03, 5, engine=engine).int_repr == torch.ops.quantized.hardswish(x, 0.03, 5).int_repr().numpy()).all()
     assert (qsoftmax(x, 1, 0.01, 0, engine='x86').int_repr == torch.ops.quantized.softmax(x, 1, 0.01, 0).int_repr().numpy()).all()
 
-def test_strided_input_refused():
+def test_any_layout_matches_torch():
+    "(A4'): strided, transposed, sliced and channels-last inputs split vector/scalar as torch's TensorIterator does."
     import torch
-    x = torch.quantize_per_tensor(torch.randn(2, 3, 4, 6), 0.1, 3, torch.quint8)[..., ::2]
-    with pytest.raises(ValueError, match='must be dense in memory'): qtanh(x)
+    import torch.ao.nn.quantized.functional as qF
+    F = torch.nn.functional
+    # parameters whose vector and scalar tables differ in some byte, so a wrong split shows
+    cases = [(0.00774201601590409, 179, torch.sigmoid, qsigmoid), (0.007545550599965253, 50, torch.tanh, qtanh),
+             (0.01875345612149278, 189, lambda x: qF.elu(x, 0.05, 3), lambda x: qelu(x, 0.05, 3)),
+             (0.422017523985129, 215, lambda x: F.leaky_relu(x, 0.1), lambda x: qleaky_relu(x, 0.1)),
+             (0.422017523985129, 215, lambda x: qF.leaky_relu(x, 0.1, False, 0.4, 215), lambda x: qleaky_relu(x, 0.1, 0.4, 215))]
+    g = torch.Generator().manual_seed(0)
+    for s, z, theirs, ours in cases:
+        base = torch.quantize_per_tensor((torch.randint(0, 256, (2, 3, 20, 130), generator=g).float() - z) * s, s, z, torch.quint8)
+        for v in (base[..., ::2], base.transpose(2, 3), base[..., :65], base.permute(0, 2, 3, 1), base[..., :1].expand(2, 3, 20, 70),
+                  base.contiguous(memory_format=torch.channels_last), base.contiguous(memory_format=torch.channels_last)[:, :, 2:9, 1:]):
+            assert (ours(v).int_repr == theirs(v).int_repr().numpy()).all(), (theirs, v.shape, v.stride())
 
 def test_softmax_qnnpack_sum_wraps_like_torch():
     x = QArray(np.full((1, 513), 77, np.uint8), 0.1, 3, 'quint8')

@@ -18,8 +18,7 @@ _X = QArray(np.zeros((2, _C, 4, 4), np.uint8), 0.1, 0, 'quint8')
     (dict(weight=np.ones(4)), ValueError, r'weight must have shape \(5,\)'),
     (dict(mean=np.zeros(6)), ValueError, r'mean must have shape \(5,\)'),
     (dict(var=-np.ones(_C)), ValueError, 'var must be >= 0'),
-    (dict(eps=0.0), ValueError, 'eps must be a finite number > 0'),
-    (dict(eps=-1e-5), ValueError, 'eps must be a finite number > 0'),
+    (dict(eps=-1e-5), ValueError, 'eps must be a finite number >= 0'),
     (dict(weight=None), ValueError, 'weight must be provided'),
     (dict(scale=0.0), ValueError, 'scale must be a finite number > 0'),
     (dict(zero_point=300), ValueError, r'zero_point must be in \[0, 255\]'),
@@ -46,3 +45,14 @@ def test_large_input_on_every_core_against_torch():
     os.environ['QNB_NUM_THREADS'] = '1'
     try: assert np.array_equal(ours, qbatch_norm(x, w, b, m, v, 1e-5, 0.1, 128).int_repr)
     finally: del os.environ['QNB_NUM_THREADS']
+
+def test_eps_zero_matches_torch():
+    "torch accepts eps = 0, also where a channel's variance is 0 (an infinite 1/sigma)."
+    import torch
+    torch.manual_seed(0)
+    x = torch.quantize_per_tensor(torch.rand(2, 6, 3, 5) * 4 - 1, 0.02, 60, torch.quint8)
+    var = torch.rand(6); var[::2] = 0
+    w, b, m = torch.randn(6), torch.randn(6), torch.randn(6) * 0.1
+    for relu in (False, True):
+        op = torch.ops.quantized.batch_norm2d_relu if relu else torch.ops.quantized.batch_norm2d
+        assert (qbatch_norm(x, w, b, m, var, 0.0, 0.05, 100, relu=relu).int_repr == op(x, w, b, m, var, 0.0, 0.05, 100).int_repr().numpy()).all()

@@ -138,7 +138,7 @@ def test_bad_input(call, exc, match):
 
 def test_qnnpack_has_no_3d_transposed_conv():
     from qnb.conv import qconv_transpose3d
-    with pytest.raises(ValueError, match="no 3-D transposed"):
+    with pytest.raises(ValueError, match="no correct 3-D transposed"):
         qconv_transpose3d(_q((1, 2, 3, 3, 3)), _q((2, 2, 1, 1, 1), 'qint8'), engine='qnnpack')
 
 def test_torch_tensors_in():
@@ -153,3 +153,18 @@ def test_torch_tensors_in():
         ours = qconv2d(x, w, b, padding=1, scale=0.05, zero_point=128, engine=engine)
         np.testing.assert_array_equal(ours.int_repr, theirs.int_repr().numpy())
         assert ours.scale == theirs.q_scale() and ours.zero_point == theirs.q_zero_point()
+
+def test_qnnpack_depthwise_transposed_per_channel_axis0():
+    "QNNPACK takes per-channel weights of a depthwise transpose along axis 0 (one output channel per input channel)."
+    import torch
+    from qnb.conv import qconv_transpose2d
+    torch.backends.quantized.engine = 'qnnpack'
+    g = torch.Generator().manual_seed(0)
+    x = torch.quantize_per_tensor(torch.rand(2, 3, 5, 4, generator=g) * 2, 0.01, 7, torch.quint8)
+    w = torch.quantize_per_channel(torch.randn(3, 1, 3, 2, generator=g) * 0.5, torch.tensor([0.01, 0.02, 0.005], dtype=torch.double),
+                                   torch.tensor([0, -3, 5]), 0, torch.qint8)
+    b = torch.randn(3, generator=g)
+    packed = torch.ops.quantized.conv_transpose2d_prepack(w, b, [2, 1], [1, 0], [1, 0], [1, 1], 3)
+    theirs = torch.ops.quantized.conv_transpose2d(x, packed, 0.05, 100).int_repr().numpy()
+    ours = qconv_transpose2d(x, w, b, (2, 1), (1, 0), (1, 0), 3, 1, 0.05, 100, engine='qnnpack').int_repr
+    assert (ours == theirs).all()

@@ -49,3 +49,17 @@ W = QArray(np.zeros((4, 8), np.int8), 0.01, 0, 'qint8')
 ])
 def test_bad_input(call, exc, match):
     with pytest.raises(exc, match=match): call()
+
+def test_dynamic_empty_batch_matches_torch():
+    "An input with a zero-sized leading dim gives an empty (..., out_features) output, as torch's."
+    import torch
+    w = torch.quantize_per_tensor(torch.randn(5, 7) * 0.1, 0.01, 0, torch.qint8)
+    for lead in ((0,), (2, 0)):
+        x = torch.randn(*lead, 7)
+        for engine in supported_engines():
+            torch.backends.quantized.engine = engine
+            theirs = torch.ops.quantized.linear_dynamic(x, torch.ops.quantized.linear_prepack(w, None), True).numpy()
+            ours = qlinear_dynamic(x, w, None, engine=engine)
+            assert ours.shape == (*lead, 5) and ours.dtype == theirs.dtype
+            # oneDNN flattens the leading dims and returns (0, 5): a torch fault (see nbs/04_linear.ipynb)
+            assert theirs.shape == ((0, 5) if engine == 'onednn' else ours.shape)
