@@ -14,13 +14,15 @@ from .core import (QArray, as_qarray, check_scale, check_zero_point, resolve_eng
 from .batchnorm import quantize_aten_avx
 
 # %% auto #0
-__all__ = ['GRAIN_SIZE', 'VECTOR_STEP', 'PAIR_TABLE_MIN', 'PAIR_CHUNK', 'PAIR_TABLE_WARM_MIN', 'inner_dimension',
-           'scalar_positions', 'row_scalar_positions', 'vector_mask', 'vector_elements', 'add_fp32',
-           'qnnpack_add_params', 'add_qnnpack', 'xnnpack_built', 'add_pair_tables', 'lookup_pairs', 'add_by_tables',
-           'requantize_int', 'mul_fp32', 'qadd', 'qmul', 'random_binary_case', 'torch_binary', 'qnb_binary',
-           'check_add_mul', 'add_scalar_qparams', 'qadd_scalar', 'qmul_scalar', 'random_scalar_case', 'torch_scalar',
-           'qnb_scalar', 'check_add_mul_scalar', 'cat_nhwc_requantize', 'qcat', 'random_cat_case', 'torch_cat',
-           'qnb_cat', 'check_cat']
+__all__ = ['GRAIN_SIZE', 'VECTOR_STEP', 'QNNPACK_ADD_TILE', 'PAIR_TABLE_MIN', 'PAIR_CHUNK', 'PAIR_TABLE_WARM_MIN',
+           'inner_dimension', 'scalar_positions', 'row_scalar_positions', 'vector_mask', 'vector_elements',
+           'operand_layout', 'is_c_contiguous', 'broadcast_strides', 'memory_format_order', 'binary_layout',
+           'iterator_vector_mask', 'in_memory_order', 'add_fp32', 'qnnpack_add_params', 'qnnpack_scalar_loop',
+           'qnnpack_rounding_shift', 'add_qnnpack', 'xnnpack_built', 'add_pair_tables', 'lookup_pairs', 'add_by_tables',
+           'requantize_int', 'mul_fp32', 'qadd', 'qmul', 'random_view', 'random_binary_case', 'torch_view',
+           'torch_binary', 'qnb_binary', 'check_add_mul', 'add_scalar_qparams', 'qadd_scalar', 'qmul_scalar',
+           'random_scalar_case', 'torch_scalar', 'qnb_scalar', 'check_add_mul_scalar', 'cat_nhwc_requantize', 'qcat',
+           'random_cat_case', 'torch_cat', 'qnb_cat', 'check_cat']
 
 # %% ../nbs/08_elementwise.ipynb #0cc677fc
 GRAIN_SIZE = 32768         # at::internal::GRAIN_SIZE
@@ -87,40 +89,129 @@ def vector_elements(n, num_threads) -> np.ndarray:
     "Boolean per flat element of a same-shape (one-row) loop: True where the vectorised lambda computes it."
     return vector_mask((n,), [(n,), (n,)], num_threads)
 
+def operand_layout(x) -> tuple:
+    "(shape, element strides) of an operand as TensorIterator reads it: a torch tensor's own, else the QArray's `int_repr`'s."
+    if getattr(x, 'is_quantized', False): return tuple(x.shape), list(x.stride())
+    a = np.asarray(as_qarray(x).int_repr)
+    strides = [s // a.itemsize for s in a.strides]
+    if any(s < 0 for s in strides): strides = _contiguous_strides(a.shape)        # torch never sees such a view
+    return a.shape, strides
+
+def is_c_contiguous(shape, strides) -> bool:
+    "Row-major and dense, the strides of size-1 dims ignored (torch's `is_contiguous()`)."
+    expected = 1
+    for n, s in zip(reversed(tuple(shape)), reversed(list(strides))):
+        if n != 1:
+            if s != expected: return False
+            expected *= n
+    return True
+
+def broadcast_strides(shape, strides, out_shape) -> list:
+    "An operand's strides over the output's shape: missing leading dims and stretched size-1 dims read with stride 0."
+    off = len(out_shape) - len(shape)
+    return [0] * off + [0 if shape[i] == 1 and out_shape[off + i] != 1 else strides[i] for i in range(len(shape))]
+
+def memory_format_order(shape, strides) -> list:
+    "The dims, outermost first, of a tensor torch allocates in this operand's `suggest_memory_format()`."
+    from qnb.activation import suggests_channels_last
+    nd = len(shape)
+    return [0, *range(2, nd), 1] if suggests_channels_last(shape, strides) else list(range(nd))
+
+def binary_layout(op, shape, a_layout, b_layout) -> tuple:
+    """Eq. (E0'): ([output, a, b] strides over `shape`, whether TensorIterator re-strided the output). `mul`
+    allocates `shape` in a's memory format; `add` allocates a's own shape so, and when broadcasting makes the
+    output larger, TensorIterator resizes it dense in its iteration order, which the inputs alone decide."""
+    from qnb.activation import iteration_order, _strides_in_order
+    (sa, ta), (sb, tb) = a_layout, b_layout
+    ins = [broadcast_strides(sa, ta, shape), broadcast_strides(sb, tb, shape)]
+    if op == 'mul' or tuple(sa) == tuple(shape):
+        order = memory_format_order(sa, ta)
+        if len(order) != len(shape):
+            if order != list(range(len(order))):
+                raise ValueError(f"mul: a channels-last input a of shape {tuple(sa)} broadcast to {len(shape)} dimensions is "
+                                 f"refused by torch ('required rank {len(order)} tensor to use channels_last format')")
+            order = list(range(len(shape)))
+        return [_strides_in_order(shape, order)] + ins, False
+    perm = iteration_order(shape, ins)
+    return [_strides_in_order(shape, perm[::-1])] + ins, True
+
+def iterator_vector_mask(shape, operand_strides, num_threads, step=VECTOR_STEP, output_resized=False) -> np.ndarray:
+    """Eq. (E0'): True per element (C order, flattened) where `cpu_kernel_vec` runs the vector lambda, for
+    operands of any strides (`operand_strides`: the output's first). `output_resized`: the output does not
+    vote on the iteration order (TensorIterator re-strides it to follow the inputs)."""
+    from qnb.activation import iteration_order
+    n, nd = int(np.prod(shape, dtype=np.int64)), len(shape)
+    if n == 0 or nd == 0: return np.zeros(n, bool)                    # at most one element: a scalar tail
+    perm = iteration_order(shape, operand_strides[1:] if output_resized else operand_strides)
+    sizes = [shape[p] for p in perm]
+    strides = [[st[p] for p in perm] for st in operand_strides]
+    prev = 0
+    for d in range(1, nd):                                            # coalesce_dimensions
+        if sizes[prev] == 1 or sizes[d] == 1 or all(sizes[prev] * st[prev] == st[d] for st in strides):
+            if sizes[prev] == 1:
+                for st in strides: st[prev] = st[d]
+            sizes[prev] *= sizes[d]
+        else:
+            prev += 1
+            for st in strides: st[prev] = st[d]
+            sizes[prev] = sizes[d]
+    inner = [st[0] for st in strides[1:]]
+    # is_contiguous, or is_contiguous_scalar: one input read with stride 0, the rest contiguous; else basic_loop
+    vectorised = strides[0][0] == 1 and (all(v == 1 for v in inner) or (inner.count(0) == 1 and all(v in (0, 1) for v in inner)))
+    flat = np.ones(n, bool)
+    flat[row_scalar_positions(n, sizes[0], vectorised, num_threads, step)] = False
+    if perm == list(range(nd))[::-1]: return flat                     # C order: iteration index = flat index
+    position = np.arange(n).reshape([shape[p] for p in reversed(perm)])  # iteration index, outermost dim first
+    return flat[np.transpose(position, np.argsort(list(reversed(perm)))).reshape(-1)]
+
+def in_memory_order(y, strides) -> np.ndarray:
+    "Array `y` (any layout) copied into memory laid out as `strides` say (outermost = largest stride)."
+    order = sorted(range(y.ndim), key=lambda d: -strides[d])
+    if order == list(range(y.ndim)): return y if y.flags.c_contiguous else y.copy()    # (ascontiguousarray makes 0-d 1-d)
+    return np.transpose(y, order).copy().transpose(np.argsort(order))
+
 # %% ../nbs/08_elementwise.ipynb #d79729e6
 def _dequantize_vector(q, scale, zero_point, capability):
     s = np.float32(scale)
-    if capability == 'default': return s * (q.astype(np.int64) - zero_point).astype(np.float32)
+    if capability == 'default':                                  # per lane dequantize_val, z read back from a float lane
+        z = int(wrap_int32(int(np.float32(zero_point))))
+        return s * wrap_int32(q.astype(np.int64) - z).astype(np.float32)
     return fma_f32(s, q.astype(np.float32), np.float32(s * np.float32(-zero_point)))
 
 def _dequantize_scalar(q, scale, zero_point):
-    return np.float32(scale) * (q.astype(np.int64) - zero_point).astype(np.float32)
+    return np.float32(scale) * wrap_int32(q.astype(np.int64) - zero_point).astype(np.float32)
 
 def _quantize_vector(c, out_scale, out_zp, dtype, relu, capability):
     if relu: c = np.maximum(c, np.float32(0))
+    if dtype == 'qint32': return quantize_values_scalar(c, out_scale, out_zp, dtype, -2**31)   # quantize_vec: element by element
     if capability == 'default': return quantize_values_fma(c, out_scale, out_zp, dtype)
     return quantize_aten_avx(c * (np.float32(1) / np.float32(out_scale)), out_zp, dtype)
 
 def _quantize_scalar(c, out_scale, out_zp, dtype, relu):
     if relu: c = np.maximum(c, np.float32(0))
-    return quantize_values_scalar(c, out_scale, out_zp, dtype, 0)
+    return quantize_values_scalar(c, out_scale, out_zp, dtype, -2**31 if dtype == 'qint32' else 0)
 
 def add_fp32(qa, za, sa, qb, zb, sb, out_scale, out_zp, dtype, relu, capability, vec) -> np.ndarray:
     "Eq. (E1) on flat integer arrays (already broadcast): the vector lambda where `vec` (eq. E0), the scalar one elsewhere."
-    if qa.size > PAIR_TABLE_MIN:
+    if qa.size > PAIR_TABLE_MIN and dtype != 'qint32':
         return add_by_tables(qa, za, sa, qb, zb, sb, out_scale, out_zp, dtype, relu, capability, np.flatnonzero(~vec)).astype(np.int64)
     out = np.empty(qa.size, np.int64)
-    if vec.any():
-        c = _dequantize_vector(qa[vec], sa, za, capability) + _dequantize_vector(qb[vec], sb, zb, capability)
-        out[vec] = _quantize_vector(c, out_scale, out_zp, dtype, relu, capability)
-    if (~vec).any():
-        s = ~vec
-        out[s] = _quantize_scalar(_dequantize_scalar(qa[s], sa, za) + _dequantize_scalar(qb[s], sb, zb), out_scale, out_zp, dtype, relu)
+    with np.errstate(over='ignore', invalid='ignore'):
+        if vec.any():
+            c = _dequantize_vector(qa[vec], sa, za, capability) + _dequantize_vector(qb[vec], sb, zb, capability)
+            out[vec] = _quantize_vector(c, out_scale, out_zp, dtype, relu, capability)
+        if (~vec).any():
+            s = ~vec
+            out[s] = _quantize_scalar(_dequantize_scalar(qa[s], sa, za) + _dequantize_scalar(qb[s], sb, zb), out_scale, out_zp, dtype, relu)
     return out
 
 def qnnpack_add_params(sa, sb, out_scale):
-    "(m_a, m_b, k) of eq. (E2); ValueError when a scale ratio is outside [2^-14, 2^8)."
+    "(m_a, m_b, k) of eq. (E2); ValueError when a scale is not a normal float32 or a scale ratio is outside [2^-14, 2^8)."
     f32 = np.float32
+    for name, s in (('input scale', sa), ('other scale', sb), ('scale', out_scale)):
+        v = abs(f32(s))
+        if not (np.isfinite(v) and v >= np.finfo(f32).tiny):
+            raise ValueError(f"{name} must be a normal float32 on engine 'qnnpack' (QNNPACK's add refuses it), got {s!r}")
     ra, rb = f32(sa) / f32(out_scale), f32(sb) / f32(out_scale)
     for name, r in (('input scale / output scale', ra), ('other scale / output scale', rb)):
         if not (2.0 ** -14 <= r < 2.0 ** 8):
@@ -129,13 +220,28 @@ def qnnpack_add_params(sa, sb, out_scale):
     k = 21 - exponent
     return int(np.rint(ra * f32(2.0 ** k))), int(np.rint(rb * f32(2.0 ** k))), k
 
-def add_qnnpack(qa, za, sa, qb, zb, sb, out_scale, out_zp, relu) -> np.ndarray:
-    "Eq. (E2): QNNPACK's fixed-point quint8 add."
+QNNPACK_ADD_TILE = 4096          # q8vadd is called on 4096-byte tiles of the flattened tensor
+
+def qnnpack_scalar_loop(n) -> np.ndarray:
+    "Per flat element: whether q8vadd's scalar loop computes it (a last tile shorter than 8 bytes), not its SSE2 body."
+    loop = np.zeros(n, bool)
+    rest = n % QNNPACK_ADD_TILE
+    if 0 < rest < 8: loop[n - rest:] = True
+    return loop
+
+def qnnpack_rounding_shift(acc, k, scalar_loop) -> np.ndarray:
+    "Eq. (E2'): q8vadd's `acc / 2^k`, half away from zero, as x86 computes it, k >= 32 included."
+    mask = (1 << (k & 31)) - 1                                   # `1 << k` in 32 bits: x86 shifts by k mod 32
+    up = ((acc & mask) - (acc < 0)) > (mask >> 1)
+    if k < 32: return (acc >> k) + up
+    return np.where(scalar_loop, acc >> (k & 31), np.where(acc < 0, -1, 0)) + up   # sar: k mod 32; psrad: sign fill
+
+def add_qnnpack(qa, za, sa, qb, zb, sb, out_scale, out_zp, relu, scalar_loop=None) -> np.ndarray:
+    "Eq. (E2): QNNPACK's fixed-point quint8 add on flat arrays (`scalar_loop`: per element, default from the tiling)."
     ma, mb, k = qnnpack_add_params(sa, sb, out_scale)
     acc = wrap_int32(wrap_int32(-(ma * za + mb * zb)) + qa.astype(np.int64) * ma + qb.astype(np.int64) * mb)
-    mask = (1 << k) - 1
-    rounded = (acc >> k) + (((acc & mask) - (acc < 0)) > (mask >> 1))
-    return np.clip(rounded + out_zp, out_zp if relu else 0, 255)
+    if scalar_loop is None: scalar_loop = qnnpack_scalar_loop(acc.size)
+    return np.clip(qnnpack_rounding_shift(acc, k, scalar_loop) + out_zp, out_zp if relu else 0, 255)
 
 def xnnpack_built() -> bool:
     "Whether the installed torch has XNNPACK (then qint8 add on QNNPACK, and qint8 mul on every engine, go there)."
@@ -225,7 +331,6 @@ def _binary_inputs(a, b, scale, zero_point, name):
     qa, qb = as_qarray(a), as_qarray(b)
     if qa.per_channel or qb.per_channel: raise ValueError(f"{name}: both inputs must be quantized per tensor")
     if qa.dtype != qb.dtype: raise TypeError(f"{name}: both inputs must have the same dtype, got {qa.dtype} and {qb.dtype}")
-    if qa.dtype not in ('quint8', 'qint8'): raise TypeError(f"{name}: inputs must be quint8 or qint8, got {qa.dtype}")
     try: shape = np.broadcast_shapes(qa.shape, qb.shape)
     except ValueError:
         raise ValueError(f"{name}: shapes {qa.shape} and {qb.shape} do not broadcast (aligned from the right, "
@@ -239,34 +344,58 @@ def _threads(num_threads):
 
 def _broadcast_flat(q, shape): return np.broadcast_to(q.int_repr, shape).reshape(-1)
 
+def _step(dtype): return 16 if dtype == 'qint32' else VECTOR_STEP       # 2 vectors of 8 int32, or of 32 bytes
+
+def _vector_lanes(op, shape, a, b, num_threads, dtype) -> tuple:
+    "(vector mask (E0'), output strides): the C-order shortcut (E0) when both inputs are C-contiguous."
+    la, lb = operand_layout(a), operand_layout(b)
+    if is_c_contiguous(*la) and is_c_contiguous(*lb):
+        return vector_mask(shape, [la[0], lb[0]], _threads(num_threads), _step(dtype)), _contiguous_strides(shape)
+    operands, resized = binary_layout(op, shape, la, lb)
+    return iterator_vector_mask(shape, operands, _threads(num_threads), _step(dtype), resized), operands[0]
+
+def _add_qnnpack_checked(qa, qb, a, scale, zero_point, relu) -> QArray:
+    "`qnnpack_add`: same-shape quint8, contiguous copies in a's memory format, refusals as torch's."
+    if qa.ndim == 0: raise ValueError("add of 0-dimensional quint8 tensors on engine 'qnnpack' is refused by torch's qnnpack_add ('Got empty input tensor')")
+    from qnb.activation import _strides_in_order
+    order_strides = _strides_in_order(qa.shape, memory_format_order(*operand_layout(a)))
+    if qa.shape[0] == 0: return QArray(np.zeros(qa.shape, np.uint8), scale, zero_point, 'quint8')   # returned before QNNPACK checks anything
+    if qa.int_repr.size == 0:
+        raise ValueError(f"add on engine 'qnnpack' refuses inputs whose dims after the first hold no element (QNNPACK: "
+                         f"'number of channels must be non-zero'), got shape {qa.shape}")
+    if relu and zero_point >= 255: raise ValueError("zero_point must be < 255 for add_relu on engine 'qnnpack' (its output range [z, 255] would be empty)")
+    y = add_qnnpack(qa.int_repr.reshape(-1), qa.zero_point, qa.scale, qb.int_repr.reshape(-1), qb.zero_point, qb.scale, scale, zero_point, relu)
+    return QArray(in_memory_order(y.reshape(qa.shape).astype(np.uint8), order_strides), scale, zero_point, 'quint8')
+
 def qadd(a, b, scale, zero_point, *, relu=False, engine=None, capability=None, num_threads=None) -> QArray:
-    "`quantized::add` (`add_relu` with `relu=True`), numpy broadcasting included, bit for bit."
+    "`quantized::add` (`add_relu` with `relu=True`), numpy broadcasting and any input layout included, bit for bit."
     qa, qb, shape, scale, zero_point = _binary_inputs(a, b, scale, zero_point, 'add')
     engine = resolve_engine(engine)
-    fa, fb = _broadcast_flat(qa, shape), _broadcast_flat(qb, shape)
     if engine == 'qnnpack' and qa.dtype == 'quint8' and qa.shape == qb.shape:
-        if qa.ndim == 0: raise ValueError("add of 0-dimensional quint8 tensors on engine 'qnnpack' is refused by torch's qnnpack_add ('Got empty input tensor')")
-        if relu and zero_point >= 255: raise ValueError("zero_point must be < 255 for add_relu on engine 'qnnpack' (its output range [z, 255] would be empty)")
-        y = add_qnnpack(fa, qa.zero_point, qa.scale, fb, qb.zero_point, qb.scale, scale, zero_point, relu)
-    else:
-        if engine == 'qnnpack' and qa.dtype == 'qint8' and xnnpack_built():
-            raise ValueError("add of qint8 on engine 'qnnpack' runs XNNPACK in this torch build, which qnb does not reproduce")
-        args = (fa, qa.zero_point, qa.scale, fb, qb.zero_point, qb.scale, scale, zero_point, qa.dtype, relu, resolve_capability(capability))
-        if fa.size > PAIR_TABLE_MIN or (fa.size > PAIR_TABLE_WARM_MIN and _SEEN_QPARAMS.repeated((*args[1:3], *args[4:]))):
-            y = add_by_tables(*args, scalar_positions(shape, [qa.shape, qb.shape], _threads(num_threads)))
-        else: y = add_fp32(*args, vector_mask(shape, [qa.shape, qb.shape], _threads(num_threads)))
-    return QArray(y.reshape(shape).astype(qa.int_repr.dtype, copy=False), scale, zero_point, qa.dtype)
+        return _add_qnnpack_checked(qa, qb, a, scale, zero_point, relu)
+    if engine == 'qnnpack' and qa.dtype == 'qint8' and xnnpack_built():
+        raise ValueError("add of qint8 on engine 'qnnpack' runs XNNPACK in this torch build, which qnb does not reproduce")
+    fa, fb = _broadcast_flat(qa, shape), _broadcast_flat(qb, shape)
+    args = (fa, qa.zero_point, qa.scale, fb, qb.zero_point, qb.scale, scale, zero_point, qa.dtype, relu, resolve_capability(capability))
+    la, lb = operand_layout(a), operand_layout(b)
+    if qa.dtype != 'qint32' and is_c_contiguous(*la) and is_c_contiguous(*lb) and (
+            fa.size > PAIR_TABLE_MIN or (fa.size > PAIR_TABLE_WARM_MIN and _SEEN_QPARAMS.repeated((*args[1:3], *args[4:])))):
+        y = add_by_tables(*args, scalar_positions(shape, [qa.shape, qb.shape], _threads(num_threads)))   # no mask over n
+        return QArray(y.reshape(shape).astype(qa.int_repr.dtype, copy=False), scale, zero_point, qa.dtype)
+    vec, out_strides = _vector_lanes('add', shape, a, b, num_threads, qa.dtype)
+    y = add_fp32(*args, vec).reshape(shape).astype(qa.int_repr.dtype)
+    return QArray(in_memory_order(y, out_strides), scale, zero_point, qa.dtype)
 
 def qmul(a, b, scale, zero_point, *, relu=False, engine=None, capability=None, num_threads=None) -> QArray:
-    "`quantized::mul` (`mul_relu` with `relu=True`), numpy broadcasting included, bit for bit."
+    "`quantized::mul` (`mul_relu` with `relu=True`), numpy broadcasting and any input layout included, bit for bit."
     qa, qb, shape, scale, zero_point = _binary_inputs(a, b, scale, zero_point, 'mul')
     resolve_engine(engine)
     if qa.dtype == 'qint8' and zero_point < 127 and xnnpack_built():
         raise ValueError("mul of qint8 runs XNNPACK in this torch build (every engine), which qnb does not reproduce")
-    vec = vector_mask(shape, [qa.shape, qb.shape], _threads(num_threads))
+    vec, out_strides = _vector_lanes('mul', shape, a, b, num_threads, qa.dtype)
     y = mul_fp32(_broadcast_flat(qa, shape), qa.zero_point, qa.scale, _broadcast_flat(qb, shape), qb.zero_point, qb.scale,
                  scale, zero_point, qa.dtype, relu, resolve_capability(capability), vec)
-    return QArray(y.reshape(shape).astype(qa.int_repr.dtype), scale, zero_point, qa.dtype)
+    return QArray(in_memory_order(y.reshape(shape).astype(qa.int_repr.dtype), out_strides), scale, zero_point, qa.dtype)
 
 # %% ../nbs/08_elementwise.ipynb #d8e56de2
 def _random_shape(rng, sizes=(1, 2, 3, 5, 7, 11, 31, 63, 64, 65, 100, 130), cap=20_000):
@@ -282,9 +411,25 @@ def _thin(rng, shape):
     s = tuple(1 if rng.random() < 0.4 else v for v in shape)
     return s[int(rng.integers(0, len(s) + 1)):] if rng.random() < 0.3 else s
 
+def random_view(rng, values) -> np.ndarray:
+    "`values` as a strided view like torch's: dims permuted in memory (channels-last among them), stepped, or expanded (stride 0)."
+    nd = values.ndim
+    if nd == 0 or values.size == 0 or rng.random() < 0.3: return values
+    order = [0, *range(2, nd), 1] if nd in (4, 5) and rng.random() < 0.4 else [int(d) for d in rng.permutation(nd)]
+    steps = [int(rng.choice([2, 3])) if rng.random() < 0.25 else 1 for _ in range(nd)]
+    expanded = [values.shape[d] > 1 and rng.random() < 0.15 for d in range(nd)]
+    strides, size = [0] * nd, 1
+    for d in reversed(order):                                       # outermost first in `order`
+        if not expanded[d]: strides[d], size = size * steps[d], size * steps[d] * values.shape[d]
+    store = np.zeros(size, values.dtype)
+    block = tuple(slice(0, 1) if e else slice(None) for e in expanded)    # an expanded dim holds one value
+    shape1 = values[block].shape
+    np.lib.stride_tricks.as_strided(store, shape1, [s * values.itemsize for s in strides])[...] = values[block]
+    return np.lib.stride_tricks.as_strided(store, values.shape, [s * values.itemsize for s in strides], writeable=False)
+
 def random_binary_case(rng, engine) -> dict:
-    "Random operands of the same shape or numpy-broadcast (size-1 and missing dimensions, 0-d, empty), scales incl. powers of two."
-    dtype = 'quint8' if rng.random() < 0.7 else 'qint8'
+    "Random operands of the same shape or numpy-broadcast (size-1 and missing dimensions, 0-d, empty), any strides, scales incl. powers of two."
+    dtype = str(rng.choice(['quint8', 'qint8', 'qint32'], p=[0.6, 0.3, 0.1]))
     lo, hi = dtype_range(dtype)
     shape = _random_shape(rng)
     sa = sb = shape
@@ -294,10 +439,14 @@ def random_binary_case(rng, engine) -> dict:
     pow2 = rng.random() < 0.5
     scales = [float(2.0 ** rng.integers(-6, 2)) if pow2 else float(np.exp(rng.uniform(-5, 1))) for _ in range(3)]
     zps = [int(v) for v in rng.choice([lo, hi, (lo + hi) // 2, *rng.integers(lo, hi + 1, 4)], 3)]
-    st = np.uint8 if dtype == 'quint8' else np.int8
-    case = dict(engine=engine, dtype=dtype, a=rng.integers(lo, hi + 1, sa).astype(st), b=rng.integers(lo, hi + 1, sb).astype(st),
+    st = {'quint8': np.uint8, 'qint8': np.int8, 'qint32': np.int32}[dtype]
+    vlo, vhi = (lo, hi) if dtype != 'qint32' or rng.random() < 0.5 else (-3000, 3000)
+    if dtype == 'qint32' and rng.random() < 0.5: zps = [int(v) for v in rng.integers(-3000, 3000, 3)]
+    case = dict(engine=engine, dtype=dtype, a=rng.integers(vlo, vhi, sa, endpoint=True).astype(st),
+                b=rng.integers(vlo, vhi, sb, endpoint=True).astype(st),
                 scales=scales, zps=zps, relu=bool(rng.random() < 0.3), op=str(rng.choice(['add', 'mul'])))
-    if case['op'] == 'add' and rng.random() < 0.5: _steer_to_lane_splits(rng, case)
+    if case['op'] == 'add' and dtype != 'qint32' and rng.random() < 0.5: _steer_to_lane_splits(rng, case)
+    if rng.random() < 0.5: case['a'], case['b'] = random_view(rng, case['a']), random_view(rng, case['b'])
     return case
 
 def _steer_to_lane_splits(rng, case):
@@ -325,12 +474,21 @@ def _case_operands(case):
     (sa, sb, so), (za, zb, zo) = case['scales'], case['zps']
     return QArray(case['a'], sa, za, case['dtype']), QArray(case['b'], sb, zb, case['dtype']), so, zo
 
+def torch_view(q):
+    "QArray `q` as a torch tensor with the same strides (`to_torch` copies into C order)."
+    a = q.int_repr
+    strides = [s // a.itemsize for s in a.strides]
+    if a.size == 0 or min(strides, default=0) < 0 or q.per_channel: return q.to_torch()
+    span = sum((n - 1) * s for n, s in zip(a.shape, strides)) + 1      # the memory from the first element to the last
+    store = np.array(np.lib.stride_tricks.as_strided(a, (span,), (a.itemsize,)))
+    return QArray(store, q.scale, q.zero_point, q.dtype).to_torch().as_strided(a.shape, strides)
+
 def torch_binary(case) -> np.ndarray:
     import torch
     torch.backends.quantized.engine = case['engine']
     a, b, so, zo = _case_operands(case)
     op = getattr(torch.ops.quantized, case['op'] + ('_relu' if case['relu'] else ''))
-    return op(a.to_torch(), b.to_torch(), so, zo).int_repr().numpy()
+    return op(torch_view(a), torch_view(b), so, zo).int_repr().numpy()
 
 def qnb_binary(case) -> np.ndarray:
     a, b, so, zo = _case_operands(case)
@@ -376,13 +534,15 @@ def qadd_scalar(input, other, *, relu=False, engine=None, capability=None, num_t
     resolve_engine(engine)
     s2, z2, c_q, requantized = add_scalar_qparams(x.scale, x.zero_point, other, x.dtype)
     q = x.int_repr.astype(np.int64)
+    from qnb.activation import unary_layout
+    shape, in_strides, out_strides = unary_layout(input)                # the output: empty_like(x, suggest_memory_format())
     if requantized:
         f32 = np.float32
         m = f32(f32(x.scale) * (f32(1) / f32(s2)))
-        vec = vector_mask(x.shape, [x.shape], _threads(num_threads), 16 if x.dtype == 'qint32' else VECTOR_STEP)
-        q = requantize_int(q.reshape(-1) - x.zero_point + c_q, m, z2, x.dtype, vec, resolve_capability(capability)).reshape(x.shape)
+        vec = iterator_vector_mask(shape, [out_strides, in_strides], _threads(num_threads), _step(x.dtype))
+        q = requantize_int(wrap_int32(q.reshape(-1) - x.zero_point) + c_q, m, z2, x.dtype, vec, resolve_capability(capability)).reshape(x.shape)
     if relu: q = np.maximum(q, z2)
-    return QArray(q.astype(x.int_repr.dtype), s2, z2, x.dtype)
+    return QArray(in_memory_order(q.astype(x.int_repr.dtype), out_strides), s2, z2, x.dtype)
 
 def qmul_scalar(input, other, *, relu=False, engine=None) -> QArray:
     "`quantized::mul_scalar` (`mul_scalar_relu` with `relu=True`): eq. (E6), a relabelling of the integers."
@@ -398,7 +558,8 @@ def qmul_scalar(input, other, *, relu=False, engine=None) -> QArray:
     else: s2, z2, q = abs(c) * x.scale, hi + lo - x.zero_point, hi + lo - q
     if not (np.isfinite(s2) and s2 > 0): raise ValueError(f"|other| * scale must be a finite number > 0, got {s2}")
     if relu: q = np.maximum(q, z2)
-    return QArray(q.astype(x.int_repr.dtype), s2, z2, x.dtype)
+    from qnb.activation import unary_layout
+    return QArray(in_memory_order(q.astype(x.int_repr.dtype), unary_layout(input)[2]), s2, z2, x.dtype)
 
 # %% ../nbs/08_elementwise.ipynb #6c7580d7
 def random_scalar_case(rng) -> dict:
@@ -466,7 +627,8 @@ def cat_nhwc_requantize(q, scale, zero_point, out_scale, out_zero_point, dtype, 
     with np.errstate(over='ignore', invalid='ignore'):
         if vec.any():
             v = qi[..., vec]
-            d = (s * wrap_int32(v - zero_point).astype(f32) if capability == 'default'
+            z_lane = int(wrap_int32(int(f32(zero_point))))                 # the default build reads z back from a float lane
+            d = (s * wrap_int32(v - z_lane).astype(f32) if capability == 'default'
                  else fma_f32(s, v.astype(f32), f32(s * f32(-zero_point))))
             out[..., vec] = quantize(d, True)
         if (~vec).any(): out[..., ~vec] = quantize(s * wrap_int32(qi[..., ~vec] - zero_point).astype(f32), False)
@@ -527,7 +689,7 @@ def qcat(tensors, dim=0, scale=None, zero_point=None, *, relu=False, capability=
 def random_cat_case(rng) -> dict:
     "Random cat cases: any rank and dim, and half of them 4-D along channels, channels-last or not input by input (E7)."
     dtype = str(rng.choice(['quint8', 'qint8', 'qint32'], p=[0.5, 0.35, 0.15]))
-    lo, hi = dtype_range(dtype) if dtype != 'qint32' else (-3000, 3000)
+    lo, hi = dtype_range(dtype) if dtype != 'qint32' or rng.random() < 0.5 else (-3000, 3000)   # qint32: full range half the time
     nhwc = rng.random() < 0.5
     nd = 4 if nhwc else int(rng.integers(1, 5))
     base = [int(v) for v in rng.integers(2, 7, nd)]

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from qnb.core import QArray
 from qnb.elementwise import (qadd, qmul, qcat, qadd_scalar, qmul_scalar, vector_elements, vector_mask, inner_dimension,
-                             check_cat)
-from qnb.verify import verify, supported_capabilities
+                             check_cat, qnnpack_add_params)
+from qnb.verify import verify, supported_capabilities, supported_engines
 
 def test_add_mul_sweep_every_capability():
     rows = verify(500_000, kernels=['add_mul'], capabilities=supported_capabilities(), out=print)
@@ -27,6 +27,7 @@ def test_cat_channels_last_every_capability():
 
 A = QArray(np.zeros((2, 5), np.uint8), 0.1, 3, 'quint8')
 PC = QArray(np.zeros((2, 5), np.uint8), [0.1, 0.2], [3, 4], 'quint8', axis=0)
+CL = QArray(np.zeros((2, 4, 5, 3), np.uint8).transpose(0, 3, 1, 2), 0.1, 3, 'quint8')      # channels-last (2, 3, 4, 5)
 
 @pytest.mark.parametrize('call, exc, match', [
     (lambda: qadd(A, QArray(np.zeros((2, 4), np.uint8), 0.1, 3, 'quint8'), 0.2, 0), ValueError, r'shapes \(2, 5\) and \(2, 4\) do not broadcast'),
@@ -36,6 +37,7 @@ PC = QArray(np.zeros((2, 5), np.uint8), [0.1, 0.2], [3, 4], 'quint8', axis=0)
     (lambda: qmul(A, A, 0.0, 0), ValueError, 'scale must be a finite number > 0'),
     (lambda: qadd(A, A, 0.1, 255, relu=True, engine='qnnpack'), ValueError, 'zero_point must be < 255'),
     (lambda: qadd(A, A, 1e-5, 0, engine='qnnpack'), ValueError, r'must be in \[2\*\*-14, 2\*\*8\)'),
+    (lambda: qmul(CL, QArray(np.zeros((2, 2, 3, 4, 5), np.uint8), 0.1, 3, 'quint8'), 0.2, 0), ValueError, 'channels_last format'),
     (lambda: qadd(QArray(np.zeros((), np.uint8), 0.1, 3, 'quint8'), QArray(np.zeros((), np.uint8), 0.1, 3, 'quint8'), 0.1, 0, engine='qnnpack'),
      ValueError, '0-dimensional'),
     (lambda: qadd_scalar(A, '1.5'), TypeError, 'other must be a real number'),
@@ -125,3 +127,106 @@ def test_large_broadcast_add_tails_against_torch():
     os.environ['QNB_NUM_THREADS'] = '1'
     try: assert np.array_equal(ours, qadd(a, b, 0.05, 100, engine='x86').int_repr)
     finally: del os.environ['QNB_NUM_THREADS']
+
+def _views(torch, base):
+    "Strided views of a 4-D quantized tensor: transposed, sliced, permuted, expanded, channels-last, sliced channels-last."
+    cl = base.contiguous(memory_format=torch.channels_last)
+    return [base.transpose(2, 3), base[..., ::2], base.permute(0, 2, 3, 1), base[..., :1].expand(*base.shape),
+            cl, cl[:, :, 2:9, 1:], base[:, :1], cl[:1], base.transpose(0, 1)[:, :1]]
+
+@pytest.mark.parametrize('engine', ['x86', 'qnnpack'])
+def test_any_layout_matches_torch(engine):
+    "(E0'): add/mul(_relu) of strided, expanded, permuted, channels-last and mixed-layout operands, broadcasting included: integers and output strides."
+    import torch
+    torch.backends.quantized.engine = engine
+    g = torch.Generator().manual_seed(0)
+    def q(shape, s, z, pair):            # half the values on (223, 29): the vector and scalar lambdas of add differ there
+        v = torch.randint(0, 256, shape, generator=g)
+        v[torch.rand(shape, generator=g) < 0.5] = pair
+        return torch._make_per_tensor_quantized_tensor(v.to(torch.uint8), s, z)
+    a = _views(torch, q((2, 3, 20, 130), 0.0371, 17, 223))
+    b = _views(torch, q((2, 3, 20, 130), 0.0533, 201, 29))
+    checked = 0
+    for x in a:
+        for y in b:
+            try: np.broadcast_shapes(x.shape, y.shape)
+            except ValueError: continue
+            for name, ours in (('add', qadd), ('mul', qmul), ('add_relu', qadd), ('mul_relu', qmul)):
+                try: t = getattr(torch.ops.quantized, name)(x, y, 0.05, 100)
+                except RuntimeError as e:
+                    with pytest.raises(ValueError): ours(x, y, 0.05, 100, relu=name.endswith('relu'), engine=engine)
+                    continue
+                o = ours(x, y, 0.05, 100, relu=name.endswith('relu'), engine=engine).int_repr
+                assert np.array_equal(o, t.int_repr().numpy()), (name, x.shape, x.stride(), y.shape, y.stride())
+                if all(n > 1 for n in t.shape): assert [s // o.itemsize for s in o.strides] == list(t.stride())
+                checked += 1
+    assert checked > 60
+
+def test_scalar_ops_any_layout():
+    "add_scalar (requantized, where |c| >= 2^24 splits the lambdas) and mul_scalar on strided views: integers, qparams, layout."
+    import torch
+    g = torch.Generator().manual_seed(1)
+    base = torch._make_per_tensor_quantized_tensor(torch.randint(-2**30, 2**30, (2, 3, 20, 130), generator=g, dtype=torch.int32), 1e-9, 2**31 - 5)
+    for x in _views(torch, base):
+        for c in (0.37, -1e-3):
+            t = torch.ops.quantized.add_scalar(x, c)
+            o = qadd_scalar(x, c)
+            assert np.array_equal(o.int_repr, t.int_repr().numpy()) and (o.scale, o.zero_point) == (t.q_scale(), t.q_zero_point())
+            if all(n > 1 for n in x.shape): assert [s // 4 for s in o.int_repr.strides] == list(t.stride())
+            t, o = torch.ops.quantized.mul_scalar(x, c), qmul_scalar(x, c)
+            assert np.array_equal(o.int_repr, t.int_repr().numpy())
+
+def test_qint32_add_mul_every_engine():
+    "qint32 runs ATen's kernels on every engine (16 elements per vector step): wrapped q − z, float-rounded q, int32 saturation."
+    import torch
+    rng = np.random.default_rng(12)
+    for engine in supported_engines():
+        torch.backends.quantized.engine = engine
+        for _ in range(20):
+            shape = tuple(int(v) for v in rng.choice([1, 3, 17, 40], int(rng.integers(1, 4))))
+            big = rng.random() < 0.5
+            lo, hi = (-2**31, 2**31 - 1) if big else (-3000, 3000)
+            a, b = (QArray(rng.integers(lo, hi, shape, endpoint=True).astype(np.int32), float(np.exp(rng.uniform(-8, 2))),
+                           int(rng.integers(lo, hi, endpoint=True)), 'qint32') for _ in range(2))
+            so, zo = float(np.exp(rng.uniform(-8, 2))), int(rng.integers(lo, hi, endpoint=True))
+            for name, ours in (('add', qadd), ('mul', qmul), ('add_relu', qadd), ('mul_relu', qmul)):
+                theirs = getattr(torch.ops.quantized, name)(a.to_torch(), b.to_torch(), so, zo).int_repr().numpy()
+                assert np.array_equal(ours(a, b, so, zo, relu=name.endswith('relu'), engine=engine).int_repr, theirs), (engine, name)
+
+def test_qnnpack_add_shift_32_and_more():
+    "(E2'): scale ratios in [2^-14, 2^-10) make k = 32..35; x86's SSE2 body and scalar loop shift differently (tiles < 8 bytes)."
+    import torch
+    torch.backends.quantized.engine = 'qnnpack'
+    rng = np.random.default_rng(13)
+    seen = set()
+    for _ in range(300):
+        so = float(10 ** rng.uniform(-5, -3))
+        sa = float(so * 2.0 ** rng.uniform(-14, -9.5))
+        sb = sa if rng.random() < 0.5 else float(so * 2.0 ** rng.uniform(-14, -9.5))
+        n = int(rng.choice([1, 5, 7, 8, 40, 4096 + 3, 4096 + 9]))
+        a, b = (QArray(rng.integers(0, 256, (1, n)).astype(np.uint8), s, int(rng.integers(0, 256)), 'quint8') for s in (sa, sb))
+        zo, relu = int(rng.integers(0, 255)), bool(rng.random() < 0.3)
+        try: k = qnnpack_add_params(sa, sb, so)[2]
+        except ValueError: continue
+        seen.add(k)
+        op = torch.ops.quantized.add_relu if relu else torch.ops.quantized.add
+        assert np.array_equal(qadd(a, b, so, zo, relu=relu, engine='qnnpack').int_repr,
+                              op(a.to_torch(), b.to_torch(), so, zo).int_repr().numpy()), (sa, sb, so, n)
+    assert {32, 33, 34, 35} <= seen
+
+def test_qnnpack_add_empty_inputs():
+    "qnnpack_add returns an empty result for size(0) == 0 before any check; other empty shapes are refused (0 channels)."
+    import torch
+    torch.backends.quantized.engine = 'qnnpack'
+    for shape, ok in (((0, 3), True), ((0,), True), ((0, 0), True), ((2, 0), False)):
+        e = QArray(np.zeros(shape, np.uint8), 0.1, 3, 'quint8')
+        for so, zo, relu in ((1e-5, 0, False), (0.1, 255, True), (0.1, 7, False)):
+            if ok:
+                assert qadd(e, e, so, zo, relu=relu, engine='qnnpack').shape == shape
+                op = torch.ops.quantized.add_relu if relu else torch.ops.quantized.add
+                assert tuple(op(e.to_torch(), e.to_torch(), so, zo).shape) == shape
+            else:
+                with pytest.raises(ValueError): qadd(e, e, so, zo, relu=relu, engine='qnnpack')
+                with pytest.raises(RuntimeError): torch.ops.quantized.add(e.to_torch(), e.to_torch(), so, zo)
+    t = QArray(np.zeros((2, 3), np.uint8), 1e-40, 3, 'quint8')                  # a subnormal float32 scale
+    with pytest.raises(ValueError, match='normal float32'): qadd(t, t, 1e-40, 0, engine='qnnpack')
