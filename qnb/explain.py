@@ -491,8 +491,8 @@ def explain_clamp(a, index, engine, printed=None, kind='clamp'):
 # %% ../nbs/16_explain.ipynb #a4cbe815
 def explain_add(a, index, engine, printed=None):
     "Steps for one output element of `qadd`: vector body or scalar tail (eq. E1), or QNNPACK's fixed-point add (E2)."
-    from qnb.elementwise import (vector_mask, _dequantize_vector, _threads, qnnpack_add_params, add_qnnpack,
-                                 _binary_inputs)
+    from qnb.elementwise import (_vector_lanes, _dequantize_vector, _dequantize_scalar, _quantize_vector, _quantize_scalar,
+                                 _threads, qnnpack_add_params, add_qnnpack, qnnpack_scalar_loop, qnnpack_rounding_shift, _binary_inputs)
     from qnb.batchnorm import quantize_aten_avx
     qa, qb, shape, so, zo = _binary_inputs(a['a'], a['b'], a['scale'], a['zero_point'], 'add')
     relu, dtype = bool(a['relu']), qa.dtype
@@ -509,34 +509,38 @@ def explain_add(a, index, engine, printed=None):
     if engine == 'qnnpack' and dtype == 'quint8' and qa.shape == qb.shape:     # QNNPACK's add: same-shape quint8 only
         ma, mb, k = qnnpack_add_params(qa.scale, qb.scale, so)
         acc = int(wrap_int32(wrap_int32(-(ma * qa.zero_point + mb * qb.zero_point)) + A * ma + B * mb))
-        y = int(add_qnnpack(A1, qa.zero_point, qa.scale, B1, qb.zero_point, qb.scale, so, zo, relu)[0])
+        flat = int(np.ravel_multi_index(index, shape)) if shape else 0
+        loop = qnnpack_scalar_loop(int(np.prod(shape, dtype=np.int64)))[flat:flat + 1]      # which q8vadd code path (E2')
+        y = int(add_qnnpack(A1, qa.zero_point, qa.scale, B1, qb.zero_point, qb.scale, so, zo, relu, loop)[0])
         steps += [Step('fixed-point multipliers (E2)', 'm_a = rne(fl(s_a/s_y)·2^k), m_b likewise, k = 21 − exponent', f"m_a={ma}, m_b={mb}, k={k}"),
                   Step('int32 accumulator', 'q_a·m_a + q_b·m_b − (m_a z_a + m_b z_b)', acc),
-                  Step('rounding shift', 'acc / 2^k, half away from zero', (acc >> k) + (((acc & ((1 << k) - 1)) - (acc < 0)) > (((1 << k) - 1) >> 1))),
+                  Step('rounding shift' + (" (E2'): k ≥ 32" if k >= 32 else ''), 'acc / 2^k, half away from zero' + (
+                       ', x86: mask 2^(k mod 32) − 1, ' + ('sar by k mod 32' if loop[0] else 'psrad fills the sign') if k >= 32 else ''),
+                       int(qnnpack_rounding_shift(np.array([acc], np.int64), k, loop)[0])),
                   Step('zero point' + (', ReLU' if relu else '') + ', clamp', f"+ z_y, to [{zo if relu else 0}, 255]", y)]
         where = "QNNPACK's fixed-point add"
     else:
         cap = resolve_capability(a.get('capability'))
         n = int(np.prod(shape, dtype=np.int64))
         flat = int(np.ravel_multi_index(index, shape))
-        vec = bool(vector_mask(shape, [qa.shape, qb.shape], _threads(a.get('num_threads')))[flat])
+        vec = bool(_vector_lanes('add', shape, a['a'], a['b'], a.get('num_threads'), dtype)[0][flat])   # (E0'): any layout
         if vec:
             da, db = (f32(_dequantize_vector(v, s, zz, cap)[0]) for v, s, zz in ((A1, qa.scale, qa.zero_point), (B1, qb.scale, qb.zero_point)))
             dq = 's·(q − z)' if cap == 'default' else 'fma(s, q, fl(s·(−z)))'
         else:
-            da, db = f32(f32(qa.scale) * f32(A - qa.zero_point)), f32(f32(qb.scale) * f32(B - qb.zero_point))
+            da, db = (f32(_dequantize_scalar(v, s, zz)[0]) for v, s, zz in ((A1, qa.scale, qa.zero_point), (B1, qb.scale, qb.zero_point)))
             dq = 'fl(s·(q − z))'
         c = f32(da + db)
         steps += [Step(f'element {flat} of {n}: ' + ('vector body' if vec else 'scalar tail'), 'cpu_kernel_vec: 64-element steps per thread chunk', f"capability {cap}" if vec else 'scalar'),
                   Step('dequantize both (float32)', dq, f"{da:.9g}, {db:.9g}"), Step('sum', 'fl(a + b)', c)]
         if relu: c = max(c, f32(0)); steps.append(Step('ReLU', 'max(…, 0)', c))
         c1 = np.array([c], f32)
-        if vec and cap == 'default':
-            y = int(quantize_values_fma(c1, so, zo, dtype)[0]); how = 'rne(fma(c, fl(1/s_y), z_y))'
-        elif vec:
-            y = int(quantize_aten_avx(c1 * (f32(1) / f32(so)), zo, dtype)[0]); how = 'rne(fl(c · fl(1/s_y))) + z_y'
-        else:
-            y = int(quantize_values_scalar(c1, so, zo, dtype, 0)[0]); how = 'rne(fl(fl(c · fl(1/s_y)) + z_y))'
+        if vec and dtype != 'qint32' and cap == 'default':
+            y = int(_quantize_vector(c1, so, zo, dtype, False, cap)[0]); how = 'rne(fma(c, fl(1/s_y), z_y))'
+        elif vec and dtype != 'qint32':
+            y = int(_quantize_vector(c1, so, zo, dtype, False, cap)[0]); how = 'rne(fl(c · fl(1/s_y))) + z_y'
+        else:                                             # qint32 vectors quantize element by element, like the scalar tail
+            y = int(_quantize_scalar(c1, so, zo, dtype, False)[0]); how = 'rne(fl(fl(c · fl(1/s_y)) + z_y))'
         steps.append(Step('quantize with the output qparams, clamp', how + f", to [{lo}, {hi}]", y))
         where = 'float add'
     steps.append(Step('output', 'y, and its value (y − z_y)·s_y', f"{y}  ({float(f32(so) * f32(y - zo)):.9g})"))
@@ -774,11 +778,11 @@ def explain_linear_dynamic(a, index, engine, printed=None):
     return title, steps, [], notes, f32(y), float(y)
 
 def _binary_element(a, name, index):
-    from qnb.elementwise import _binary_inputs, vector_mask, _threads
+    from qnb.elementwise import _binary_inputs, _vector_lanes
     qa, qb, shape, so, zo = _binary_inputs(a['a'], a['b'], a['scale'], a['zero_point'], name)
     A, B = int(np.broadcast_to(qa.int_repr, shape)[index]), int(np.broadcast_to(qb.int_repr, shape)[index])   # broadcasting
     flat = int(np.ravel_multi_index(index, shape)) if shape else 0
-    vec = bool(vector_mask(shape, [qa.shape, qb.shape], _threads(a.get('num_threads')))[flat])
+    vec = bool(_vector_lanes(name, shape, a['a'], a['b'], a.get('num_threads'), qa.dtype)[0][flat])   # (E0'): any layout
     return qa, qb, shape, so, zo, A, B, flat, vec
 
 def explain_mul(a, index, engine, printed=None):
@@ -806,13 +810,14 @@ def explain_mul(a, index, engine, printed=None):
              Step('round half to even, plus zero point' + (', ReLU' if relu else '') + ', clamp',
                   f"z_y + rne(…), to [{max(lo, zo) if relu else lo}, {hi}]", y), _out_step(y, so, zo)]
     notes = []
-    if abs(float(t)) < 2**30:
+    if abs(float(t)) < 2**30 and (dtype != 'qint32' or abs(int(np.rint(t)) + zo) < 2**24):     # qint32 vectors wrap beyond
         r = int(np.clip(np.rint(t) + zo, lo, hi)); check_steps(notes, max(r, zo) if relu else r, y)
     return f"mul{'_relu' if relu else ''} on engine {engine} (float multiplier, every engine): output[{_ix(index)}]", steps, [], notes, y, _yf(y, so, zo)
 
 def explain_add_scalar(a, index, engine, printed=None):
     "Steps for one output element of `qadd_scalar`: eq. (E4) moves the zero point when it can, else (E5) requantizes."
-    from qnb.elementwise import add_scalar_qparams, requantize_int, vector_mask, _threads, VECTOR_STEP
+    from qnb.elementwise import add_scalar_qparams, requantize_int, iterator_vector_mask, _threads, _step
+    from qnb.activation import unary_layout
     x = as_qarray(a['input'])
     relu, cap, dtype = bool(a['relu']), resolve_capability(a.get('capability')), x.dtype
     s2, z2, c_q, requantized = add_scalar_qparams(x.scale, x.zero_point, a['other'], dtype)
@@ -828,7 +833,8 @@ def explain_add_scalar(a, index, engine, printed=None):
     else:
         m = f32(f32(x.scale) * (f32(1) / f32(s2)))
         flat = int(np.ravel_multi_index(index, x.shape)) if x.shape else 0
-        vec = bool(vector_mask(x.shape, [x.shape], _threads(a.get('num_threads')), 16 if dtype == 'qint32' else VECTOR_STEP)[flat])
+        shape, in_strides, out_strides = unary_layout(a['input'])                              # (E0'): any layout
+        vec = bool(iterator_vector_mask(shape, [out_strides, in_strides], _threads(a.get('num_threads')), _step(dtype))[flat])
         c = int(wrap_int32(q - x.zero_point + c_q))
         y = int(requantize_int(np.array([c]), m, z2, dtype, np.array([vec]), cap)[0])
         steps += [Step("z − c_q is outside the dtype: new qparams (E5)", "s' = (hi − (z − c_q))/(hi − lo)·s or …, z' = the end passed",
@@ -870,15 +876,31 @@ def explain_cat(a, index, engine, printed=None):
     src = index[:dim] + (i,) + index[dim + 1:]
     part = qs[k]
     q = int(part.int_repr[src])
-    one = QArray(np.array([q], part.int_repr.dtype), part.scale, part.zero_point, part.dtype)
-    v = np.float32(dequantize(one)[0])
-    y = int(quantize_per_tensor(np.array([v], np.float32), so, zo, part.dtype).int_repr[0])
     relu = bool(a['relu'])
     steps = [Step('source', f"input {k} of {len(qs)}, element [{_ix(src)}] (dim {dim})", q),
-             Step('its quantization parameters | output', 's_k, z_k | s_y, z_y', f"{part.scale!r}, {part.zero_point} | {so!r}, {zo}"),
-             Step('dequantize (eq. 5)', 'fl(s_k · (q − z_k))', v),
-             Step('quantize with the output qparams (eq. 3)', 'rne(fma(v, fl(1/s_y), z_y)), clamp', y)]
-    if relu: y = max(y, zo); steps.append(Step('ReLU', 'max(…, z_y)', y))
+             Step('its quantization parameters | output', 's_k, z_k | s_y, z_y', f"{part.scale!r}, {part.zero_point} | {so!r}, {zo}")]
+    from qnb.elementwise import _channels_last_flags, cat_nhwc_requantize
+    if int(a['dim']) == 1 and all(_channels_last_flags(a['tensors'], qs, a.get('channels_last'))):     # the fast path (E7)
+        cap = resolve_capability(a.get('capability'))
+        cap = 'avx2' if cap == 'avx512' else cap
+        C = part.shape[1]
+        if (part.scale, part.zero_point) == (so, zo) and not relu:
+            y = q; steps.append(Step('channels-last fast path (E7): same qparams as the output', 'copied', y))
+        else:
+            row = np.moveaxis(part.int_repr, 1, -1)[src[0], src[2], src[3]]                    # the pixel's channels
+            y = int(cat_nhwc_requantize(row, part.scale, part.zero_point, so, zo, part.dtype, relu, cap)[i])
+            vec = i < C // 8 * 8
+            steps += [Step(f'channels-last fast path (E7): channel {i} of {C}', 'vector' if vec else 'scalar tail', f"capability {cap}"),
+                      Step('dequantize, ' + ('clamp at 0, ' if relu else '') + 'quantize',
+                           ('fma(s, q, fl(s·(−z))) then rne(fl(d · u)) + z_y' if cap != 'default' and part.dtype != 'qint32' else 'fl(s·(q − z)) then eq. (3)/(4)')
+                           if vec else 'fl(s·(q − z)) then eq. (4)', y)]
+    else:
+        one = QArray(np.array([q], part.int_repr.dtype), part.scale, part.zero_point, part.dtype)
+        v = np.float32(dequantize(one)[0])
+        y = int(quantize_per_tensor(np.array([v], np.float32), so, zo, part.dtype).int_repr[0])
+        steps += [Step('dequantize (eq. 5)', 'fl(s_k · (q − z_k))', v),
+                  Step('quantize with the output qparams (eq. 3)', 'rne(fma(v, fl(1/s_y), z_y)), clamp', y)]
+        if relu: y = max(y, zo); steps.append(Step('ReLU', 'max(…, z_y)', y))
     steps.append(_out_step(y, so, zo))
     notes = [] if (part.scale, part.zero_point) != (so, zo) else ['the source has the output qparams: the integer is copied unchanged']
     return f"cat{'_relu' if relu else ''} (every engine): output[{_ix(index)}]", steps, [], notes, y, _yf(y, so, zo)
@@ -1511,7 +1533,8 @@ def _torch_reference(name, kind, a, engine):
     try: import torch
     except ImportError: return None
     from qnb.conv import conv_tuple
-    q = lambda v: v if getattr(v, 'is_quantized', False) else as_qarray(v).to_torch()   # torch's own tensor if given
+    from qnb.elementwise import torch_view
+    q = lambda v: v if getattr(v, 'is_quantized', False) else torch_view(as_qarray(v))   # torch's own tensor if given; a QArray keeps its strides
     f = lambda v: None if v is None else v if isinstance(v, torch.Tensor) else torch.from_numpy(np.asarray(_np(v), np.float32))
     F, ops = torch.nn.functional, torch.ops.quantized
     if kind in ('conv', 'conv_transpose'):
