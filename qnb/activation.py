@@ -13,7 +13,7 @@ import numpy as np
 from .core import (QArray, as_qarray, quantize_values_scalar, quantize_values_fma, resolve_engine, resolve_capability,
                       check_scale, check_zero_point, dtype_range, fma_f32, QDTYPES)
 from .batchnorm import quantize_aten_avx
-from .elementwise import vector_elements, row_scalar_positions
+from .elementwise import vector_elements, iterator_vector_mask
 
 # %% auto #0
 __all__ = ['ACTIVATIONS', 'check_hardswish', 'check_hardsigmoid', 'check_sigmoid', 'check_tanh', 'check_leaky_relu', 'check_elu',
@@ -524,27 +524,9 @@ def iteration_order(shape, operand_strides) -> list:
     return perm
 
 def unary_vector_mask(shape, in_strides, out_strides, num_threads) -> np.ndarray:
-    "Eq. (A4'): True, per element (logical index), where `cpu_kernel_vec` runs the vector lambda."
-    n, nd = int(np.prod(shape, dtype=np.int64)), len(shape)
-    if n == 0 or nd == 0: return vector_elements(n, num_threads).reshape(shape)
-    perm = iteration_order(shape, [out_strides, in_strides])
-    sizes = [shape[p] for p in perm]
-    strides = [[st[p] for p in perm] for st in (out_strides, in_strides)]
-    prev = 0
-    for d in range(1, nd):                                            # coalesce_dimensions
-        if sizes[prev] == 1 or sizes[d] == 1 or all(sizes[prev] * st[prev] == st[d] for st in strides):
-            if sizes[prev] == 1:
-                for st in strides: st[prev] = st[d]
-            sizes[prev] *= sizes[d]
-        else:
-            prev += 1
-            for st in strides: st[prev] = st[d]
-            sizes[prev] = sizes[d]
-    vectorised = strides[0][0] == 1 and strides[1][0] in (0, 1)       # else basic_loop: the scalar lambda throughout
-    flat = np.ones(n, bool)
-    flat[row_scalar_positions(n, sizes[0], vectorised, num_threads)] = False
-    position = np.arange(n).reshape([shape[p] for p in reversed(perm)])   # iteration index, outermost dim first
-    return flat[np.transpose(position, np.argsort(list(reversed(perm))))]
+    """Eq. (A4'): True, per element (logical index), where `cpu_kernel_vec` runs the vector lambda: the binary
+    ops' iterator rule (E0') with one input, whose inner row is vectorised when contiguous (or a broadcast constant)."""
+    return iterator_vector_mask(tuple(shape), [out_strides, in_strides], num_threads).reshape(shape)
 
 # %% ../nbs/07_activation.ipynb #fc9c73a1
 def memory_order(a):

@@ -15,14 +15,14 @@ from .batchnorm import quantize_aten_avx
 
 # %% auto #0
 __all__ = ['GRAIN_SIZE', 'VECTOR_STEP', 'QNNPACK_ADD_TILE', 'PAIR_TABLE_MIN', 'PAIR_CHUNK', 'PAIR_TABLE_WARM_MIN',
-           'inner_dimension', 'scalar_positions', 'row_scalar_positions', 'vector_mask', 'vector_elements',
-           'operand_layout', 'is_c_contiguous', 'broadcast_strides', 'memory_format_order', 'binary_layout',
-           'iterator_vector_mask', 'in_memory_order', 'add_fp32', 'qnnpack_add_params', 'qnnpack_scalar_loop',
-           'qnnpack_rounding_shift', 'add_qnnpack', 'xnnpack_built', 'add_pair_tables', 'lookup_pairs', 'add_by_tables',
-           'requantize_int', 'mul_fp32', 'qadd', 'qmul', 'random_view', 'random_binary_case', 'torch_view',
-           'torch_binary', 'qnb_binary', 'check_add_mul', 'add_scalar_qparams', 'qadd_scalar', 'qmul_scalar',
-           'random_scalar_case', 'torch_scalar', 'qnb_scalar', 'check_add_mul_scalar', 'cat_nhwc_requantize', 'qcat',
-           'random_cat_case', 'torch_cat', 'qnb_cat', 'check_cat']
+           'coalesce_dimensions', 'inner_dimension', 'scalar_positions', 'row_scalar_positions', 'vector_mask',
+           'vector_elements', 'operand_layout', 'is_c_contiguous', 'broadcast_strides', 'memory_format_order',
+           'binary_layout', 'iterator_vector_mask', 'in_memory_order', 'add_fp32', 'qnnpack_add_params',
+           'qnnpack_scalar_loop', 'qnnpack_rounding_shift', 'add_qnnpack', 'xnnpack_built', 'add_pair_tables',
+           'lookup_pairs', 'add_by_tables', 'requantize_int', 'mul_fp32', 'qadd', 'qmul', 'random_view',
+           'random_binary_case', 'torch_view', 'torch_binary', 'qnb_binary', 'check_add_mul', 'add_scalar_qparams',
+           'qadd_scalar', 'qmul_scalar', 'random_scalar_case', 'torch_scalar', 'qnb_scalar', 'check_add_mul_scalar',
+           'cat_nhwc_requantize', 'qcat', 'random_cat_case', 'torch_cat', 'qnb_cat', 'check_cat']
 
 # %% ../nbs/08_elementwise.ipynb #0cc677fc
 GRAIN_SIZE = 32768         # at::internal::GRAIN_SIZE
@@ -33,6 +33,22 @@ def _contiguous_strides(shape):
     for i in reversed(range(len(shape))): st[i], acc = acc, acc * shape[i]
     return st
 
+def coalesce_dimensions(sizes, strides):
+    """TensorIterator's `coalesce_dimensions`: merge neighbouring dimensions (innermost first) that every operand
+    walks as one, and size-1 dimensions. Returns the merged (sizes, strides per operand)."""
+    sizes, strides = list(sizes), [list(st) for st in strides]
+    prev = 0
+    for d in range(1, len(sizes)):
+        if sizes[prev] == 1 or sizes[d] == 1 or all(sizes[prev] * st[prev] == st[d] for st in strides):
+            if sizes[prev] == 1:
+                for st in strides: st[prev] = st[d]
+            sizes[prev] *= sizes[d]
+        else:
+            prev += 1
+            for st in strides: st[prev] = st[d]
+            sizes[prev] = sizes[d]
+    return sizes[:prev + 1], [st[:prev + 1] for st in strides]
+
 def inner_dimension(out_shape, in_shapes) -> tuple[int, bool]:
     """TensorIterator's innermost loop after coalescing, for a contiguous output and contiguous inputs broadcast
     to it: (row length, whether cpu_kernel_vec vectorises the rows)."""
@@ -42,18 +58,7 @@ def inner_dimension(out_shape, in_shapes) -> tuple[int, bool]:
         s = (1,) * (nd - len(s)) + tuple(s)
         cs = _contiguous_strides(s)
         ops.append([0 if s[i] == 1 and out_shape[i] != 1 else cs[i] for i in range(nd)])
-    shape = list(out_shape[::-1]) or [1]                              # TensorIterator's order: innermost first
-    strides = [list(st[::-1]) or [1] for st in ops]
-    prev = 0
-    for d in range(1, len(shape)):                                    # coalesce_dimensions
-        if shape[prev] == 1 or shape[d] == 1 or all(shape[prev] * st[prev] == st[d] for st in strides):
-            if shape[prev] == 1:
-                for st in strides: st[prev] = st[d]
-            shape[prev] *= shape[d]
-        else:
-            prev += 1
-            for st in strides: st[prev] = st[d]
-            shape[prev] = shape[d]
+    shape, strides = coalesce_dimensions(list(out_shape[::-1]) or [1], [list(st[::-1]) or [1] for st in ops])  # innermost first
     inner = [st[0] for st in strides]
     contiguous = all(v == 1 for v in inner)
     one_constant = inner[0] == 1 and sum(v == 0 for v in inner[1:]) == 1 and all(v in (0, 1) for v in inner[1:])
@@ -143,18 +148,7 @@ def iterator_vector_mask(shape, operand_strides, num_threads, step=VECTOR_STEP, 
     n, nd = int(np.prod(shape, dtype=np.int64)), len(shape)
     if n == 0 or nd == 0: return np.zeros(n, bool)                    # at most one element: a scalar tail
     perm = iteration_order(shape, operand_strides[1:] if output_resized else operand_strides)
-    sizes = [shape[p] for p in perm]
-    strides = [[st[p] for p in perm] for st in operand_strides]
-    prev = 0
-    for d in range(1, nd):                                            # coalesce_dimensions
-        if sizes[prev] == 1 or sizes[d] == 1 or all(sizes[prev] * st[prev] == st[d] for st in strides):
-            if sizes[prev] == 1:
-                for st in strides: st[prev] = st[d]
-            sizes[prev] *= sizes[d]
-        else:
-            prev += 1
-            for st in strides: st[prev] = st[d]
-            sizes[prev] = sizes[d]
+    sizes, strides = coalesce_dimensions([shape[p] for p in perm], [[st[p] for p in perm] for st in operand_strides])
     inner = [st[0] for st in strides[1:]]
     # is_contiguous, or is_contiguous_scalar: one input read with stride 0, the rest contiguous; else basic_loop
     vectorised = strides[0][0] == 1 and (all(v == 1 for v in inner) or (inner.count(0) == 1 and all(v in (0, 1) for v in inner)))
