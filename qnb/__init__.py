@@ -12,7 +12,7 @@ Modules:
 - `qnb.linear`: `quantized::linear` / `linear_relu` (static) and `quantized::linear_dynamic` (float in, float out), engine by engine.
 - `qnb.model`: `run(model, x)` executes a converted PyTorch model (eager mode or FX) with qnb's kernels only; `compare(model, x)` runs it beside torch and reports every layer's mismatches.
 - `qnb.norm`: `quantized::layer_norm`, `quantized::group_norm`, `quantized::instance_norm`: integer statistics, float normalisation, and two kernels depending on the input's memory layout.
-- `qnb.pool`: `max_pool1d/2d/3d` (a maximum of integers), `avg_pool2d/3d`, `adaptive_avg_pool2d/3d` and `mean` on quantized tensors, NCHW and channels-last kernels; all keep the input's qparams.
+- `qnb.pool`: `max_pool1d/2d/3d` (a maximum of integers), `avg_pool1d/2d/3d`, `adaptive_avg_pool2d/3d` and `mean` on quantized tensors, NCHW and channels-last kernels; all keep the input's qparams.
 - `qnb.upsample`: `upsample_nearest2d/3d` (and `nearest-exact`), `upsample_bilinear2d` and `F.interpolate` on quantized tensors: source indices computed in float, a bilinear blend of the raw integers, and a channels-last kernel whose multiply-adds fuse.
 - `qnb.zoo`: Five small converted models built in the repo (no downloads), each calibrated on generated data for a chosen engine, and the check that runs every one of them on every engine with 0 mismatching layers."""
 

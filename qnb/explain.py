@@ -934,6 +934,12 @@ def explain_avg_pool(a, index, engine, printed=None):
     from qnb.batchnorm import quantize_aten_avx
     xq = as_qarray(a['input'])
     nd = a['_ndim']
+    if nd == 1:                                                         # torch: avg_pool2d of the input unsqueezed at -2
+        k, s, p = pool_window(a['kernel_size'], a['stride'], a['padding'], 1)
+        x2 = a['input'].unsqueeze(-2) if getattr(a['input'], 'is_quantized', False) else QArray(xq.int_repr[..., None, :], xq.scale, xq.zero_point, xq.dtype)
+        b = dict(a, input=x2, kernel_size=(1,) + k, stride=(1,) + s, padding=(0,) + p, divisor_override=None, _ndim=2)
+        title, steps, tables, notes, y, yf = explain_avg_pool(b, index[:-1] + (0,) + index[-1:], engine)
+        return 'avg_pool1d = ' + title.replace('output[', 'unsqueezed output[', 1), steps, tables, notes, y, yf
     k, s, p = pool_window(a['kernel_size'], a['stride'], a['padding'], nd)
     lead, pos = index[:xq.ndim - nd], index[xq.ndim - nd:]
     z, dtype, f32 = xq.zero_point, xq.dtype, np.float32
@@ -982,10 +988,32 @@ def explain_avg_pool(a, index, engine, printed=None):
     steps = head + steps + [_out_step(y, xq.scale, z)]
     return f"avg_pool{nd}d on engine {engine} — {where}: output[{_ix(index)}]", steps, [], [], y, _yf(y, xq.scale, z)
 
+def _explain_unbatched_adaptive(a, xq, out, index, engine):
+    "(P4u): find the (channel, pixel) torch's kernel wrote to this element and what that channel's lane read, then explain (P4) there."
+    from qnb import pool
+    cap = resolve_capability(a.get('capability'))
+    output_cl = pool._unbatched_layout(a['input'], xq)[1]
+    channel, pixel = pool.unbatched_written_at(xq.shape, out, output_cl)
+    c2, p2 = int(channel[index]), int(pixel[index])
+    pos2 = tuple(int(v) for v in np.unravel_index(p2, out))
+    seen = pool.unbatched_lane_reads(xq, cap)
+    b = dict(a, input=QArray(seen[None], xq.scale, xq.zero_point, xq.dtype), channels_last=True, _ndim=3)
+    title, steps, tables, notes, y, yf = explain_adaptive_avg_pool(b, (0, c2) + pos2, engine)
+    C = xq.shape[0]
+    lane = c2 % 8 if cap != 'default' and xq.dtype != 'qint32' and c2 < (C // 8) * 8 else None
+    head = [Step("torch's layout (P4u): an unbatched (C, D, H, W) input passing the 4-D channels-last test",
+                 'written pixel by pixel, channels innermost, read back ' + ('4-D channels-last' if output_cl else 'as NCDHW'),
+                 f"output[{_ix(index)}] holds channel {c2} at output pixel {pos2}"),
+            Step(f'what channel {c2} sums', 'scalar channel: its own integers' if lane is None else
+                 f'vector lane {lane}: channel {c2 - lane}\'s memory shifted {lane} elements on', 'below, as a batch of one')]
+    notes = notes + ["torch computes this unbatched pool wrongly (qnb.pool, eq. P4u); qnb returns torch's integers. Batch the input "
+                     "(x[None]) for the true averages."]
+    return f"adaptive_avg_pool3d (unbatched, P4u) on engine {engine}: output[{_ix(index)}] ← " + title, head + steps, tables, notes, y, yf
+
 def explain_adaptive_avg_pool(a, index, engine, printed=None):
     """Steps for one output element of `qadaptive_avg_pool2d/3d`: the window floor(o·n/out) … ceil((o+1)·n/out), then
     the NCHW kernel (raw integers times fl(1/k)), the channels-last one (P4) or QNNPACK's average pool (P2)."""
-    from qnb.pool import _adaptive_bounds, channels_last_kernel
+    from qnb.pool import _adaptive_bounds, channels_last_kernel, _unbatched_layout
     from qnb.conv import conv_tuple
     xq = as_qarray(a['input'])
     nd = a['_ndim']
@@ -993,6 +1021,8 @@ def explain_adaptive_avg_pool(a, index, engine, printed=None):
     if nd == 3 and out == (1, 1, 1):                                    # torch's quantized mean (P5)/(P6)
         cl = a.get('channels_last') if xq.ndim == 5 else None                  # as qadaptive_avg_pool3d calls qmean
         return explain_mean(dict(input=a['input'], dim=(-3, -2, -1), channels_last=cl, num_threads=a.get('num_threads')), index[:-3], engine)
+    if nd == 3 and xq.ndim == 4 and _unbatched_layout(a['input'], xq)[0]:          # torch's (P4u)
+        return _explain_unbatched_adaptive(a, xq, out, index, engine)
     spatial, C = xq.shape[-nd:], xq.shape[-nd - 1]
     lead, pos = index[:xq.ndim - nd], index[xq.ndim - nd:]
     z, dtype, f32 = xq.zero_point, xq.dtype, np.float32
@@ -1011,8 +1041,7 @@ def explain_adaptive_avg_pool(a, index, engine, printed=None):
         kk = [h - l for l, h in zip(lo, hi)]
         K, S = int(np.prod(kk)), int(win.sum())
         steps = [Step('window bounds', 'start = floor(fl(o·n)/fl(out)), end = ceil(fl((o+1)·n)/fl(out))', f"{lo} … {hi} (sizes {kk})"), step]
-        nhwc = (channels_last_kernel(a['input'], xq, a.get('channels_last'), nd)
-                or (nd == 3 and xq.ndim == 4 and (spatial[0] == 1 or spatial[1] * spatial[2] == 1)))
+        nhwc = channels_last_kernel(a['input'], xq, a.get('channels_last'), nd)
         if nhwc:
             acc = int(wrap_int32(S - K * z))
             m = f32(f32(1) / f32(K))
@@ -1471,7 +1500,7 @@ def kernel_table() -> dict:
               'add_scalar': ('add_scalar', elementwise.qadd_scalar, {}), 'add_scalar_relu': ('add_scalar', elementwise.qadd_scalar, {'relu': True}),
               'mul_scalar': ('mul_scalar', elementwise.qmul_scalar, {}), 'mul_scalar_relu': ('mul_scalar', elementwise.qmul_scalar, {'relu': True}),
               'cat': ('cat', elementwise.qcat, {}), 'cat_relu': ('cat', elementwise.qcat, {'relu': True}),
-              'avg_pool2d': ('avg_pool', pool.qavg_pool2d, {}), 'avg_pool3d': ('avg_pool', pool.qavg_pool3d, {}),
+              'avg_pool1d': ('avg_pool', pool.qavg_pool1d, {}), 'avg_pool2d': ('avg_pool', pool.qavg_pool2d, {}), 'avg_pool3d': ('avg_pool', pool.qavg_pool3d, {}),
               'adaptive_avg_pool2d': ('adaptive_avg_pool', pool.qadaptive_avg_pool2d, {}),
               'adaptive_avg_pool3d': ('adaptive_avg_pool', pool.qadaptive_avg_pool3d, {}),
               'mean': ('mean', pool.qmean, {}),
@@ -1594,7 +1623,7 @@ def _torch_reference(name, kind, a, engine):
                 x = x.contiguous(memory_format=torch.channels_last if x.dim() == 4 else torch.channels_last_3d)
             if kind == 'avg_pool':
                 y = getattr(F, f"avg_pool{a['_ndim']}d")(x, a['kernel_size'], a['stride'], a['padding'], a['ceil_mode'],
-                                                          a['count_include_pad'], a['divisor_override'])
+                                                          a['count_include_pad'], *([] if a['_ndim'] == 1 else [a['divisor_override']]))
             elif kind == 'adaptive_avg_pool': y = getattr(F, f"adaptive_avg_pool{a['_ndim']}d")(x, a['output_size'])
             elif kind == 'mean': y = torch.mean(x, a['dim'], a['keepdim']) if a['dim'] is not None else torch.mean(x)
             elif kind == 'interpolate':
@@ -1664,15 +1693,17 @@ def _explain_call(name, inputs, params, index, engine, printed, torch_output=Non
 _LAYOUT_KINDS = ('avg_pool', 'adaptive_avg_pool', 'upsample_nearest', 'upsample_bilinear', 'interpolate')
 
 def _layout_torch_fault(e, a, ours, theirs):
-    "Note torch's one-pixel fault: C > 1 and a 1×1 input take the channels-last kernel, whose NHWC result torch reads as NCHW."
+    "Note torch's layout fault (qnb.pool, eq. P7): a channels-last kernel's NHWC result in an output torch allocates NCHW."
     from qnb.pool import layout_fault
     x = as_qarray(a['input'])
     nd = a.get('_ndim', x.ndim - 2)
     theirs = np.asarray(theirs)
-    if theirs.shape != ours.shape or not layout_fault(x.shape, nd, ours, theirs): return
+    strides = tuple(a['input'].stride()) if getattr(a['input'], 'is_quantized', False) else None
+    if theirs.shape != ours.shape or not layout_fault(x.shape, nd, ours, theirs, strides): return
     e.torch_fault = True
-    e.notes.append("torch's output here is its one-pixel layout fault (qnb.pool, eq. P4's notes): with C > 1 channels and a single "
-                   "input pixel torch runs the channels-last kernel and reads its NHWC result back as NCHW")
+    e.notes.append("torch's output here is its layout fault (qnb.pool, eq. P7): the input passes is_contiguous(channels_last) but "
+                   "its strides are not channels-last-like (one pixel per channel, or a size-1 dimension with an off-pattern stride), "
+                   "so torch runs the channels-last kernel and reads its NHWC result back as NCHW")
 
 def _conv_torch_fault(e, a, kind, ours, theirs):
     "Note it when torch's conv output belongs to one of the kernel families `qnb.conv` documents as not computing the conv."

@@ -212,6 +212,9 @@ def _avg_pool(engine, x, kernel_size, stride=None, padding=0, ceil_mode=False, c
               divisor_override=None, nd=2):
     from qnb import pool
     if nd == 3: return pool.qavg_pool3d(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+    if nd == 1:                                        # F.avg_pool1d has no divisor_override
+        if divisor_override is not None: raise TypeError("avg_pool1d takes no divisor_override")
+        return pool.qavg_pool1d(x, kernel_size, stride, padding, ceil_mode, count_include_pad, engine=engine, channels_last=_cl(x))
     return pool.qavg_pool2d(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override,
                             engine=engine, channels_last=_cl(x))
 
@@ -233,8 +236,6 @@ def _pool_module(kind, nd=2):
         if kind == 'max':
             return _max_pool(engine, x, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode, nd=x.ndim - 2)
         if kind == 'avg':
-            if nd == 1:
-                raise ValueError("AvgPool1d on a quantized tensor is not supported by qnb (torch runs it as a 2-D pool)")
             return _avg_pool(engine, x, m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad,
                              getattr(m, 'divisor_override', None), nd=nd)
         return _adaptive_avg_pool(engine, x, m.output_size, nd)
@@ -501,6 +502,7 @@ def kernel_tables():
         F.max_pool1d: lambda engine, x, *a, **k: _max_pool(engine, x, *a, nd=1, **k),
         F.max_pool2d: lambda engine, x, *a, **k: _max_pool(engine, x, *a, nd=2, **k),
         F.max_pool3d: lambda engine, x, *a, **k: _max_pool(engine, x, *a, nd=3, **k),
+        F.avg_pool1d: lambda engine, x, *a, **k: _avg_pool(engine, x, *a, nd=1, **k),
         F.avg_pool2d: lambda engine, x, *a, **k: _avg_pool(engine, x, *a, nd=2, **k),
         F.avg_pool3d: lambda engine, x, *a, **k: _avg_pool(engine, x, *a, nd=3, **k),
         F.adaptive_avg_pool1d: lambda engine, x, output_size: _adaptive_avg_pool(engine, x, output_size, 1),

@@ -1,4 +1,4 @@
-"""`max_pool1d/2d/3d` (a maximum of integers), `avg_pool2d/3d`, `adaptive_avg_pool2d/3d` and `mean` on quantized
+"""`max_pool1d/2d/3d` (a maximum of integers), `avg_pool1d/2d/3d`, `adaptive_avg_pool2d/3d` and `mean` on quantized
 tensors, NCHW and channels-last kernels; all keep the input's qparams.
 
 Docs: https://qnb-dev.github.io/qnb/pool.html.md"""
@@ -17,13 +17,16 @@ from .elementwise import GRAIN_SIZE          # smaller reductions run on one thr
 
 # %% auto #0
 __all__ = ['POOL_BLOCK', 'uses_qnnpack_max_pool', 'qnnpack_max_pool', 'pool_output_size', 'pool_window', 'qmax_pool1d',
-           'qmax_pool2d', 'qmax_pool3d', 'random_max_pool_case', 'torch_max_pool', 'qnb_max_pool',
-           'max_pool_torch_fault', 'check_max_pool', 'qnnpack_avg_pool2d', 'avg_pool_windows', 'channels_last_kernel',
-           'box_sums', 'qavg_pool2d', 'random_avg_pool_case', 'torch_avg_pool', 'qnb_avg_pool', 'check_avg_pool2d',
-           'avg_pool_nhwc', 'qavg_pool3d', 'adaptive_avg_pool_nhwc', 'qadaptive_avg_pool2d', 'qadaptive_avg_pool3d',
-           'layout_fault', 'random_adaptive_case', 'torch_adaptive', 'qnb_adaptive', 'check_adaptive_avg_pool',
-           'cascade_sum', 'interleaved_sum', 'cascade_channels', 'mean_integer', 'mean_channels_last_sums',
-           'mean_channels_last', 'qnnpack_global_avg_pool', 'mean_path', 'qmean', 'random_pool_nhwc_case',
+           'qmax_pool2d', 'qmax_pool3d', 'dense_strides', 'channels_last_contiguous', 'strides_like_channels_last',
+           'writes_permuted', 'layout_fault', 'random_order', 'strided_torch', 'random_max_pool_case', 'torch_max_pool',
+           'qnb_max_pool', 'max_pool_torch_fault', 'check_max_pool', 'qnnpack_avg_pool2d', 'avg_pool_windows',
+           'channels_last_kernel', 'box_sums', 'qavg_pool2d', 'random_avg_pool_case', 'torch_avg_pool', 'qnb_avg_pool',
+           'check_avg_pool2d', 'avg_pool_nhwc', 'qavg_pool3d', 'qavg_pool1d', 'random_avg_pool1d_case',
+           'torch_avg_pool1d', 'qnb_avg_pool1d', 'check_avg_pool1d', 'adaptive_avg_pool_nhwc', 'unbatched_lane_reads',
+           'unbatched_written_at', 'adaptive_avg_pool3d_unbatched', 'qadaptive_avg_pool2d', 'qadaptive_avg_pool3d',
+           'random_adaptive_case', 'torch_adaptive', 'qnb_adaptive', 'check_adaptive_avg_pool', 'cascade_sum',
+           'interleaved_sum', 'cascade_channels', 'mean_integer', 'mean_channels_last_sums', 'mean_channels_last',
+           'qnnpack_global_avg_pool', 'mean_path', 'qmean', 'random_pool_nhwc_case', 'pool_case_strides',
            'torch_pool_nhwc', 'qnb_pool_nhwc', 'check_avg_pool_nhwc']
 
 # %% ../nbs/10_pool.ipynb #df6de58c
@@ -104,6 +107,67 @@ def qmax_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mod
     "`max_pool3d` on a quantized (N, C, D, H, W) input; output keeps the input's qparams."
     return _qmax_pool(3, input, kernel_size, stride, padding, dilation, ceil_mode, engine)
 
+# %% ../nbs/10_pool.ipynb #9206e750
+_CL_WALK = {4: (1, 3, 2, 0), 5: (1, 4, 3, 2, 0)}     # c10's channels-last walk, innermost dimension first
+
+def dense_strides(shape, order) -> tuple:
+    "Strides of a dense tensor of `shape` whose dimensions lie in memory in `order`, outermost first (a permuted contiguous tensor)."
+    strides, step = [0] * len(shape), 1
+    for d in reversed(order):
+        strides[d] = step
+        step *= max(int(shape[d]), 1)
+    return tuple(strides)
+
+def channels_last_contiguous(shape, strides) -> bool:
+    "c10's `is_contiguous(memory_format=channels_last)` (`_3d` for 5-D): dense NHWC for every dimension of size > 1."
+    if len(shape) not in _CL_WALK: return False
+    expected = 1
+    for d in _CL_WALK[len(shape)]:
+        if shape[d] != 1:
+            if strides[d] != expected: return False
+            expected *= shape[d]
+    return True
+
+def strides_like_channels_last(shape, strides) -> bool:
+    "c10's `is_channels_last_strides_2d/3d`, which makes `suggest_memory_format()` channels-last: strides never decrease along the walk."
+    if len(shape) not in _CL_WALK or strides[1] == 0: return False
+    least = 0
+    for d in _CL_WALK[len(shape)]:
+        if shape[d] == 0 or strides[d] < least: return False
+        if d == 0 and least == strides[1]: return False        # N's stride ties C's: ambiguous, NCHW
+        least = strides[d] * (shape[d] if shape[d] > 1 else 1)
+    return True
+
+def writes_permuted(shape, strides) -> bool:
+    "Eq. (P7)'s condition: torch's channels-last kernel runs, but the output is allocated NCHW (or NCDHW)."
+    return channels_last_contiguous(shape, strides) and not strides_like_channels_last(shape, strides)
+
+def layout_fault(in_shape, nd, ours, theirs, strides=None) -> bool:
+    """Whether `theirs` is (P7)'s permutation of `ours` for a batched input of `in_shape` with `strides` (contiguous
+    if None) and `nd` spatial dimensions (a 1-D pool's input is seen unsqueezed at -2)."""
+    if len(in_shape) != nd + 2 or ours is None or theirs is None: return False
+    shape, st = tuple(in_shape), tuple(strides) if strides is not None else dense_strides(in_shape, range(len(in_shape)))
+    if nd == 1: shape, st = shape[:2] + (1,) + shape[2:], st[:2] + (st[2] * shape[2],) + st[2:]       # torch's unsqueeze(-2)
+    ours, theirs = np.asarray(ours), np.asarray(theirs)
+    return (writes_permuted(shape, st) and shape[1] > 1 and int(np.prod(ours.shape[2:])) > 1 and ours.shape == theirs.shape
+            and np.array_equal(theirs.reshape(-1), np.moveaxis(ours, 1, -1).reshape(-1)))
+
+def random_order(rng, shape) -> tuple:
+    "A random memory order of the dimensions of `shape`: any permutation, or channels-last with one size-1 dimension moved."
+    n = len(shape)
+    if rng.random() < 0.5 or n < 3: return tuple(int(d) for d in rng.permutation(n))
+    order = [0, *range(2, n), 1]
+    ones = [d for d in order if shape[d] == 1]
+    if ones:
+        d = int(rng.choice(ones)); order.remove(d); order.insert(int(rng.integers(0, n)), d)
+    return tuple(order)
+
+def strided_torch(xq, order):
+    "QArray `xq` as a torch tensor whose memory holds the dimensions in `order` (None: contiguous)."
+    if order is None: return xq.to_torch()
+    inverse = tuple(int(i) for i in np.argsort(order))
+    return QArray(np.ascontiguousarray(xq.int_repr.transpose(order)), xq.scale, xq.zero_point, xq.dtype).to_torch().permute(*inverse)
+
 # %% ../nbs/10_pool.ipynb #bd43f7f2
 def random_max_pool_case(rng) -> dict:
     ndim = int(rng.choice([1, 2, 2, 3]))
@@ -113,26 +177,30 @@ def random_max_pool_case(rng) -> dict:
     d = [int(rng.choice([1, 1, 2])) for _ in range(ndim)]
     spatial = [int(rng.integers(max(1, di * (ki - 1) + 1 - 2 * pi), di * (ki - 1) + 12)) for ki, pi, di in zip(k, p, d)]
     lead = [int(rng.integers(1, 4)), int(rng.integers(1, 40))] if rng.random() < 0.8 else [int(rng.integers(1, 40))]
+    permuted = rng.random() < 0.25                                               # a permuted memory layout, (P7)
+    if permuted and len(lead) == 2 and rng.random() < 0.5: lead[0] = 1          # a size-1 batch: its stride is free
     dtype = 'quint8' if rng.random() < 0.7 else 'qint8'
     lo, hi = dtype_range(dtype)
     q = rng.integers(lo, hi + 1, lead + spatial).astype(np.uint8 if dtype == 'quint8' else np.int8)
     if rng.random() < 0.2: q[...] = lo                                         # all at the lowest value
-    return dict(q=q, dtype=dtype, ndim=ndim, k=k, s=s, p=p, d=d, ceil=bool(rng.random() < 0.4))
+    order = random_order(rng, q.shape) if permuted else None
+    return dict(q=q, dtype=dtype, ndim=ndim, k=k, s=s, p=p, d=d, ceil=bool(rng.random() < 0.4), order=order)
 
 def torch_max_pool(case):
     import torch
     torch.backends.quantized.engine = case['engine']
-    x = QArray(case['q'], 0.1, 3 if case['dtype'] == 'quint8' else -3, case['dtype']).to_torch()
+    x = strided_torch(QArray(case['q'], 0.1, 3 if case['dtype'] == 'quint8' else -3, case['dtype']), case.get('order'))
     f = getattr(torch.nn.functional, f"max_pool{case['ndim']}d")
     return f(x, case['k'], case['s'] if case['s'] is not None else None, case['p'], case['d'], ceil_mode=case['ceil']).int_repr().numpy()
 
 def qnb_max_pool(case):
     x = QArray(case['q'], 0.1, 3 if case['dtype'] == 'quint8' else -3, case['dtype'])
+    if case.get('order'): x = strided_torch(x, case['order'])                 # qnb takes torch's tensor as it is
     f = (qmax_pool1d, qmax_pool2d, qmax_pool3d)[case['ndim'] - 1]
     return f(x, case['k'], case['s'], case['p'], case['d'], case['ceil'], engine=case['engine']).int_repr
 
 def max_pool_torch_fault(case, out_shape) -> bool:
-    "torch's channels-last layout bug: C > 1, one input pixel, several output pixels (see above)."
+    "(P7) for a contiguous input: C > 1, one input pixel, several output pixels (see above)."
     spatial = case['q'].shape[-case['ndim']:]
     C = case['q'].shape[-case['ndim'] - 1]
     return C > 1 and int(np.prod(spatial)) == 1 and int(np.prod(out_shape[-case['ndim']:])) > 1
@@ -146,8 +214,9 @@ def check_max_pool(engine, rng, size):
     while res.compared < size:
         case = dict(random_max_pool_case(rng), engine=engine)
         ours, theirs = both_sides(lambda: qnb_max_pool(case), lambda: torch_max_pool(case))
-        if ours is not None and theirs is not None and max_pool_torch_fault(case, ours.shape):
-            res.torch_faults += int(np.any(ours != theirs)); continue
+        strides = dense_strides(case['q'].shape, case['order']) if case.get('order') else None
+        if layout_fault(case['q'].shape, case['ndim'], ours, theirs, strides):
+            res.torch_faults += 1; res.compared += ours.size; continue
         res.add(ours, theirs)
     return res
 
@@ -207,14 +276,15 @@ def _check_divisor(divisor_override):
         raise ValueError(f"divisor_override must be a non-zero int, got {divisor_override!r}")
 
 def channels_last_kernel(input, xq, channels_last, spatial_dims) -> bool:
-    """Whether torch takes the channels-last kernel for a batched input: `channels_last` if given, else read from a
-    torch tensor (QArrays are NCHW); with C = 1 or a single pixel a contiguous tensor is channels-last too."""
+    """Whether torch takes the channels-last kernel for a batched input: torch's own test on a torch tensor's strides
+    (`channels_last=None`), else `channels_last` or a QArray's (NCHW) memory, which with C = 1 or a single pixel is
+    channels-last too. (A permuted torch tensor with C = 1 need not be: hand such tensors over as they are.)"""
     if xq.ndim != spatial_dims + 2: return False
     if channels_last is None:
-        channels_last = False
         if getattr(input, 'is_quantized', False):
             import torch
-            channels_last = bool(input.is_contiguous(memory_format=torch.channels_last if spatial_dims == 2 else torch.channels_last_3d))
+            return bool(input.is_contiguous(memory_format=torch.channels_last if spatial_dims == 2 else torch.channels_last_3d))
+        channels_last = False
     elif not isinstance(channels_last, (bool, np.bool_)): raise TypeError(f"channels_last must be None or a bool, got {channels_last!r}")
     return bool(channels_last) or xq.shape[1] == 1 or int(np.prod(xq.shape[2:])) == 1
 
@@ -355,6 +425,66 @@ def qavg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, cou
     y = avg_pool_nhwc(x5, k, s, p, ceil_mode, count_include_pad, divisor_override, resolve_capability(capability))
     return y if batched else QArray(y.int_repr[0], y.scale, y.zero_point, y.dtype)
 
+def qavg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                *, engine=None, capability=None, channels_last=None) -> QArray:
+    """`avg_pool1d` on a quantized (N, C, L) or (C, L) input: torch's `avg_pool2d` of the input unsqueezed at -2 with
+    window (1, k), so (P1), QNNPACK's (P2), or (P3) for a channels-last input ((N, L, C) in memory: `channels_last=True`)."""
+    xq = as_qarray(input)
+    if xq.per_channel: raise ValueError("input must be quantized per tensor for avg_pool1d")
+    if xq.ndim not in (2, 3): raise ValueError(f"input must have 2 or 3 dimensions, (C, L) or (N, C, L), for avg_pool1d, got shape {xq.shape}")
+    k, s, p = pool_window(kernel_size, stride, padding, 1)
+    if (xq.ndim == 2 and resolve_engine(engine) == 'qnnpack' and xq.dtype == 'quint8' and not ceil_mode):
+        raise ValueError(f"input must be batched (N, C, L) for avg_pool1d on engine 'qnnpack' (QNNPACK's average pool wants "
+                         f"a 4-D tensor after torch's unsqueeze), got shape {xq.shape}")
+    x2 = input.unsqueeze(-2) if getattr(input, 'is_quantized', False) else QArray(xq.int_repr[..., None, :], xq.scale, xq.zero_point, xq.dtype)
+    y = qavg_pool2d(x2, (1,) + k, (1,) + s, (0,) + p, ceil_mode, count_include_pad, None, engine=engine, capability=capability,
+                    channels_last=channels_last)
+    return QArray(y.int_repr[..., 0, :], y.scale, y.zero_point, y.dtype)
+
+# %% ../nbs/10_pool.ipynb #c56c705b
+def random_avg_pool1d_case(rng) -> dict:
+    "A random avg_pool1d case: NCL, channels-last (N, L, C) memory, or any dense layout; QNNPACK's path included."
+    k = int(rng.integers(1, 6))
+    dtype = str(rng.choice(['quint8', 'qint8', 'qint32'], p=[0.5, 0.4, 0.1]))
+    lo, hi = dtype_range(dtype)
+    shape = [int(rng.integers(1, 4)), int(rng.choice([1, 2, 3, 7, 8, 9, 16, 17, 33])), int(rng.integers(max(1, k - 2 * (k // 2)), k + 14))]
+    if rng.random() < 0.1: shape = shape[1:]                                     # unbatched (C, L)
+    order = None
+    if len(shape) == 3:
+        r = rng.random()
+        order = (0, 2, 1) if r < 0.4 else random_order(rng, shape) if r < 0.6 else None
+    q = rng.integers(lo, hi + 1, shape, dtype=np.int64) if dtype != 'qint32' else rng.integers(-3000, 3000, shape)
+    if rng.random() < 0.2: q = np.clip(q, lo, lo + 3)                           # near one end: more exact ties
+    zp = int(rng.choice([lo, hi, 0, int(rng.integers(lo, hi + 1))])) if dtype != 'qint32' else int(rng.integers(-2000, 2000))
+    return dict(q=q.astype({'quint8': np.uint8, 'qint8': np.int8, 'qint32': np.int32}[dtype]), dtype=dtype, zp=zp,
+                scale=float(2.0 ** rng.integers(-6, 2)), k=k, s=int(rng.integers(1, 4)) if rng.random() < 0.8 else None,
+                p=int(rng.integers(0, k // 2 + 1)), ceil=bool(rng.random() < 0.4), include=bool(rng.random() < 0.5), order=order)
+
+def torch_avg_pool1d(case):
+    import torch
+    torch.backends.quantized.engine = case['engine']
+    x = strided_torch(QArray(case['q'], case['scale'], case['zp'], case['dtype']), case['order'])
+    return torch.nn.functional.avg_pool1d(x, case['k'], case['s'], case['p'], case['ceil'], case['include']).int_repr().numpy()
+
+def qnb_avg_pool1d(case):
+    "qnb on the case: NCL as a QArray, channels-last (N, L, C) as `channels_last=True`, other layouts as torch's tensor."
+    x = QArray(case['q'], case['scale'], case['zp'], case['dtype'])
+    cl = case['order'] == (0, 2, 1)
+    if case['order'] and not cl: x, cl = strided_torch(x, case['order']), None
+    return qavg_pool1d(x, case['k'], case['s'], case['p'], case['ceil'], case['include'], engine=case['engine'], channels_last=cl).int_repr
+
+@register_check('avg_pool1d')
+def check_avg_pool1d(engine, rng, size):
+    "avg_pool1d (torch: avg_pool2d of the input unsqueezed at -2) on NCL, channels-last and permuted inputs vs qnb; (P7) outputs count as torch faults."
+    _, res = _start('avg_pool1d', engine)
+    while res.compared < size:
+        case = dict(random_avg_pool1d_case(rng), engine=engine)
+        ours, theirs = both_sides(lambda: qnb_avg_pool1d(case), lambda: torch_avg_pool1d(case))
+        if case['q'].ndim == 3 and layout_fault(case['q'].shape, 1, ours, theirs, dense_strides(case['q'].shape, case['order'] or range(3))):
+            res.torch_faults += 1; res.compared += ours.size; continue
+        res.add(ours, theirs)
+    return res
+
 # %% ../nbs/10_pool.ipynb #75d0cc6a
 def _adaptive_bounds(n_in, n_out):
     f32 = np.float32
@@ -379,6 +509,41 @@ def adaptive_avg_pool_nhwc(xq, out, capability) -> QArray:
     if (~vector).any(): y[~vector] = quantize_values_scalar(a[~vector], scale[~vector], xq.zero_point, xq.dtype, dtype_range(xq.dtype)[0])
     return QArray(y.astype(xq.int_repr.dtype), xq.scale, xq.zero_point, xq.dtype)
 
+def unbatched_lane_reads(xq, capability) -> np.ndarray:
+    """The (C, D, H, W) integers (P4u)'s kernel sums for each channel of an unbatched input in 4-D channels-last memory
+    (C read as the batch, D as the channels, D innermost): channel c's vector lane j = c mod 8 (the first 8 floor(C/8)
+    channels off `default`, 8-bit dtypes) reads channel c - j's window shifted j elements on; other channels read their own."""
+    q, (C, D, H, W) = xq.int_repr, xq.shape
+    c, d, h, w = np.indices(q.shape, sparse=True)
+    mem = np.empty(q.size, q.dtype)
+    mem[c * (H * W * D) + h * (W * D) + w * D + d] = q
+    lanes = capability != 'default' and xq.dtype != 'qint32'
+    j = np.where(np.arange(C) < (C // 8) * 8, np.arange(C) % 8, 0) if lanes else np.zeros(C, np.int64)
+    start = (np.arange(C) - j) * (H * W * D) + j                        # where each channel's reads begin (never past the end)
+    return mem[start[:, None, None, None] + h * (W * D) + w * D + d]
+
+def unbatched_written_at(shape, out, output_channels_last) -> tuple:
+    """(channel, output pixel) that (P4u)'s kernel wrote to each element of torch's (C, oD, oH, oW) output: it writes
+    pixel by pixel, channels innermost, into a buffer read as NCDHW (or as 4-D channels-last)."""
+    C, (oD, oH, oW) = shape[0], out
+    c, od, oh, ow = np.indices((C, oD, oH, oW), sparse=True)
+    offset = c * (oH * oW * oD) + oh * (oW * oD) + ow * oD + od if output_channels_last else ((c * oD + od) * oH + oh) * oW + ow
+    pixel, channel = np.divmod(offset, C)
+    return channel, pixel
+
+def adaptive_avg_pool3d_unbatched(xq, out, capability, output_channels_last=False) -> QArray:
+    "Eq. (P4u): torch's channels-last kernel on an unbatched (C, D, H, W) input that passes the 4-D channels-last test."
+    seen = QArray(unbatched_lane_reads(xq, capability)[None], xq.scale, xq.zero_point, xq.dtype)
+    y = adaptive_avg_pool_nhwc(seen, out, capability).int_repr[0].reshape(xq.shape[0], -1)     # (C, pixels), per (P4)
+    channel, pixel = unbatched_written_at(xq.shape, out, output_channels_last)
+    return QArray(y[channel, pixel], xq.scale, xq.zero_point, xq.dtype)
+
+def _unbatched_layout(input, xq):
+    "For an unbatched 3-D pool's (C, D, H, W) input: (torch's 4-D channels-last test, its output's suggested channels-last)."
+    shape = tuple(xq.shape)
+    strides = tuple(input.stride()) if getattr(input, 'is_quantized', False) else dense_strides(shape, range(4))
+    return channels_last_contiguous(shape, strides), strides_like_channels_last(shape, strides)
+
 def _qadaptive_avg_pool(ndim, input, output_size, engine, capability=None, channels_last=None, num_threads=None):
     xq = as_qarray(input)
     name = f"adaptive_avg_pool{ndim}d"
@@ -395,10 +560,10 @@ def _qadaptive_avg_pool(ndim, input, output_size, engine, capability=None, chann
         return qnnpack_avg_pool2d(xq, k, k, (0, 0))
     if ndim == 3 and tuple(out) == (1, 1, 1):                      # torch: input.mean((-1, -2, -3), keepdim=True)
         return qmean(input, (-1, -2, -3), True, channels_last=channels_last if xq.ndim == 5 else None, num_threads=num_threads)
-    if ndim == 3 and xq.ndim == 4 and C > 1 and (spatial[0] == 1 or spatial[1] * spatial[2] == 1):
-        raise ValueError(f"adaptive_avg_pool3d of an unbatched input with D = 1 or H*W = 1 (shape {xq.shape}) takes torch's "
-                         "channels-last kernel with NCDHW strides, whose output is wrong; qnb does not imitate it")
-    if channels_last_kernel(input, xq, channels_last, ndim) or (ndim == 3 and xq.ndim == 4 and (spatial[0] == 1 or spatial[1] * spatial[2] == 1)):
+    if ndim == 3 and xq.ndim == 4:
+        kernel_cl, output_cl = _unbatched_layout(input, xq)
+        if kernel_cl: return adaptive_avg_pool3d_unbatched(xq, out, resolve_capability(capability), output_cl)
+    if channels_last_kernel(input, xq, channels_last, ndim):
         x = xq if xq.ndim == ndim + 2 else QArray(xq.int_repr[None], xq.scale, xq.zero_point, xq.dtype)
         y = adaptive_avg_pool_nhwc(x, out, resolve_capability(capability))
         return y if xq.ndim == ndim + 2 else QArray(y.int_repr[0], y.scale, y.zero_point, y.dtype)
@@ -418,16 +583,11 @@ def qadaptive_avg_pool2d(input, output_size, *, engine=None, capability=None, ch
 
 def qadaptive_avg_pool3d(input, output_size, *, capability=None, channels_last=None, num_threads=None) -> QArray:
     """`adaptive_avg_pool3d` on a quantized (N, C, D, H, W) or (C, D, H, W) input: eq. (P2a), or (P4) for channels-last
-    inputs; to 1x1x1 it is `qmean` over the spatial dimensions, (P5) or (P6) (`num_threads` matters only there)."""
+    inputs, torch's (P4u) for an unbatched one with D = 1 or H*W = 1; to 1x1x1 it is `qmean` over the spatial
+    dimensions, (P5) or (P6) (`num_threads` matters only there)."""
     return _qadaptive_avg_pool(3, input, output_size, None, capability, channels_last, num_threads)
 
 # %% ../nbs/10_pool.ipynb #1163d58d
-def layout_fault(in_shape, nd, ours, theirs) -> bool:
-    "torch's one-pixel bug: C > 1, one input pixel, several output pixels, the NHWC result read back as NCHW."
-    C, spatial = in_shape[-nd - 1], in_shape[-nd:]
-    return (len(in_shape) == nd + 2 and C > 1 and int(np.prod(spatial)) == 1 and int(np.prod(ours.shape[-nd:])) > 1
-            and np.array_equal(np.asarray(theirs).reshape(-1), np.moveaxis(ours, 1, -1).reshape(-1)))
-
 def random_adaptive_case(rng) -> dict:
     ndim = 2
     spatial = [int(rng.integers(1, 14 if ndim == 2 else 7)) for _ in range(ndim)]
@@ -640,24 +800,45 @@ def random_pool_nhwc_case(rng) -> dict:
         if nd == 2 and k == 2 and rng.random() < 0.5: dims = [2, 3]              # QNNPACK's global pool on qnnpack
         case.update(dims=dims, keepdim=bool(rng.random() < 0.5))
     if rng.random() < 0.05: spatial = [1] * nd                                   # one pixel
-    q = rng.integers(lo, hi + 1, [int(rng.integers(1, 3)), C] + spatial, dtype=np.int64)
+    lead = [int(rng.integers(1, 3)), C]
+    if op == 'adaptive_avg_pool3d' and case['out'] != [1, 1, 1] and rng.random() < 0.25:   # unbatched: (P4u) when D = 1 or H*W = 1
+        lead, case['channels_last'] = [C], False
+        if rng.random() < 0.8: spatial = [1] + spatial[1:] if rng.random() < 0.5 else spatial[:1] + [1, 1]
+    order = None
+    if len(lead) == 2 and op != 'mean' and case.get('out') != [1, 1, 1] and rng.random() < 0.3:   # any dense layout: (P7)
+        if rng.random() < 0.5: lead[0] = 1                                       # a size-1 batch: its stride is free
+        order = random_order(rng, lead + spatial)
+        case['channels_last'] = channels_last_contiguous(lead + spatial, dense_strides(lead + spatial, order))   # torch's kernel choice
+    case['order'] = order
+    q = rng.integers(lo, hi + 1, lead + spatial, dtype=np.int64)
     if dtype == 'qint32': q = rng.integers(-2000, 2000, q.shape)
     if rng.random() < 0.2: q = np.clip(q, lo, lo + 3)                           # near one end: more exact ties
     zp = int(rng.choice([lo, hi, 0, int(rng.integers(lo, hi + 1))])) if dtype != 'qint32' else int(rng.integers(-2000, 2000))
     return dict(case, q=q.astype({'quint8': np.uint8, 'qint8': np.int8, 'qint32': np.int32}[dtype]), zp=zp)
 
+def pool_case_strides(case) -> tuple:
+    "The strides of the torch input `torch_pool_nhwc` builds (`.contiguous(channels_last)` keeps a tensor that already is)."
+    shape, nd = case['q'].shape, case['nd']
+    if case.get('order'): return dense_strides(shape, case['order'])
+    contiguous = dense_strides(shape, range(len(shape)))
+    if not case['channels_last'] or len(shape) != nd + 2 or channels_last_contiguous(shape, contiguous): return contiguous
+    return dense_strides(shape, (0, *range(2, len(shape)), 1))
+
 def torch_pool_nhwc(case):
     import torch
     torch.backends.quantized.engine = case['engine']
-    x = QArray(case['q'], 0.1, case['zp'], case['dtype']).to_torch()
-    if case['channels_last']: x = x.contiguous(memory_format=torch.channels_last if case['nd'] == 2 else torch.channels_last_3d)
+    x = strided_torch(QArray(case['q'], 0.1, case['zp'], case['dtype']), case.get('order'))
+    if case['channels_last'] and case.get('order') is None and x.dim() == case['nd'] + 2:
+        x = x.contiguous(memory_format=torch.channels_last if case['nd'] == 2 else torch.channels_last_3d)
     f = getattr(torch.nn.functional, case['op'], None)
     if case['op'].startswith('adaptive'): return f(x, case['out']).int_repr().numpy()
     if case['op'] == 'mean': return torch.mean(x, case['dims'], case['keepdim']).int_repr().numpy()
     return f(x, case['k'], case['s'], case['p'], case['ceil'], case['include'], case['div']).int_repr().numpy()
 
 def qnb_pool_nhwc(case):
+    "qnb on the case; a permuted layout is handed over as torch's tensor, whose strides qnb reads as torch does."
     x, cl = QArray(case['q'], 0.1, case['zp'], case['dtype']), case['channels_last']
+    if case.get('order'): x, cl = strided_torch(x, case['order']), None    # a bool cannot say it: C = 1 is not always channels-last
     if case['op'] == 'avg_pool3d': return qavg_pool3d(x, case['k'], case['s'], case['p'], case['ceil'], case['include'], case['div']).int_repr
     if case['op'] == 'avg_pool2d':
         return qavg_pool2d(x, case['k'], case['s'], case['p'], case['ceil'], case['include'], case['div'], engine=case['engine'], channels_last=cl).int_repr
@@ -667,12 +848,13 @@ def qnb_pool_nhwc(case):
 
 @register_check('avg_pool_nhwc')
 def check_avg_pool_nhwc(engine, rng, size):
-    "avg_pool2d/3d, adaptive_avg_pool2d/3d (1x1x1 included) and mean, channels-last and 3-D, vs qnb (QNNPACK's kernels, eq. P2, on qnnpack)."
+    """avg_pool2d/3d, adaptive_avg_pool2d/3d (1x1x1 and unbatched included) and mean, channels-last, 3-D and
+    permuted layouts, vs qnb (QNNPACK's kernels, eq. P2, on qnnpack); (P7) outputs count as torch faults."""
     _, res = _start('avg_pool_nhwc', engine)
     while res.compared < size:
         case = dict(random_pool_nhwc_case(rng), engine=engine)
         ours, theirs = both_sides(lambda: qnb_pool_nhwc(case), lambda: torch_pool_nhwc(case))
-        if ours is not None and theirs is not None and case['op'] != 'mean' and layout_fault(case['q'].shape, case['nd'], ours, theirs):
+        if case['op'] != 'mean' and layout_fault(case['q'].shape, case['nd'], ours, theirs, pool_case_strides(case)):
             res.torch_faults += 1; res.compared += ours.size; continue
         res.add(ours, theirs)
     return res

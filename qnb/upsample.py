@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 from .core import QArray, as_qarray, resolve_capability, fma_f32, quantize_values_scalar, dtype_range
 from .conv import conv_tuple
+from .pool import layout_fault, random_order, dense_strides, channels_last_contiguous, strided_torch
 
 # %% auto #0
 __all__ = ['MODES', 'scale_value', 'interpolate_size', 'nearest_source', 'qupsample_nearest2d', 'qupsample_nearest3d',
@@ -198,29 +199,36 @@ def random_upsample_case(rng) -> dict:
         sf = [float(np.exp(rng.uniform(-1, np.log(big / n)))) if rng.random() < 0.6 else float(rng.integers(1, 8)) / float(rng.integers(1, 5))
               for n in spatial]
         size, rec = None, [None, False, True][int(rng.integers(0, 3))]
+    order, channels_last = None, bool(rng.random() < 0.5)
+    if rng.random() < 0.2:                                                          # a permuted dense layout: (P7) of qnb.pool
+        if rng.random() < 0.5: N = 1
+        order = random_order(rng, [N, C] + spatial)
+        channels_last = channels_last_contiguous([N, C] + spatial, dense_strides([N, C] + spatial, order))
     q = rng.integers(lo, hi + 1, [N, C] + spatial, dtype=np.int64)
     if dtype == 'qint32' and rng.random() < 0.5: q = rng.integers(-1000, 1000, q.shape)
     if rng.random() < 0.2: q = np.clip(q, lo, lo + 3)                               # values near one end: more exact ties
     zp = int(rng.choice([lo, hi, 0, int(rng.integers(lo, hi + 1))]))
     return dict(q=q.astype(storage), dtype=dtype, zp=zp, mode=mode, size=size, scale_factor=sf, recompute=rec,
-                align_corners=bool(rng.random() < 0.5) if mode == 'bilinear' else None, channels_last=bool(rng.random() < 0.5))
+                align_corners=bool(rng.random() < 0.5) if mode == 'bilinear' else None, channels_last=channels_last, order=order)
 
 def torch_upsample(case) -> np.ndarray:
     import torch
-    x = QArray(case['q'], 0.1, case['zp'], case['dtype']).to_torch()
-    if case['channels_last']: x = x.contiguous(memory_format=torch.channels_last if x.ndim == 4 else torch.channels_last_3d)
+    x = strided_torch(QArray(case['q'], 0.1, case['zp'], case['dtype']), case.get('order'))
+    if case['channels_last'] and case.get('order') is None: x = x.contiguous(memory_format=torch.channels_last if x.ndim == 4 else torch.channels_last_3d)
     return torch.nn.functional.interpolate(x, case['size'], case['scale_factor'], case['mode'], case['align_corners'],
                                            case['recompute']).int_repr().numpy()
 
 def qnb_upsample(case) -> np.ndarray:
-    return qinterpolate(QArray(case['q'], 0.1, case['zp'], case['dtype']), case['size'], case['scale_factor'], case['mode'],
-                        case['align_corners'], case['recompute'], channels_last=case['channels_last']).int_repr
+    "qnb on the case; a permuted layout is handed over as torch's tensor, whose strides qnb reads as torch does."
+    x, cl = QArray(case['q'], 0.1, case['zp'], case['dtype']), case['channels_last']
+    if case.get('order'): x, cl = strided_torch(x, case['order']), None
+    return qinterpolate(x, case['size'], case['scale_factor'], case['mode'], case['align_corners'], case['recompute'], channels_last=cl).int_repr
 
 def upsample_torch_fault(case, ours, theirs) -> bool:
     "Whether `theirs` differs from `ours` by exactly one of the two torch bugs above."
-    N, C, *spatial = case['q'].shape
-    if C > 1 and int(np.prod(spatial)) == 1 and int(np.prod(ours.shape[2:])) > 1:          # NHWC results in an NCHW buffer
-        return np.array_equal(theirs.reshape(-1), np.moveaxis(ours, 1, -1).reshape(-1))
+    N, C, *spatial = shape = case['q'].shape
+    strides = dense_strides(shape, case['order'] if case.get('order') else range(len(shape)))   # one pixel: .contiguous(CL) keeps these
+    if layout_fault(shape, len(spatial), ours, theirs, strides): return True                  # NHWC results in an NCHW buffer
     if len(spatial) == 3 and tuple(ours.shape[2:]) == tuple(spatial) and N > 1 and is_channels_last(QArray(case['q'], 0.1, case['zp'], case['dtype']), case['channels_last']):
         return np.array_equal(theirs[0], ours[0])                                          # only batch 0 copied
     return False

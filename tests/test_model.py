@@ -210,3 +210,21 @@ def test_fbgemm_direct_transposed_conv_is_a_torch_fault():
     r = compare(model, torch.randn(1, 3, 6, 6), engine='fbgemm')
     assert r.mismatches == 0 and [l.name for l in r.torch_faults] == ['t'], str(r)
     assert 'direct transposed-conv' in r.torch_faults[0].torch_fault
+
+class _AvgPools1d(nn.Module):
+    "AvgPool1d on a conv1d output (channels-last on some engines) and F.avg_pool1d on the quantized input."
+    def __init__(self):
+        super().__init__()
+        self.quant, self.dequant = QuantStub(), DeQuantStub()
+        self.c1, self.p1 = nn.Conv1d(3, 10, 3), nn.AvgPool1d(3, 2, 1, ceil_mode=True, count_include_pad=False)
+        self.cat = nn.quantized.FloatFunctional()
+    def forward(self, x):
+        q = self.quant(x)
+        y, z = self.p1(self.c1(q)), torch.nn.functional.avg_pool1d(q, 2)
+        return self.dequant(self.cat.cat([y.flatten(1), z.flatten(1)], 1))
+
+@pytest.mark.parametrize('engine', supported_engines())
+def test_avg_pool1d_module_and_functional(engine):
+    _exact(_eager(lambda: _AvgPools1d(), (3, 17), engine), (3, 17), engine)
+    fx = _fx(lambda: nn.Sequential(nn.Conv1d(3, 9, 3), nn.AvgPool1d(4, 3, 2)), (3, 20), engine)
+    _exact(fx, (3, 20), engine)

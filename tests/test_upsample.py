@@ -83,3 +83,16 @@ def test_area_of_5d_input(layout):
     if layout == 'channels_last': x = x.contiguous(memory_format=torch.channels_last_3d)
     for size in ((3, 2, 4), (5, 1, 2)):
         assert np.array_equal(qinterpolate(x, size=size, mode='area').int_repr, F.interpolate(x, size=size, mode='area').int_repr().numpy())
+
+def test_layout_fault_p7_every_mode():
+    "A channels-last input whose size-1 dimension has an off-pattern stride: torch permutes, qnb returns the values."
+    import torch.nn.functional as F
+    from qnb.upsample import qinterpolate
+    b = torch.quantize_per_tensor(torch.tensor([1., 3., 2., 4.]).reshape(1, 2, 1, 2), 1.0, 0, torch.quint8)
+    x = b.permute(0, 3, 2, 1)                                                   # (1, 2, 1, 2), strides (4, 1, 2, 2)
+    for mode in ('nearest', 'nearest-exact', 'bilinear'):
+        ours = qinterpolate(x, size=(1, 4), mode=mode).int_repr
+        theirs = F.interpolate(x, size=(1, 4), mode=mode).int_repr().numpy()
+        right = F.interpolate(x.clone(memory_format=torch.channels_last), size=(1, 4), mode=mode).int_repr().numpy()
+        assert np.array_equal(ours, right) and not np.array_equal(ours, theirs), mode
+        assert np.array_equal(theirs.reshape(-1), np.moveaxis(ours, 1, -1).reshape(-1)), mode
