@@ -1698,7 +1698,8 @@ def _layout_torch_fault(e, a, ours, theirs):
     x = as_qarray(a['input'])
     nd = a.get('_ndim', x.ndim - 2)
     theirs = np.asarray(theirs)
-    strides = tuple(a['input'].stride()) if getattr(a['input'], 'is_quantized', False) else None
+    strides = (tuple(a['input'].stride()) if getattr(a['input'], 'is_quantized', False) else      # torch's, or the QArray's
+               tuple(s // x.int_repr.itemsize for s in x.int_repr.strides))
     if theirs.shape != ours.shape or not layout_fault(x.shape, nd, ours, theirs, strides): return
     e.torch_fault = True
     e.notes.append("torch's output here is its layout fault (qnb.pool, eq. P7): the input passes is_contiguous(channels_last) but "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from .core import QArray, as_qarray, resolve_capability, fma_f32, quantize_values_scalar, dtype_range
 from .conv import conv_tuple
-from .pool import layout_fault, random_order, dense_strides, channels_last_contiguous, strided_torch
+from .pool import layout_fault, random_order, dense_strides, channels_last_contiguous, strided_torch, writes_permuted
 
 # %% auto #0
 __all__ = ['MODES', 'scale_value', 'interpolate_size', 'nearest_source', 'qupsample_nearest2d', 'qupsample_nearest3d',
@@ -225,12 +225,15 @@ def qnb_upsample(case) -> np.ndarray:
     return qinterpolate(x, case['size'], case['scale_factor'], case['mode'], case['align_corners'], case['recompute'], channels_last=cl).int_repr
 
 def upsample_torch_fault(case, ours, theirs) -> bool:
-    "Whether `theirs` differs from `ours` by exactly one of the two torch bugs above."
+    "Whether `theirs` differs from `ours` by the two torch bugs above, alone or together."
     N, C, *spatial = shape = case['q'].shape
     strides = dense_strides(shape, case['order'] if case.get('order') else range(len(shape)))   # one pixel: .contiguous(CL) keeps these
     if layout_fault(shape, len(spatial), ours, theirs, strides): return True                  # NHWC results in an NCHW buffer
-    if len(spatial) == 3 and tuple(ours.shape[2:]) == tuple(spatial) and N > 1 and is_channels_last(QArray(case['q'], 0.1, case['zp'], case['dtype']), case['channels_last']):
-        return np.array_equal(theirs[0], ours[0])                                          # only batch 0 copied
+    cl = (channels_last_contiguous(shape, strides) if case.get('order') else
+          is_channels_last(QArray(case['q'], 0.1, case['zp'], case['dtype']), case['channels_last']))
+    if len(spatial) == 3 and tuple(ours.shape[2:]) == tuple(spatial) and N > 1 and cl:    # only batch 0 copied ...
+        permuted = writes_permuted(shape, strides) and np.array_equal(theirs[0].reshape(-1), np.moveaxis(ours[0], 0, -1).reshape(-1))
+        return np.array_equal(theirs[0], ours[0]) or permuted                              # ... and maybe (P7)-permuted
     return False
 
 from .verify import register_check, _start, both_sides

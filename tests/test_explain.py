@@ -247,8 +247,11 @@ def _pool_call(c):
     return c['op'], (x, c['k'], c['s'], c['p'], c['ceil'], c['include'], c['div']), cl
 
 def _upsample_call(c):
-    x = QArray(c['q'], 0.1, c['zp'], c['dtype'])
-    return 'interpolate', (x, c['size'], c['scale_factor'], c['mode'], c['align_corners'], c['recompute']), dict(channels_last=c['channels_last'])
+    "As `qnb_upsample` calls it: a permuted layout (`order`) goes in as torch's tensor, whose strides say the layout."
+    from qnb.upsample import strided_torch
+    x, cl = QArray(c['q'], 0.1, c['zp'], c['dtype']), c['channels_last']
+    if c.get('order'): x, cl = strided_torch(x, c['order']), None
+    return 'interpolate', (x, c['size'], c['scale_factor'], c['mode'], c['align_corners'], c['recompute']), dict(channels_last=cl)
 
 def _torch_once(name, inputs, params, engine):
     "torch's output for a whole kernel call, once per case, as a quantized tensor (so explain compares the qparams too)."
