@@ -19,10 +19,11 @@ __all__ = ['GRAIN_SIZE', 'VECTOR_STEP', 'QNNPACK_ADD_TILE', 'PAIR_TABLE_MIN', 'P
            'vector_elements', 'operand_layout', 'is_c_contiguous', 'broadcast_strides', 'memory_format_order',
            'binary_layout', 'iterator_vector_mask', 'in_memory_order', 'add_fp32', 'qnnpack_add_params',
            'qnnpack_scalar_loop', 'qnnpack_rounding_shift', 'add_qnnpack', 'xnnpack_built', 'add_pair_tables',
-           'lookup_pairs', 'add_by_tables', 'requantize_int', 'mul_fp32', 'qadd', 'qmul', 'random_view',
-           'random_binary_case', 'torch_view', 'torch_binary', 'qnb_binary', 'check_add_mul', 'add_scalar_qparams',
-           'qadd_scalar', 'qmul_scalar', 'random_scalar_case', 'torch_scalar', 'qnb_scalar', 'check_add_mul_scalar',
-           'cat_nhwc_requantize', 'qcat', 'random_cat_case', 'torch_cat', 'qnb_cat', 'check_cat']
+           'lookup_pairs', 'add_by_tables', 'requantize_int', 'mul_fp32', 'both_channels_last', 'qadd', 'qmul',
+           'random_view', 'random_binary_case', 'torch_view', 'torch_binary', 'qnb_binary', 'check_add_mul',
+           'add_scalar_qparams', 'qadd_scalar', 'qmul_scalar', 'random_scalar_case', 'torch_scalar', 'qnb_scalar',
+           'check_add_mul_scalar', 'cat_nhwc_requantize', 'qcat', 'random_cat_case', 'torch_cat', 'qnb_cat',
+           'check_cat']
 
 # %% ../nbs/08_elementwise.ipynb #0cc677fc
 GRAIN_SIZE = 32768         # at::internal::GRAIN_SIZE
@@ -361,6 +362,16 @@ def _add_qnnpack_checked(qa, qb, a, scale, zero_point, relu) -> QArray:
     y = add_qnnpack(qa.int_repr.reshape(-1), qa.zero_point, qa.scale, qb.int_repr.reshape(-1), qb.zero_point, qb.scale, scale, zero_point, relu)
     return QArray(in_memory_order(y.reshape(qa.shape).astype(np.uint8), order_strides), scale, zero_point, 'quint8')
 
+def both_channels_last(la, lb, shape) -> bool:
+    """Whether operands a and b (`operand_layout`s) both have `shape` and torch's canonical channels-last strides (4-D,
+    5-D): then add allocates its output channels-last too and the three share one memory order (a conv's outputs)."""
+    if len(shape) not in (4, 5) or tuple(la[0]) != tuple(shape) or tuple(lb[0]) != tuple(shape): return False
+    perm = (0, *range(2, len(shape)), 1)
+    walk = _contiguous_strides([shape[p] for p in perm])
+    strides = [0] * len(shape)
+    for i, p in enumerate(perm): strides[p] = walk[i]
+    return list(la[1]) == strides and list(lb[1]) == strides and not is_c_contiguous(shape, strides)
+
 def qadd(a, b, scale, zero_point, *, relu=False, engine=None, capability=None, num_threads=None) -> QArray:
     "`quantized::add` (`add_relu` with `relu=True`), numpy broadcasting and any input layout included, bit for bit."
     qa, qb, shape, scale, zero_point = _binary_inputs(a, b, scale, zero_point, 'add')
@@ -369,13 +380,23 @@ def qadd(a, b, scale, zero_point, *, relu=False, engine=None, capability=None, n
         return _add_qnnpack_checked(qa, qb, a, scale, zero_point, relu)
     if engine == 'qnnpack' and qa.dtype == 'qint8' and xnnpack_built():
         raise ValueError("add of qint8 on engine 'qnnpack' runs XNNPACK in this torch build, which qnb does not reproduce")
+    la, lb = operand_layout(a), operand_layout(b)
+    last = qa.dtype != 'qint32' and both_channels_last(la, lb, shape)
+    n = int(np.prod(shape, dtype=np.int64))
+    if qa.dtype != 'qint32' and (last or is_c_contiguous(*la) and is_c_contiguous(*lb)) and (
+            n > PAIR_TABLE_MIN or (n > PAIR_TABLE_WARM_MIN and _SEEN_QPARAMS.repeated(
+                (qa.zero_point, qa.scale, qb.zero_point, qb.scale, scale, zero_point, qa.dtype, relu, resolve_capability(capability))))):
+        # one layout shared by a, b and the output: TensorIterator walks memory as one flat row, as for C order
+        perm = tuple(range(len(shape))) if not last else (0, *range(2, len(shape)), 1)
+        walk = tuple(shape[p] for p in perm)
+        fa, fb = (np.broadcast_to(q.int_repr, shape).transpose(perm).reshape(-1) for q in (qa, qb))
+        y = add_by_tables(fa, qa.zero_point, qa.scale, fb, qb.zero_point, qb.scale, scale, zero_point, qa.dtype, relu,
+                          resolve_capability(capability), scalar_positions(walk, [walk if last else qa.shape, walk if last else qb.shape],
+                                                                           _threads(num_threads)))
+        y = y.reshape(walk).astype(qa.int_repr.dtype, copy=False).transpose(np.argsort(perm))
+        return QArray(y, scale, zero_point, qa.dtype)
     fa, fb = _broadcast_flat(qa, shape), _broadcast_flat(qb, shape)
     args = (fa, qa.zero_point, qa.scale, fb, qb.zero_point, qb.scale, scale, zero_point, qa.dtype, relu, resolve_capability(capability))
-    la, lb = operand_layout(a), operand_layout(b)
-    if qa.dtype != 'qint32' and is_c_contiguous(*la) and is_c_contiguous(*lb) and (
-            fa.size > PAIR_TABLE_MIN or (fa.size > PAIR_TABLE_WARM_MIN and _SEEN_QPARAMS.repeated((*args[1:3], *args[4:])))):
-        y = add_by_tables(*args, scalar_positions(shape, [qa.shape, qb.shape], _threads(num_threads)))   # no mask over n
-        return QArray(y.reshape(shape).astype(qa.int_repr.dtype, copy=False), scale, zero_point, qa.dtype)
     vec, out_strides = _vector_lanes('add', shape, a, b, num_threads, qa.dtype)
     y = add_fp32(*args, vec).reshape(shape).astype(qa.int_repr.dtype)
     return QArray(in_memory_order(y, out_strides), scale, zero_point, qa.dtype)
