@@ -11,9 +11,10 @@ from __future__ import annotations
 import math
 import numpy as np
 from .core import (QArray, as_qarray, quantize_values_scalar, quantize_values_fma, resolve_engine, resolve_capability,
-                      check_scale, check_zero_point, dtype_range, fma_f32, QDTYPES)
+                      check_scale, check_zero_point, dtype_range, fma_f32, QDTYPES,
+                      dense_strides, suggests_channels_last)
 from .batchnorm import quantize_aten_avx
-from .elementwise import vector_elements, iterator_vector_mask
+from .elementwise import vector_elements, iterator_vector_mask, operand_layout
 
 # %% auto #0
 __all__ = ['ACTIVATIONS', 'check_hardswish', 'check_hardsigmoid', 'check_sigmoid', 'check_tanh', 'check_leaky_relu', 'check_elu',
@@ -21,13 +22,13 @@ __all__ = ['ACTIVATIONS', 'check_hardswish', 'check_hardsigmoid', 'check_sigmoid
            'qnb_clamp', 'check_clamp', 'byte_values', 'kernel_build', 'dequantize_vector', 'dequantize_scalar',
            'quantize_vector', 'quantize_scalar', 'inverse_double', 'apply_tables', 'sleef_expf', 'sleef_expm1f',
            'sleef_tanhf', 'fma_f64', 'glibc_expf', 'glibc_expm1f', 'glibc_tanhf', 'glibc_erff', 'aten_erf_avx2',
-           'libm_double', 'suggests_channels_last', 'unary_layout', 'iteration_order', 'unary_vector_mask',
-           'memory_order', 'hardswish_tables', 'hardswish_qnnpack_table', 'qhardswish', 'fixed_qparams',
-           'hardsigmoid_tables', 'hardsigmoid_qnnpack_table', 'qhardsigmoid', 'sigmoid_tables', 'sigmoid_qnnpack_table',
-           'qsigmoid', 'tanh_tables', 'tanh_qnnpack_table', 'qtanh', 'leaky_relu_tables', 'qleaky_relu', 'elu_tables',
-           'qelu', 'gelu_tables', 'qgelu', 'random_activation_case', 'torch_activation', 'qnb_activation',
-           'compare_with_qparams', 'softmax_lanes', 'reduce_all_sum', 'softmax_vector_positions', 'softmax_float',
-           'softmax_qnnpack', 'qsoftmax', 'random_softmax_case', 'torch_softmax', 'qnb_softmax', 'check_softmax']
+           'libm_double', 'unary_layout', 'iteration_order', 'unary_vector_mask', 'kernel_layout', 'hardswish_tables',
+           'hardswish_qnnpack_table', 'qhardswish', 'fixed_qparams', 'hardsigmoid_tables', 'hardsigmoid_qnnpack_table',
+           'qhardsigmoid', 'sigmoid_tables', 'sigmoid_qnnpack_table', 'qsigmoid', 'tanh_tables', 'tanh_qnnpack_table',
+           'qtanh', 'leaky_relu_tables', 'qleaky_relu', 'elu_tables', 'qelu', 'gelu_tables', 'qgelu',
+           'random_activation_case', 'torch_activation', 'qnb_activation', 'compare_with_qparams', 'softmax_lanes',
+           'reduce_all_sum', 'softmax_vector_positions', 'softmax_float', 'softmax_qnnpack', 'qsoftmax',
+           'random_softmax_case', 'torch_softmax', 'qnb_softmax', 'check_softmax']
 
 # %% ../nbs/07_activation.ipynb #a9658895
 def quantize_bound(value, scale, zero_point, dtype) -> int:
@@ -478,31 +479,13 @@ def libm_double(fn, x) -> np.ndarray:
     return np.frompyfunc(fn, 1, 1)(x).astype(np.float64) if x.size else x.copy()
 
 # %% ../nbs/07_activation.ipynb #9b848581
-def _strides_in_order(shape, order) -> list:
-    "Element strides of a dense tensor whose dims are laid out `order` (outermost first)."
-    st, acc = [0] * len(shape), 1
-    for d in reversed(order): st[d], acc = acc, acc * shape[d]
-    return st
-
-def suggests_channels_last(shape, strides) -> bool:
-    "c10's `is_channels_last_strides_2d/3d`, behind `suggest_memory_format()`: torch allocates the output channels-last."
-    if len(shape) not in (4, 5) or strides[1] == 0: return False
-    low = 0
-    for d in (1, *range(len(shape) - 1, 1, -1), 0):
-        if shape[d] == 0 or strides[d] < low or (d == 0 and low == strides[1]): return False
-        low = strides[d] * (shape[d] if shape[d] > 1 else 1)
-    return True
-
 def unary_layout(input, output_channels_last=True, contiguous_first=False) -> tuple:
     """(shape, input strides, output strides) in elements, as the kernel sees them: (A4'). `contiguous_first`:
     the op copies its input to `contiguous(suggest_memory_format())` first (`aten::leaky_relu`)."""
-    if getattr(input, 'is_quantized', False): shape, strides = tuple(input.shape), list(input.stride())
-    else:
-        a = np.asarray(as_qarray(input).int_repr)
-        shape, strides = a.shape, [s // a.itemsize for s in a.strides]
+    shape, strides = operand_layout(input)
     cl = suggests_channels_last(shape, strides)
     order = [0, *range(2, len(shape)), 1] if cl and output_channels_last else list(range(len(shape)))
-    out = _strides_in_order(shape, order)
+    out = dense_strides(shape, order)
     return shape, (out if contiguous_first else strides), out
 
 def iteration_order(shape, operand_strides) -> list:
@@ -529,24 +512,7 @@ def unary_vector_mask(shape, in_strides, out_strides, num_threads) -> np.ndarray
     return iterator_vector_mask(tuple(shape), [out_strides, in_strides], num_threads).reshape(shape)
 
 # %% ../nbs/07_activation.ipynb #fc9c73a1
-def memory_order(a):
-    """The axes of array `a` from outermost to innermost in memory when `a` is a dense permuted layout other than C
-    order (torch's channels-last is one); None for C-contiguous arrays; ValueError for layouts with gaps."""
-    a = np.asarray(a)
-    if a.flags.c_contiguous: return None
-    order = sorted(range(a.ndim), key=lambda i: (-a.strides[i], i))
-    if not np.transpose(a, order).flags.c_contiguous:
-        raise ValueError(f"input must be dense in memory (contiguous in some axis order), got strides {a.strides} for shape {a.shape}")
-    return order
-
-def _torch_dense(t) -> bool:
-    "A torch tensor whose memory is contiguous in some axis order (its int_repr keeps that order)."
-    import torch
-    if t.is_contiguous(): return True
-    fmt = {4: torch.channels_last, 5: torch.channels_last_3d}.get(t.dim())
-    return fmt is not None and t.is_contiguous(memory_format=fmt)
-
-def _unary_input(input, name, contiguous=True) -> QArray:
+def _unary_input(input, name) -> QArray:
     xq = as_qarray(input)
     if xq.per_channel: raise ValueError(f"input must be quantized per tensor for {name}")
     if xq.dtype not in ('quint8', 'qint8'): raise TypeError(f"input must be quint8 or qint8 for {name}, got {xq.dtype}")
@@ -586,11 +552,17 @@ def _check_normal_float32(s, label, name):
     if not (np.isfinite(f) and f >= np.finfo(np.float32).tiny):
         raise ValueError(f"{label} must be a normal float32 for {name} on engine 'qnnpack', got {s!r}")
 
-def _table_result(xq, vt, st, scale, zero_point, num_threads, input=None, output_channels_last=True, contiguous_first=False) -> QArray:
-    "Eq. (A4) on `input`'s own layout (torch tensor strides, else the int_repr's), eq. (A4')."
+def kernel_layout(op, input, own_qparams=True) -> tuple:
+    """`unary_layout` of `input` as op's kernel sees it (A4'): `quantized::elu` and `quantized::leaky_relu` write
+    a contiguous output; `aten::leaky_relu` (`own_qparams`) first copies its input to `suggest_memory_format()`."""
+    if op == 'elu': return unary_layout(input, output_channels_last=False)
+    if op == 'leaky_relu': return unary_layout(input, own_qparams, contiguous_first=own_qparams)
+    return unary_layout(input)
+
+def _table_result(xq, vt, st, scale, zero_point, num_threads, layout) -> QArray:
+    "Eq. (A4) with the vector/scalar split of `layout` (`kernel_layout`), eq. (A4')."
     lo, _ = dtype_range(xq.dtype)
     idx = np.asarray(xq.int_repr).astype(np.int64) - lo
-    layout = unary_layout(input if input is not None else xq, output_channels_last, contiguous_first)
     vector = unary_vector_mask(*layout, _threads(num_threads))
     q = np.where(vector, vt[idx], st[idx])
     return QArray(q.astype(xq.int_repr.dtype), scale, zero_point, xq.dtype)
@@ -631,7 +603,7 @@ def qhardswish(input, scale=None, zero_point=None, *, engine=None, capability=No
         _check_qnnpack(xq, 'hardswish', 'numel', [('output scale', scale)])
         return _lut_result(xq, hardswish_qnnpack_table(xq.scale, xq.zero_point, scale, zero_point), scale, zero_point)
     vt, st = hardswish_tables(xq.scale, xq.zero_point, xq.dtype, scale, zero_point, kernel_build(capability))
-    return _table_result(xq, vt, st, scale, zero_point, num_threads, input)
+    return _table_result(xq, vt, st, scale, zero_point, num_threads, kernel_layout('hardswish', input))
 
 # %% ../nbs/07_activation.ipynb #1d87d4d5
 def _hardsigmoid_f(x):
@@ -660,7 +632,8 @@ def qhardsigmoid(input, *, engine=None, capability=None, num_threads=None) -> QA
     if _uses_qnnpack_table(xq, engine):
         _check_qnnpack(xq, 'hardsigmoid', 'numel')
         return _lut_result(xq, hardsigmoid_qnnpack_table(xq.scale, xq.zero_point), so, zo)
-    return _table_result(xq, *hardsigmoid_tables(xq.scale, xq.zero_point, xq.dtype, kernel_build(capability)), so, zo, num_threads, input)
+    return _table_result(xq, *hardsigmoid_tables(xq.scale, xq.zero_point, xq.dtype, kernel_build(capability)), so, zo, num_threads,
+                         kernel_layout('hardsigmoid', input))
 
 # %% ../nbs/07_activation.ipynb #10301a88
 def sigmoid_tables(scale, zero_point, dtype, out_scale, out_zero_point, build) -> tuple:
@@ -691,7 +664,7 @@ def qsigmoid(input, scale=None, zero_point=None, *, engine=None, capability=None
         _check_qnnpack(xq, 'sigmoid', 'rest')
         return _lut_result(xq, sigmoid_qnnpack_table(xq.scale, xq.zero_point), so, zo)
     return _table_result(xq, *sigmoid_tables(xq.scale, xq.zero_point, xq.dtype, so, zo, kernel_build(capability)),
-                         so, zo, num_threads, input)
+                         so, zo, num_threads, kernel_layout('sigmoid', input))
 
 # %% ../nbs/07_activation.ipynb #ae7fe4e8
 def tanh_tables(scale, zero_point, dtype, build) -> tuple:
@@ -713,7 +686,8 @@ def qtanh(input, *, engine=None, capability=None, num_threads=None) -> QArray:
     if _uses_qnnpack_table(xq, engine):
         _check_qnnpack(xq, 'tanh', 'rest')
         return _lut_result(xq, tanh_qnnpack_table(xq.scale, xq.zero_point), so, zo)
-    return _table_result(xq, *tanh_tables(xq.scale, xq.zero_point, xq.dtype, kernel_build(capability)), so, zo, num_threads, input)
+    return _table_result(xq, *tanh_tables(xq.scale, xq.zero_point, xq.dtype, kernel_build(capability)), so, zo, num_threads,
+                         kernel_layout('tanh', input))
 
 # %% ../nbs/07_activation.ipynb #75124e17
 def leaky_relu_tables(scale, zero_point, dtype, out_scale, out_zero_point, negative_slope, build) -> tuple:
@@ -737,7 +711,7 @@ def qleaky_relu(input, negative_slope=0.01, scale=None, zero_point=None, *, engi
     scale, zero_point = _out_qparams(scale, zero_point, xq.dtype, (xq.scale, xq.zero_point))
     resolve_engine(engine)
     vt, st = leaky_relu_tables(xq.scale, xq.zero_point, xq.dtype, scale, zero_point, a, kernel_build(capability))
-    return _table_result(xq, vt, st, scale, zero_point, num_threads, input, own_qparams, contiguous_first=own_qparams)
+    return _table_result(xq, vt, st, scale, zero_point, num_threads, kernel_layout('leaky_relu', input, own_qparams))
 
 # %% ../nbs/07_activation.ipynb #a1b338ed
 def elu_tables(scale, zero_point, dtype, out_scale, out_zero_point, alpha, build) -> tuple:
@@ -760,7 +734,7 @@ def qelu(input, scale, zero_point, alpha=1.0, *, engine=None, capability=None, n
     scale, zero_point = check_scale(scale, 'scale'), check_zero_point(zero_point, xq.dtype, 'zero_point')
     resolve_engine(engine)
     vt, st = elu_tables(xq.scale, xq.zero_point, xq.dtype, scale, zero_point, a, kernel_build(capability))
-    return _table_result(xq, vt, st, scale, zero_point, num_threads, input, output_channels_last=False)
+    return _table_result(xq, vt, st, scale, zero_point, num_threads, kernel_layout('elu', input))
 
 # %% ../nbs/07_activation.ipynb #f400a51e
 _SQRT1_2, _GELU_BETA, _GELU_KAPPA = 0.70710678118654752440, 1.41421356237309504880 * 1.12837916709551257390 * 0.5, 0.044715
@@ -794,7 +768,7 @@ def qgelu(input, approximate='none', *, engine=None, capability=None, num_thread
     if approximate not in ('none', 'tanh'): raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
     resolve_engine(engine)
     vt, st = gelu_tables(xq.scale, xq.zero_point, xq.dtype, kernel_build(capability), approximate)
-    return _table_result(xq, vt, st, float(np.float32(xq.scale)), xq.zero_point, num_threads, input)
+    return _table_result(xq, vt, st, float(np.float32(xq.scale)), xq.zero_point, num_threads, kernel_layout('gelu', input))
 
 # %% ../nbs/07_activation.ipynb #aeaf2286
 ACTIVATIONS = ('hardswish', 'hardsigmoid', 'sigmoid', 'tanh', 'leaky_relu', 'elu', 'gelu')
@@ -967,7 +941,7 @@ def softmax_qnnpack(q, scale, dim) -> np.ndarray:
 def qsoftmax(input, dim, scale, zero_point, *, engine=None, capability=None, num_threads=None) -> QArray:
     "`quantized::softmax(input, dim, scale, zero_point)`."
     from qnb.core import dequantize, quantize_per_tensor
-    xq = _unary_input(input, 'softmax', contiguous=False)        # torch makes it contiguous itself
+    xq = _unary_input(input, 'softmax')        # torch makes it contiguous itself
     nd = max(xq.ndim, 1)
     if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, (int, np.integer)):
         raise TypeError(f"dim must be an integer, got {type(dim).__name__}")

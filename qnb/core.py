@@ -12,7 +12,8 @@ import numpy as np
 __all__ = ['QDTYPES', 'ENGINES', 'CAPABILITIES', 'PARALLEL_MIN', 'check_dtype', 'dtype_range', 'check_scale', 'check_zero_point',
            'check_scales', 'check_zero_points', 'check_axis', 'resolve_engine', 'resolve_capability', 'wrap_int32',
            'fma_f32', 'quantize_values_fma', 'quantize_values_scalar', 'QArray', 'as_qarray', 'quantize_per_tensor',
-           'quantize_per_channel', 'dequantize', 'worker_count', 'parallel_ranges', 'RecentKeys']
+           'quantize_per_channel', 'dequantize', 'worker_count', 'parallel_ranges', 'RecentKeys', 'dense_strides',
+           'channels_last_contiguous', 'suggests_channels_last']
 
 # %% ../nbs/00_core.ipynb #59eabce1
 QDTYPES = {  # name: (storage dtype, q_min, q_max)
@@ -325,3 +326,35 @@ class RecentKeys:
         if key in self.keys: return True
         self.keys.append(key)
         return False
+
+# %% ../nbs/00_core.ipynb #453a268f
+_CL_WALK = {4: (1, 3, 2, 0), 5: (1, 4, 3, 2, 0)}     # c10's channels-last walk, innermost dimension first
+
+def dense_strides(shape, order=None) -> tuple:
+    "Element strides of a dense tensor of `shape` whose dimensions lie in memory in `order`, outermost first (C order if None)."
+    strides, step = [0] * len(shape), 1
+    for d in reversed(range(len(shape)) if order is None else order):
+        strides[d] = step
+        step *= max(int(shape[d]), 1)
+    return tuple(strides)
+
+def channels_last_contiguous(shape, strides) -> bool:
+    "c10's `is_contiguous(memory_format=channels_last)` (`_3d` for 5-D): dense NHWC for every dimension of size > 1."
+    if len(shape) not in _CL_WALK: return False
+    expected = 1
+    for d in _CL_WALK[len(shape)]:
+        if shape[d] != 1:
+            if strides[d] != expected: return False
+            expected *= shape[d]
+    return True
+
+def suggests_channels_last(shape, strides) -> bool:
+    "c10's `is_channels_last_strides_2d/3d`, behind `suggest_memory_format()`: strides never decrease along the walk."
+    if len(shape) not in _CL_WALK or strides[1] == 0: return False
+    least = 0
+    for d in _CL_WALK[len(shape)]:
+        if shape[d] == 0 or strides[d] < least: return False
+        if d == 0 and least == strides[1]: return False        # N's stride ties C's: ambiguous, NCHW
+        least = strides[d] * (shape[d] if shape[d] > 1 else 1)
+    return True
+

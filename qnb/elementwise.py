@@ -10,7 +10,8 @@ from __future__ import annotations
 import functools
 import numpy as np
 from .core import (QArray, as_qarray, check_scale, check_zero_point, resolve_engine, resolve_capability,
-                      fma_f32, quantize_values_fma, quantize_values_scalar, dtype_range, wrap_int32, RecentKeys, parallel_ranges)
+                      fma_f32, quantize_values_fma, quantize_values_scalar, dtype_range, wrap_int32, RecentKeys, parallel_ranges,
+                      dense_strides, suggests_channels_last)
 from .batchnorm import quantize_aten_avx
 
 # %% auto #0
@@ -28,11 +29,6 @@ __all__ = ['GRAIN_SIZE', 'VECTOR_STEP', 'QNNPACK_ADD_TILE', 'PAIR_TABLE_MIN', 'P
 # %% ../nbs/08_elementwise.ipynb #0cc677fc
 GRAIN_SIZE = 32768         # at::internal::GRAIN_SIZE
 VECTOR_STEP = 64           # cpu_kernel_vec handles 2 vectors of 32 quantized bytes per step
-
-def _contiguous_strides(shape):
-    st, acc = [0] * len(shape), 1
-    for i in reversed(range(len(shape))): st[i], acc = acc, acc * shape[i]
-    return st
 
 def coalesce_dimensions(sizes, strides):
     """TensorIterator's `coalesce_dimensions`: merge neighbouring dimensions (innermost first) that every operand
@@ -54,10 +50,10 @@ def inner_dimension(out_shape, in_shapes) -> tuple[int, bool]:
     """TensorIterator's innermost loop after coalescing, for a contiguous output and contiguous inputs broadcast
     to it: (row length, whether cpu_kernel_vec vectorises the rows)."""
     nd = len(out_shape)
-    ops = [_contiguous_strides(out_shape)]
+    ops = [dense_strides(out_shape)]
     for s in in_shapes:
         s = (1,) * (nd - len(s)) + tuple(s)
-        cs = _contiguous_strides(s)
+        cs = dense_strides(s)
         ops.append([0 if s[i] == 1 and out_shape[i] != 1 else cs[i] for i in range(nd)])
     shape, strides = coalesce_dimensions(list(out_shape[::-1]) or [1], [list(st[::-1]) or [1] for st in ops])  # innermost first
     inner = [st[0] for st in strides]
@@ -100,7 +96,7 @@ def operand_layout(x) -> tuple:
     if getattr(x, 'is_quantized', False): return tuple(x.shape), list(x.stride())
     a = np.asarray(as_qarray(x).int_repr)
     strides = [s // a.itemsize for s in a.strides]
-    if any(s < 0 for s in strides): strides = _contiguous_strides(a.shape)        # torch never sees such a view
+    if any(s < 0 for s in strides): strides = dense_strides(a.shape)        # torch never sees such a view
     return a.shape, strides
 
 def is_c_contiguous(shape, strides) -> bool:
@@ -119,7 +115,6 @@ def broadcast_strides(shape, strides, out_shape) -> list:
 
 def memory_format_order(shape, strides) -> list:
     "The dims, outermost first, of a tensor torch allocates in this operand's `suggest_memory_format()`."
-    from qnb.activation import suggests_channels_last
     nd = len(shape)
     return [0, *range(2, nd), 1] if suggests_channels_last(shape, strides) else list(range(nd))
 
@@ -127,7 +122,7 @@ def binary_layout(op, shape, a_layout, b_layout) -> tuple:
     """Eq. (E0'): ([output, a, b] strides over `shape`, whether TensorIterator re-strided the output). `mul`
     allocates `shape` in a's memory format; `add` allocates a's own shape so, and when broadcasting makes the
     output larger, TensorIterator resizes it dense in its iteration order, which the inputs alone decide."""
-    from qnb.activation import iteration_order, _strides_in_order
+    from qnb.activation import iteration_order
     (sa, ta), (sb, tb) = a_layout, b_layout
     ins = [broadcast_strides(sa, ta, shape), broadcast_strides(sb, tb, shape)]
     if op == 'mul' or tuple(sa) == tuple(shape):
@@ -137,9 +132,9 @@ def binary_layout(op, shape, a_layout, b_layout) -> tuple:
                 raise ValueError(f"mul: a channels-last input a of shape {tuple(sa)} broadcast to {len(shape)} dimensions is "
                                  f"refused by torch ('required rank {len(order)} tensor to use channels_last format')")
             order = list(range(len(shape)))
-        return [_strides_in_order(shape, order)] + ins, False
+        return [dense_strides(shape, order)] + ins, False
     perm = iteration_order(shape, ins)
-    return [_strides_in_order(shape, perm[::-1])] + ins, True
+    return [dense_strides(shape, perm[::-1])] + ins, True
 
 def iterator_vector_mask(shape, operand_strides, num_threads, step=VECTOR_STEP, output_resized=False) -> np.ndarray:
     """Eq. (E0'): True per element (C order, flattened) where `cpu_kernel_vec` runs the vector lambda, for
@@ -341,19 +336,17 @@ def _broadcast_flat(q, shape): return np.broadcast_to(q.int_repr, shape).reshape
 
 def _step(dtype): return 16 if dtype == 'qint32' else VECTOR_STEP       # 2 vectors of 8 int32, or of 32 bytes
 
-def _vector_lanes(op, shape, a, b, num_threads, dtype) -> tuple:
-    "(vector mask (E0'), output strides): the C-order shortcut (E0) when both inputs are C-contiguous."
-    la, lb = operand_layout(a), operand_layout(b)
+def _vector_lanes(op, shape, la, lb, num_threads, dtype) -> tuple:
+    "(vector mask (E0'), output strides) for operand layouts `la`, `lb`: the C-order shortcut (E0) when both are C-contiguous."
     if is_c_contiguous(*la) and is_c_contiguous(*lb):
-        return vector_mask(shape, [la[0], lb[0]], _threads(num_threads), _step(dtype)), _contiguous_strides(shape)
+        return vector_mask(shape, [la[0], lb[0]], _threads(num_threads), _step(dtype)), dense_strides(shape)
     operands, resized = binary_layout(op, shape, la, lb)
     return iterator_vector_mask(shape, operands, _threads(num_threads), _step(dtype), resized), operands[0]
 
 def _add_qnnpack_checked(qa, qb, a, scale, zero_point, relu) -> QArray:
     "`qnnpack_add`: same-shape quint8, contiguous copies in a's memory format, refusals as torch's."
     if qa.ndim == 0: raise ValueError("add of 0-dimensional quint8 tensors on engine 'qnnpack' is refused by torch's qnnpack_add ('Got empty input tensor')")
-    from qnb.activation import _strides_in_order
-    order_strides = _strides_in_order(qa.shape, memory_format_order(*operand_layout(a)))
+    order_strides = dense_strides(qa.shape, memory_format_order(*operand_layout(a)))
     if qa.shape[0] == 0: return QArray(np.zeros(qa.shape, np.uint8), scale, zero_point, 'quint8')   # returned before QNNPACK checks anything
     if qa.int_repr.size == 0:
         raise ValueError(f"add on engine 'qnnpack' refuses inputs whose dims after the first hold no element (QNNPACK: "
@@ -366,11 +359,8 @@ def both_channels_last(la, lb, shape) -> bool:
     """Whether operands a and b (`operand_layout`s) both have `shape` and torch's canonical channels-last strides (4-D,
     5-D): then add allocates its output channels-last too and the three share one memory order (a conv's outputs)."""
     if len(shape) not in (4, 5) or tuple(la[0]) != tuple(shape) or tuple(lb[0]) != tuple(shape): return False
-    perm = (0, *range(2, len(shape)), 1)
-    walk = _contiguous_strides([shape[p] for p in perm])
-    strides = [0] * len(shape)
-    for i, p in enumerate(perm): strides[p] = walk[i]
-    return list(la[1]) == strides and list(lb[1]) == strides and not is_c_contiguous(shape, strides)
+    strides = list(dense_strides(shape, (0, *range(2, len(shape)), 1)))
+    return list(la[1]) == strides == list(lb[1]) and not is_c_contiguous(shape, strides)
 
 def qadd(a, b, scale, zero_point, *, relu=False, engine=None, capability=None, num_threads=None) -> QArray:
     "`quantized::add` (`add_relu` with `relu=True`), numpy broadcasting and any input layout included, bit for bit."
@@ -381,23 +371,24 @@ def qadd(a, b, scale, zero_point, *, relu=False, engine=None, capability=None, n
     if engine == 'qnnpack' and qa.dtype == 'qint8' and xnnpack_built():
         raise ValueError("add of qint8 on engine 'qnnpack' runs XNNPACK in this torch build, which qnb does not reproduce")
     la, lb = operand_layout(a), operand_layout(b)
-    last = qa.dtype != 'qint32' and both_channels_last(la, lb, shape)
+    capability = resolve_capability(capability)
+    last = both_channels_last(la, lb, shape)
     n = int(np.prod(shape, dtype=np.int64))
     if qa.dtype != 'qint32' and (last or is_c_contiguous(*la) and is_c_contiguous(*lb)) and (
             n > PAIR_TABLE_MIN or (n > PAIR_TABLE_WARM_MIN and _SEEN_QPARAMS.repeated(
-                (qa.zero_point, qa.scale, qb.zero_point, qb.scale, scale, zero_point, qa.dtype, relu, resolve_capability(capability))))):
+                (qa.zero_point, qa.scale, qb.zero_point, qb.scale, scale, zero_point, qa.dtype, relu, capability)))):
         # one layout shared by a, b and the output: TensorIterator walks memory as one flat row, as for C order
         perm = tuple(range(len(shape))) if not last else (0, *range(2, len(shape)), 1)
         walk = tuple(shape[p] for p in perm)
         fa, fb = (np.broadcast_to(q.int_repr, shape).transpose(perm).reshape(-1) for q in (qa, qb))
         y = add_by_tables(fa, qa.zero_point, qa.scale, fb, qb.zero_point, qb.scale, scale, zero_point, qa.dtype, relu,
-                          resolve_capability(capability), scalar_positions(walk, [walk if last else qa.shape, walk if last else qb.shape],
+                          capability, scalar_positions(walk, [walk if last else qa.shape, walk if last else qb.shape],
                                                                            _threads(num_threads)))
         y = y.reshape(walk).astype(qa.int_repr.dtype, copy=False).transpose(np.argsort(perm))
         return QArray(y, scale, zero_point, qa.dtype)
     fa, fb = _broadcast_flat(qa, shape), _broadcast_flat(qb, shape)
-    args = (fa, qa.zero_point, qa.scale, fb, qb.zero_point, qb.scale, scale, zero_point, qa.dtype, relu, resolve_capability(capability))
-    vec, out_strides = _vector_lanes('add', shape, a, b, num_threads, qa.dtype)
+    args = (fa, qa.zero_point, qa.scale, fb, qb.zero_point, qb.scale, scale, zero_point, qa.dtype, relu, capability)
+    vec, out_strides = _vector_lanes('add', shape, la, lb, num_threads, qa.dtype)
     y = add_fp32(*args, vec).reshape(shape).astype(qa.int_repr.dtype)
     return QArray(in_memory_order(y, out_strides), scale, zero_point, qa.dtype)
 
@@ -407,7 +398,7 @@ def qmul(a, b, scale, zero_point, *, relu=False, engine=None, capability=None, n
     resolve_engine(engine)
     if qa.dtype == 'qint8' and zero_point < 127 and xnnpack_built():
         raise ValueError("mul of qint8 runs XNNPACK in this torch build (every engine), which qnb does not reproduce")
-    vec, out_strides = _vector_lanes('mul', shape, a, b, num_threads, qa.dtype)
+    vec, out_strides = _vector_lanes('mul', shape, operand_layout(a), operand_layout(b), num_threads, qa.dtype)
     y = mul_fp32(_broadcast_flat(qa, shape), qa.zero_point, qa.scale, _broadcast_flat(qb, shape), qb.zero_point, qb.scale,
                  scale, zero_point, qa.dtype, relu, resolve_capability(capability), vec)
     return QArray(in_memory_order(y.reshape(shape).astype(qa.int_repr.dtype), out_strides), scale, zero_point, qa.dtype)

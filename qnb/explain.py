@@ -491,7 +491,7 @@ def explain_clamp(a, index, engine, printed=None, kind='clamp'):
 # %% ../nbs/16_explain.ipynb #a4cbe815
 def explain_add(a, index, engine, printed=None):
     "Steps for one output element of `qadd`: vector body or scalar tail (eq. E1), or QNNPACK's fixed-point add (E2)."
-    from qnb.elementwise import (_vector_lanes, _dequantize_vector, _dequantize_scalar, _quantize_vector, _quantize_scalar,
+    from qnb.elementwise import (_vector_lanes, operand_layout, _dequantize_vector, _dequantize_scalar, _quantize_vector, _quantize_scalar,
                                  _threads, qnnpack_add_params, add_qnnpack, qnnpack_scalar_loop, qnnpack_rounding_shift, _binary_inputs)
     from qnb.batchnorm import quantize_aten_avx
     qa, qb, shape, so, zo = _binary_inputs(a['a'], a['b'], a['scale'], a['zero_point'], 'add')
@@ -523,7 +523,7 @@ def explain_add(a, index, engine, printed=None):
         cap = resolve_capability(a.get('capability'))
         n = int(np.prod(shape, dtype=np.int64))
         flat = int(np.ravel_multi_index(index, shape))
-        vec = bool(_vector_lanes('add', shape, a['a'], a['b'], a.get('num_threads'), dtype)[0][flat])   # (E0'): any layout
+        vec = bool(_vector_lanes('add', shape, operand_layout(a['a']), operand_layout(a['b']), a.get('num_threads'), dtype)[0][flat])   # (E0'): any layout
         if vec:
             da, db = (f32(_dequantize_vector(v, s, zz, cap)[0]) for v, s, zz in ((A1, qa.scale, qa.zero_point), (B1, qb.scale, qb.zero_point)))
             dq = 's·(q − z)' if cap == 'default' else 'fma(s, q, fl(s·(−z)))'
@@ -778,11 +778,11 @@ def explain_linear_dynamic(a, index, engine, printed=None):
     return title, steps, [], notes, f32(y), float(y)
 
 def _binary_element(a, name, index):
-    from qnb.elementwise import _binary_inputs, _vector_lanes
+    from qnb.elementwise import _binary_inputs, _vector_lanes, operand_layout
     qa, qb, shape, so, zo = _binary_inputs(a['a'], a['b'], a['scale'], a['zero_point'], name)
     A, B = int(np.broadcast_to(qa.int_repr, shape)[index]), int(np.broadcast_to(qb.int_repr, shape)[index])   # broadcasting
     flat = int(np.ravel_multi_index(index, shape)) if shape else 0
-    vec = bool(_vector_lanes(name, shape, a['a'], a['b'], a.get('num_threads'), qa.dtype)[0][flat])   # (E0'): any layout
+    vec = bool(_vector_lanes(name, shape, operand_layout(a['a']), operand_layout(a['b']), a.get('num_threads'), qa.dtype)[0][flat])   # (E0'): any layout
     return qa, qb, shape, so, zo, A, B, flat, vec
 
 def explain_mul(a, index, engine, printed=None):
@@ -1289,11 +1289,9 @@ def explain_activation(a, index, engine, printed=None, op='hardswish'):
     else:
         cap = resolve_capability(a.get('capability'))
         build = act.kernel_build(cap)
-        order = act.memory_order(xq.int_repr)
-        n = int(np.prod(xq.shape, dtype=np.int64))
-        if order is None: pos = int(np.ravel_multi_index(index, xq.shape)) if xq.shape else 0
-        else: pos = int(np.ravel_multi_index(tuple(index[i] for i in order), tuple(xq.shape[i] for i in order)))
-        vec = bool(act.vector_elements(n, act._threads(a.get('num_threads')))[pos])
+        own = a.get('scale') is None and a.get('zero_point') is None          # leaky_relu: aten's or quantized::
+        layout = act.kernel_layout(op, a['input'], own)                            # (A4'): the kernel's own lane split
+        vec = bool(act.unary_vector_mask(*layout, act._threads(a.get('num_threads')))[tuple(index)])
         if vec: x = act.dequantize_vector(np.array([q]), xq.scale, xq.zero_point, build, fused=op != 'sigmoid')[0]
         else: x = act.dequantize_scalar(np.array([q]), xq.scale, xq.zero_point)[0]
         formula, v, lib = _activation_value(op, x, vec, build, a)
@@ -1313,7 +1311,7 @@ def explain_activation(a, index, engine, printed=None, op='hardswish'):
         dq = ('s·(q − z)' if build == 'default' or op == 'sigmoid' else 'fma(s, q, fl(s·(−z)))') if vec else 'fl(s·(q − z))'
         qz = (('rne(fma(y, fl(1/s_y), z_y))' if build == 'default' else f'rne(fl(y · {np.float32(inverse):.9g})) + z_y') if vec
               else 'rne(fl(fl(y · fl(1/s_y)) + z_y))')
-        steps += [Step(f'element {pos} of {n} in memory order: ' + ('vector body' if vec else 'scalar tail') + ' (A4)',
+        steps += [Step("TensorIterator's lane for this element: " + ('vector body' if vec else 'scalar tail') + " (A4, A4')",
                        f'capability {cap}, {build} build', 'vector table' if vec else 'scalar table'),
                   Step('input value (A2)', dq, np.float32(x)),
                   Step(f'function value ({ACTIVATION_EQS[op]})', formula, np.float32(v)), Step('library step', '', lib),
@@ -1330,7 +1328,7 @@ def explain_softmax(a, index, engine, printed=None):
     exponentials and their sum in the kernel's order) quantized by eq. (3), or QNNPACK's integer softmax (A14)."""
     from qnb import activation as act
     from qnb.core import dequantize, quantize_per_tensor
-    xq = act._unary_input(a['input'], 'softmax', contiguous=False)
+    xq = act._unary_input(a['input'], 'softmax')
     so, zo = float(a['scale']), int(a['zero_point'])
     nd = xq.ndim
     dim = int(a['dim']) % max(nd, 1)

@@ -10,24 +10,23 @@ from __future__ import annotations
 import numpy as np
 from .core import (QArray, as_qarray, dtype_range, resolve_engine, resolve_capability, wrap_int32,
                       quantize_values_scalar, quantize_values_fma, quantize_per_tensor, dequantize,
-                      parallel_ranges, PARALLEL_MIN)
+                      parallel_ranges, PARALLEL_MIN, dense_strides, channels_last_contiguous, suggests_channels_last)
 from .conv import conv_tuple
 from .batchnorm import quantize_aten_avx
 from .elementwise import GRAIN_SIZE          # smaller reductions run on one thread
 
 # %% auto #0
 __all__ = ['POOL_BLOCK', 'uses_qnnpack_max_pool', 'qnnpack_max_pool', 'pool_output_size', 'pool_window', 'qmax_pool1d',
-           'qmax_pool2d', 'qmax_pool3d', 'dense_strides', 'channels_last_contiguous', 'strides_like_channels_last',
-           'writes_permuted', 'layout_fault', 'random_order', 'strided_torch', 'random_max_pool_case', 'torch_max_pool',
-           'qnb_max_pool', 'max_pool_torch_fault', 'check_max_pool', 'qnnpack_avg_pool2d', 'avg_pool_windows',
-           'channels_last_kernel', 'box_sums', 'qavg_pool2d', 'random_avg_pool_case', 'torch_avg_pool', 'qnb_avg_pool',
-           'check_avg_pool2d', 'avg_pool_nhwc', 'qavg_pool3d', 'qavg_pool1d', 'random_avg_pool1d_case',
-           'torch_avg_pool1d', 'qnb_avg_pool1d', 'check_avg_pool1d', 'adaptive_avg_pool_nhwc', 'unbatched_lane_reads',
-           'unbatched_written_at', 'adaptive_avg_pool3d_unbatched', 'qadaptive_avg_pool2d', 'qadaptive_avg_pool3d',
-           'random_adaptive_case', 'torch_adaptive', 'qnb_adaptive', 'check_adaptive_avg_pool', 'cascade_sum',
-           'interleaved_sum', 'cascade_channels', 'mean_integer', 'mean_channels_last_sums', 'mean_channels_last',
-           'qnnpack_global_avg_pool', 'mean_path', 'qmean', 'random_pool_nhwc_case', 'pool_case_strides',
-           'torch_pool_nhwc', 'qnb_pool_nhwc', 'check_avg_pool_nhwc']
+           'qmax_pool2d', 'qmax_pool3d', 'writes_permuted', 'layout_fault', 'random_order', 'strided_torch',
+           'random_max_pool_case', 'torch_max_pool', 'qnb_max_pool', 'max_pool_torch_fault', 'check_max_pool',
+           'qnnpack_avg_pool2d', 'avg_pool_windows', 'channels_last_kernel', 'box_sums', 'qavg_pool2d',
+           'random_avg_pool_case', 'torch_avg_pool', 'qnb_avg_pool', 'check_avg_pool2d', 'avg_pool_nhwc', 'qavg_pool3d',
+           'qavg_pool1d', 'random_avg_pool1d_case', 'torch_avg_pool1d', 'qnb_avg_pool1d', 'check_avg_pool1d',
+           'adaptive_avg_pool_nhwc', 'unbatched_lane_reads', 'unbatched_written_at', 'adaptive_avg_pool3d_unbatched',
+           'qadaptive_avg_pool2d', 'qadaptive_avg_pool3d', 'random_adaptive_case', 'torch_adaptive', 'qnb_adaptive',
+           'check_adaptive_avg_pool', 'cascade_sum', 'interleaved_sum', 'cascade_channels', 'mean_integer',
+           'mean_channels_last_sums', 'mean_channels_last', 'qnnpack_global_avg_pool', 'mean_path', 'qmean',
+           'random_pool_nhwc_case', 'pool_case_strides', 'torch_pool_nhwc', 'qnb_pool_nhwc', 'check_avg_pool_nhwc']
 
 # %% ../nbs/10_pool.ipynb #df6de58c
 def uses_qnnpack_max_pool(engine, dtype, ceil_mode, ndim) -> bool:
@@ -108,45 +107,15 @@ def qmax_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mod
     return _qmax_pool(3, input, kernel_size, stride, padding, dilation, ceil_mode, engine)
 
 # %% ../nbs/10_pool.ipynb #9206e750
-_CL_WALK = {4: (1, 3, 2, 0), 5: (1, 4, 3, 2, 0)}     # c10's channels-last walk, innermost dimension first
-
-def dense_strides(shape, order) -> tuple:
-    "Strides of a dense tensor of `shape` whose dimensions lie in memory in `order`, outermost first (a permuted contiguous tensor)."
-    strides, step = [0] * len(shape), 1
-    for d in reversed(order):
-        strides[d] = step
-        step *= max(int(shape[d]), 1)
-    return tuple(strides)
-
-def channels_last_contiguous(shape, strides) -> bool:
-    "c10's `is_contiguous(memory_format=channels_last)` (`_3d` for 5-D): dense NHWC for every dimension of size > 1."
-    if len(shape) not in _CL_WALK: return False
-    expected = 1
-    for d in _CL_WALK[len(shape)]:
-        if shape[d] != 1:
-            if strides[d] != expected: return False
-            expected *= shape[d]
-    return True
-
-def strides_like_channels_last(shape, strides) -> bool:
-    "c10's `is_channels_last_strides_2d/3d`, which makes `suggest_memory_format()` channels-last: strides never decrease along the walk."
-    if len(shape) not in _CL_WALK or strides[1] == 0: return False
-    least = 0
-    for d in _CL_WALK[len(shape)]:
-        if shape[d] == 0 or strides[d] < least: return False
-        if d == 0 and least == strides[1]: return False        # N's stride ties C's: ambiguous, NCHW
-        least = strides[d] * (shape[d] if shape[d] > 1 else 1)
-    return True
-
 def writes_permuted(shape, strides) -> bool:
     "Eq. (P7)'s condition: torch's channels-last kernel runs, but the output is allocated NCHW (or NCDHW)."
-    return channels_last_contiguous(shape, strides) and not strides_like_channels_last(shape, strides)
+    return channels_last_contiguous(shape, strides) and not suggests_channels_last(shape, strides)
 
 def layout_fault(in_shape, nd, ours, theirs, strides=None) -> bool:
     """Whether `theirs` is (P7)'s permutation of `ours` for a batched input of `in_shape` with `strides` (contiguous
     if None) and `nd` spatial dimensions (a 1-D pool's input is seen unsqueezed at -2)."""
     if len(in_shape) != nd + 2 or ours is None or theirs is None: return False
-    shape, st = tuple(in_shape), tuple(strides) if strides is not None else dense_strides(in_shape, range(len(in_shape)))
+    shape, st = tuple(in_shape), tuple(strides) if strides is not None else dense_strides(in_shape)
     if nd == 1: shape, st = shape[:2] + (1,) + shape[2:], st[:2] + (st[2] * shape[2],) + st[2:]       # torch's unsqueeze(-2)
     ours, theirs = np.asarray(ours), np.asarray(theirs)
     return (writes_permuted(shape, st) and shape[1] > 1 and int(np.prod(ours.shape[2:])) > 1 and ours.shape == theirs.shape
@@ -480,7 +449,7 @@ def check_avg_pool1d(engine, rng, size):
     while res.compared < size:
         case = dict(random_avg_pool1d_case(rng), engine=engine)
         ours, theirs = both_sides(lambda: qnb_avg_pool1d(case), lambda: torch_avg_pool1d(case))
-        if case['q'].ndim == 3 and layout_fault(case['q'].shape, 1, ours, theirs, dense_strides(case['q'].shape, case['order'] or range(3))):
+        if case['q'].ndim == 3 and layout_fault(case['q'].shape, 1, ours, theirs, dense_strides(case['q'].shape, case['order'] or None)):
             res.torch_faults += 1; res.compared += ours.size; continue
         res.add(ours, theirs)
     return res
@@ -542,7 +511,7 @@ def _unbatched_layout(input, xq):
     "For an unbatched 3-D pool's (C, D, H, W) input: (torch's 4-D channels-last test, its output's suggested channels-last)."
     shape = tuple(xq.shape)
     strides = tuple(input.stride()) if getattr(input, 'is_quantized', False) else dense_strides(shape, range(4))
-    return channels_last_contiguous(shape, strides), strides_like_channels_last(shape, strides)
+    return channels_last_contiguous(shape, strides), suggests_channels_last(shape, strides)
 
 def _qadaptive_avg_pool(ndim, input, output_size, engine, capability=None, channels_last=None, num_threads=None):
     xq = as_qarray(input)
@@ -820,7 +789,7 @@ def pool_case_strides(case) -> tuple:
     "The strides of the torch input `torch_pool_nhwc` builds (`.contiguous(channels_last)` keeps a tensor that already is)."
     shape, nd = case['q'].shape, case['nd']
     if case.get('order'): return dense_strides(shape, case['order'])
-    contiguous = dense_strides(shape, range(len(shape)))
+    contiguous = dense_strides(shape)
     if not case['channels_last'] or len(shape) != nd + 2 or channels_last_contiguous(shape, contiguous): return contiguous
     return dense_strides(shape, (0, *range(2, len(shape)), 1))
 

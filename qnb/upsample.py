@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 from .core import QArray, as_qarray, resolve_capability, fma_f32, quantize_values_scalar, dtype_range
 from .conv import conv_tuple
-from .pool import layout_fault, random_order, dense_strides, channels_last_contiguous, strided_torch, writes_permuted
+from .core import dense_strides, channels_last_contiguous
+from .pool import layout_fault, random_order, strided_torch, writes_permuted
 
 # %% auto #0
 __all__ = ['MODES', 'scale_value', 'interpolate_size', 'nearest_source', 'qupsample_nearest2d', 'qupsample_nearest3d',
@@ -227,7 +228,7 @@ def qnb_upsample(case) -> np.ndarray:
 def upsample_torch_fault(case, ours, theirs) -> bool:
     "Whether `theirs` differs from `ours` by the two torch bugs above, alone or together."
     N, C, *spatial = shape = case['q'].shape
-    strides = dense_strides(shape, case['order'] if case.get('order') else range(len(shape)))   # one pixel: .contiguous(CL) keeps these
+    strides = dense_strides(shape, case.get('order') or None)   # one pixel: .contiguous(CL) keeps these
     if layout_fault(shape, len(spatial), ours, theirs, strides): return True                  # NHWC results in an NCHW buffer
     cl = (channels_last_contiguous(shape, strides) if case.get('order') else
           is_channels_last(QArray(case['q'], 0.1, case['zp'], case['dtype']), case['channels_last']))
