@@ -126,17 +126,19 @@ def fma_f32(a, b, c) -> np.ndarray:
     "`a*b + c` in float32 with a single rounding (the FMA instruction), vectorised."
     a, b, c = (np.asarray(v, dtype=np.float32) for v in (a, b, c))
     with np.errstate(invalid='ignore', over='ignore'):
-        p = np.multiply(a, b, dtype=np.float64)  # exact: 24 + 24 bits fit in 53
-        s = np.add(p, c, dtype=np.float64)      # one rounding to float64 ...
+        s = np.asarray(np.multiply(a, b, dtype=np.float64))     # exact: 24 + 24 bits fit in 53
+        in_place = c.shape == s.shape or (c.size == 1 and c.ndim <= s.ndim)
+        s = np.add(s, c, out=s if in_place else None)           # one rounding to float64 ...
         r = s.astype(np.float32)                # ... and one to float32: right unless s sits on a float32 midpoint
     shape = np.shape(s)
-    flat = np.reshape(s, -1)
-    bits = flat.view(np.int64)
-    field = np.bitwise_and(bits, 2**29 - 1)
-    suspect = field == 2**28                    # the 29 bits float32 drops are exactly one half: a midpoint
-    np.bitwise_and(bits, 0x7FF0 << 48, out=field)
-    suspect |= field < (898 << 52)              # biased exponent < 1023 - 125: |s| < 2^-125, float32's subnormal range
-    if not suspect.any(): return r
+    tiny = np.reshape(np.abs(r) < np.float32(2**-124), -1)     # |s| < 2^-125, float32's subnormal range, has |r| below this;
+    if tiny.any(): tiny &= np.reshape(s != 0, -1)               # s = 0 is exact (a*b = -c), a common case not to redo
+    any_tiny = tiny.any()
+    bits = np.reshape(s, -1).view(np.int64)
+    np.bitwise_and(bits, 2**29 - 1, out=bits)   # in place: the exact path below recomputes s where it needs it
+    suspect = bits == 2**28                     # the 29 bits float32 drops are exactly one half: a midpoint
+    if not suspect.any() and not any_tiny: return r
+    if any_tiny: suspect |= tiny
     r = np.array(r, dtype=np.float32).reshape(-1)
     idx = np.nonzero(suspect)[0]
     r[idx] = _fma_f32_exact(*(np.broadcast_to(v, shape).reshape(-1)[idx] for v in (a, b, c)))
@@ -176,9 +178,11 @@ def quantize_values_fma(x, scale, zero_point, dtype) -> np.ndarray:
     "Equation (3): FBGEMM's vector quantizer (8-bit per-tensor). Returns the integers."
     lo, hi = dtype_range(dtype)
     r = np.float32(1) / np.float32(scale)
-    t = fma_f32(x, r, np.float32(zero_point))
-    t = np.where(np.isnan(t), np.float32(hi), t)          # min(NaN, bound) is the bound
-    return _store(np.clip(np.rint(t), lo, hi), dtype)
+    t = np.asarray(fma_f32(x, r, np.float32(zero_point)))
+    t = np.clip(t, lo, hi, out=t if t.ndim else None)
+    nan = np.isnan(t)
+    if nan.any(): t = np.where(nan, np.float32(hi), t)      # min(NaN, bound) is the bound
+    return _store(np.rint(t), dtype)
 
 def quantize_values_scalar(x, scale, zero_point, dtype, nan_value) -> np.ndarray:
     "Equation (4): the scalar quantizer, product and sum rounded separately; float64 clamp."
