@@ -16,17 +16,18 @@ from .batchnorm import quantize_aten_avx
 from .elementwise import GRAIN_SIZE          # smaller reductions run on one thread
 
 # %% auto #0
-__all__ = ['POOL_BLOCK', 'uses_qnnpack_max_pool', 'qnnpack_max_pool', 'pool_output_size', 'pool_window', 'qmax_pool1d',
-           'qmax_pool2d', 'qmax_pool3d', 'writes_permuted', 'layout_fault', 'random_order', 'strided_torch',
-           'random_max_pool_case', 'torch_max_pool', 'qnb_max_pool', 'max_pool_torch_fault', 'check_max_pool',
-           'qnnpack_avg_pool2d', 'avg_pool_windows', 'channels_last_kernel', 'box_sums', 'qavg_pool2d',
-           'random_avg_pool_case', 'torch_avg_pool', 'qnb_avg_pool', 'check_avg_pool2d', 'avg_pool_nhwc', 'qavg_pool3d',
-           'qavg_pool1d', 'random_avg_pool1d_case', 'torch_avg_pool1d', 'qnb_avg_pool1d', 'check_avg_pool1d',
-           'adaptive_avg_pool_nhwc', 'unbatched_lane_reads', 'unbatched_written_at', 'adaptive_avg_pool3d_unbatched',
-           'qadaptive_avg_pool2d', 'qadaptive_avg_pool3d', 'random_adaptive_case', 'torch_adaptive', 'qnb_adaptive',
-           'check_adaptive_avg_pool', 'cascade_sum', 'interleaved_sum', 'cascade_channels', 'mean_integer',
-           'mean_channels_last_sums', 'mean_channels_last', 'qnnpack_global_avg_pool', 'mean_path', 'qmean',
-           'random_pool_nhwc_case', 'pool_case_strides', 'torch_pool_nhwc', 'qnb_pool_nhwc', 'check_avg_pool_nhwc']
+__all__ = ['POOL_BLOCK', 'uses_qnnpack_max_pool', 'qnnpack_max_pool', 'pool_output_size', 'pool_window', 'window_max',
+           'qmax_pool1d', 'qmax_pool2d', 'qmax_pool3d', 'writes_permuted', 'layout_fault', 'random_order',
+           'strided_torch', 'random_max_pool_case', 'torch_max_pool', 'qnb_max_pool', 'max_pool_torch_fault',
+           'check_max_pool', 'qnnpack_avg_pool2d', 'avg_pool_windows', 'channels_last_kernel', 'box_sums',
+           'qavg_pool2d', 'random_avg_pool_case', 'torch_avg_pool', 'qnb_avg_pool', 'check_avg_pool2d', 'avg_pool_nhwc',
+           'qavg_pool3d', 'qavg_pool1d', 'random_avg_pool1d_case', 'torch_avg_pool1d', 'qnb_avg_pool1d',
+           'check_avg_pool1d', 'adaptive_avg_pool_nhwc', 'unbatched_lane_reads', 'unbatched_written_at',
+           'adaptive_avg_pool3d_unbatched', 'qadaptive_avg_pool2d', 'qadaptive_avg_pool3d', 'random_adaptive_case',
+           'torch_adaptive', 'qnb_adaptive', 'check_adaptive_avg_pool', 'cascade_sum', 'interleaved_sum',
+           'cascade_channels', 'mean_integer', 'mean_channels_last_sums', 'mean_channels_last',
+           'qnnpack_global_avg_pool', 'mean_path', 'qmean', 'random_pool_nhwc_case', 'pool_case_strides',
+           'torch_pool_nhwc', 'qnb_pool_nhwc', 'check_avg_pool_nhwc']
 
 # %% ../nbs/10_pool.ipynb #df6de58c
 def uses_qnnpack_max_pool(engine, dtype, ceil_mode, ndim) -> bool:
@@ -84,15 +85,32 @@ def _qmax_pool(ndim, input, kernel_size, stride, padding, dilation, ceil_mode, e
             raise ValueError("kernel_size must have more than one element on engine 'qnnpack' (QNNPACK refuses 1x1 pooling)")
         return QArray(qnnpack_max_pool(xq.int_repr, k, s, p, d, out), xq.scale, xq.zero_point, xq.dtype)
     lo = dtype_range(xq.dtype)[0]
+    x, lead = xq.int_repr, xq.ndim - ndim
+    to_last = (0, *range(2, x.ndim), 1)
+    memory_order = lead == 2 and x.transpose(to_last).flags.c_contiguous     # channels-last memory: work in it
+    if memory_order: x = x.transpose(to_last)
+    axes = range(1, 1 + ndim) if memory_order else range(lead, x.ndim)
     need = [(o - 1) * si + di * (ki - 1) + 1 for o, si, di, ki in zip(out, s, d, k)]        # padded extent used
-    pads = [(0, 0)] * (xq.ndim - ndim) + [(pi, max(0, nd - n - pi)) for pi, nd, n in zip(p, need, spatial)]
-    xp = np.pad(xq.int_repr, pads, constant_values=lo)
-    lead = (slice(None),) * (xq.ndim - ndim)
-    y = None
-    for t in np.ndindex(*k):
-        window = xp[lead + tuple(slice(ti * di, ti * di + si * (o - 1) + 1, si) for ti, di, si, o in zip(t, d, s, out))]
-        y = window.copy() if y is None else np.maximum(y, window, out=y)
+    shape = list(x.shape)
+    inner = [slice(None)] * x.ndim
+    for ax, pi, nd, n in zip(axes, p, need, spatial): shape[ax], inner[ax] = max(pi + n, nd), slice(pi, pi + n)
+    xp = np.full(shape, lo, x.dtype)                                       # padding never wins a max
+    xp[tuple(inner)] = x
+    y = window_max(xp, axes, k, s, d, out)
+    if memory_order: y = y.transpose(0, x.ndim - 1, *range(1, x.ndim - 1))
     return QArray(y, xq.scale, xq.zero_point, xq.dtype)
+
+def window_max(xp, axes, k, s, d, out) -> np.ndarray:
+    "The max over every window of padded `xp`, one spatial axis at a time: max is associative, so the separable order is exact."
+    y = xp
+    for ax, ki, si, di, o in zip(axes, k, s, d, out):
+        idx = [slice(None)] * y.ndim
+        r = None
+        for t in range(ki):
+            idx[ax] = slice(t * di, t * di + si * (o - 1) + 1, si)
+            r = y[tuple(idx)].copy() if r is None else np.maximum(r, y[tuple(idx)], out=r)
+        y = r
+    return y
 
 def qmax_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *, engine=None) -> QArray:
     "`max_pool1d` on a quantized (N, C, L) or (C, L) input; output keeps the input's qparams."
@@ -467,16 +485,19 @@ def adaptive_avg_pool_nhwc(xq, out, capability) -> QArray:
     nd = len(out)
     bounds = [_adaptive_bounds(n, o) for n, o in zip(xq.shape[-nd:], out)]
     k = _outer([e - s for s, e in bounds])
-    a = wrap_int32(_window_sums(xq.int_repr, [b[0] for b in bounds], [b[1] for b in bounds]) - k * xq.zero_point).astype(np.float32)
+    if all(o == 1 for o in out):                        # a global pool: one window, a plain sum
+        sums = xq.int_repr.sum(axis=tuple(range(-nd, 0)), dtype=np.int64, keepdims=True)
+    else: sums = _window_sums(xq.int_repr, [b[0] for b in bounds], [b[1] for b in bounds])
+    a = wrap_int32(sums - k * xq.zero_point).astype(np.float32)
     m = (np.float32(1) / k.astype(np.float32)).astype(np.float32)
-    scale = np.broadcast_to((np.float32(1) / m).astype(np.float32), a.shape)          # the quantizers' scale fl(1/m)
+    scale = (np.float32(1) / m).astype(np.float32)                                   # the quantizers' scale fl(1/m)
     C = xq.shape[-nd - 1]
     lanes = capability != 'default' and xq.dtype != 'qint32'
-    vector = np.broadcast_to((np.arange(C) < (C // 8) * 8 if lanes else np.zeros(C, bool)).reshape((C,) + (1,) * nd), a.shape)
-    y = np.empty(a.shape, np.int64)
-    if vector.any(): y[vector] = quantize_values_fma(a[vector], scale[vector], xq.zero_point, xq.dtype)
-    if (~vector).any(): y[~vector] = quantize_values_scalar(a[~vector], scale[~vector], xq.zero_point, xq.dtype, dtype_range(xq.dtype)[0])
-    return QArray(y.astype(xq.int_repr.dtype), xq.scale, xq.zero_point, xq.dtype)
+    vector = (C // 8) * 8 if lanes else 0               # channels [0, vector) take the vector lanes, the rest the scalar tail
+    y = np.empty(a.shape, xq.int_repr.dtype)
+    if vector: y[:, :vector] = quantize_values_fma(a[:, :vector], scale, xq.zero_point, xq.dtype)
+    if vector < C: y[:, vector:] = quantize_values_scalar(a[:, vector:], scale, xq.zero_point, xq.dtype, dtype_range(xq.dtype)[0])
+    return QArray(y, xq.scale, xq.zero_point, xq.dtype)
 
 def unbatched_lane_reads(xq, capability) -> np.ndarray:
     """The (C, D, H, W) integers (P4u)'s kernel sums for each channel of an unbatched input in 4-D channels-last memory
