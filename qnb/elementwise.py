@@ -7,7 +7,7 @@ Docs: https://qnb-dev.github.io/qnb/elementwise.html.md"""
 
 # %% ../nbs/08_elementwise.ipynb #86e5620d
 from __future__ import annotations
-import functools
+import functools, math
 import numpy as np
 from .core import (QArray, as_qarray, check_scale, check_zero_point, resolve_engine, resolve_capability,
                       fma_f32, quantize_values_fma, quantize_values_scalar, dtype_range, wrap_int32, RecentKeys, parallel_ranges,
@@ -63,13 +63,33 @@ def inner_dimension(out_shape, in_shapes) -> tuple[int, bool]:
 
 def scalar_positions(out_shape, in_shapes, num_threads, step=VECTOR_STEP) -> np.ndarray:
     "Eq. (E0) from the other side: the flat (C-order) positions the scalar lambda computes, ascending (all when rows are not vectorised)."
-    n = int(np.prod(out_shape, dtype=np.int64))
-    L, vectorised = inner_dimension(tuple(out_shape), in_shapes) if n else (0, False)
-    return row_scalar_positions(n, L, vectorised, num_threads, step)
+    key = (tuple(out_shape), tuple(tuple(s) for s in in_shapes), int(num_threads), int(step))
+    positions = _TAILS.get(key)                   # the same few shapes on every run of a model: skip the iterator rules
+    if positions is None:
+        n = math.prod(out_shape)
+        L, vectorised = inner_dimension(tuple(out_shape), in_shapes) if n else (0, False)
+        positions = row_scalar_positions(n, L, vectorised, num_threads, step)
+        if positions.size <= 1 << 16: _remember(key, positions)
+    return positions
 
 def row_scalar_positions(n, L, vectorised, num_threads, step=VECTOR_STEP) -> np.ndarray:
     "Eq. (E0) for `n` elements in TensorIterator's order, in rows of `L`: the positions the scalar lambda computes."
     if not vectorised: return np.arange(n, dtype=np.int64)
+    key = (int(n), int(L), int(num_threads), int(step))
+    positions = _TAILS.get(key)                   # a model's layers ask for the same few shapes on every run
+    if positions is None:
+        positions = _scalar_tails(*key)
+        if positions.size <= 1 << 16: _remember(key, positions)
+    return positions
+
+_TAILS = {}                                       # small position arrays by call key, read-only, the newest 64
+
+def _remember(key, positions):
+    positions.flags.writeable = False
+    _TAILS[key] = positions
+    if len(_TAILS) > 64: _TAILS.pop(next(iter(_TAILS)))
+
+def _scalar_tails(n, L, num_threads, step):
     T = 1 if n <= GRAIN_SIZE else max(1, min(num_threads, -(-n // GRAIN_SIZE)))
     chunk = -(-n // T)
     # segments: a row cut by the thread chunks; each starts with whole vector steps, then its scalar tail
@@ -321,7 +341,7 @@ def _binary_inputs(a, b, scale, zero_point, name):
     qa, qb = as_qarray(a), as_qarray(b)
     if qa.per_channel or qb.per_channel: raise ValueError(f"{name}: both inputs must be quantized per tensor")
     if qa.dtype != qb.dtype: raise TypeError(f"{name}: both inputs must have the same dtype, got {qa.dtype} and {qb.dtype}")
-    try: shape = np.broadcast_shapes(qa.shape, qb.shape)
+    try: shape = qa.shape if qa.shape == qb.shape else np.broadcast_shapes(qa.shape, qb.shape)
     except ValueError:
         raise ValueError(f"{name}: shapes {qa.shape} and {qb.shape} do not broadcast (aligned from the right, "
                          f"each pair of sizes must be equal or contain a 1)") from None
@@ -373,7 +393,7 @@ def qadd(a, b, scale, zero_point, *, relu=False, engine=None, capability=None, n
     la, lb = operand_layout(a), operand_layout(b)
     capability = resolve_capability(capability)
     last = both_channels_last(la, lb, shape)
-    n = int(np.prod(shape, dtype=np.int64))
+    n = math.prod(shape)
     if qa.dtype != 'qint32' and (last or is_c_contiguous(*la) and is_c_contiguous(*lb)) and (
             n > PAIR_TABLE_MIN or (n > PAIR_TABLE_WARM_MIN and _SEEN_QPARAMS.repeated(
                 (qa.zero_point, qa.scale, qb.zero_point, qb.scale, scale, zero_point, qa.dtype, relu, capability)))):
@@ -384,7 +404,7 @@ def qadd(a, b, scale, zero_point, *, relu=False, engine=None, capability=None, n
         y = add_by_tables(fa, qa.zero_point, qa.scale, fb, qb.zero_point, qb.scale, scale, zero_point, qa.dtype, relu,
                           capability, scalar_positions(walk, [walk if last else qa.shape, walk if last else qb.shape],
                                                                            _threads(num_threads)))
-        y = y.reshape(walk).astype(qa.int_repr.dtype, copy=False).transpose(np.argsort(perm))
+        y = y.reshape(walk).astype(qa.int_repr.dtype, copy=False).transpose(sorted(range(len(perm)), key=perm.__getitem__))
         return QArray(y, scale, zero_point, qa.dtype)
     fa, fb = _broadcast_flat(qa, shape), _broadcast_flat(qb, shape)
     args = (fa, qa.zero_point, qa.scale, fb, qb.zero_point, qb.scale, scale, zero_point, qa.dtype, relu, capability)
