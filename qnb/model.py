@@ -71,7 +71,7 @@ def model_graph(model):
     hit = _TRACED.get(model) if layout is not None else None
     if hit is not None and hit[0] == layout: return model if is_graph else hit[1]    # checked (and traced) before
     check_converted(model)
-    if is_graph: gm = model
+    if is_graph: gm = model; _PLANS.pop(gm, None)       # its modules changed: work its plan out again
     else:
         try:
             gm = torch.fx.symbolic_trace(model)
@@ -557,26 +557,55 @@ def _to_numpy(v):
 
 _RESHAPING = {'reshape', 'view', 'flatten', 'permute', 'transpose', 'contiguous', 'size'}
 
-def _layout(submodules, node, val, env) -> bool:
-    """Whether torch's tensor for `node` is channels-last: quantized convolutions (2-D, 3-D, transposed, fused;
-    conv1d's output is its 2-D output squeezed) write channels-last; reshaping ops leave C order; squeeze,
-    unsqueeze, slicing and every other op take their first tensor input's layout (torch's suggest_memory_format)."""
+def _layout_rule(node, m) -> str | None:
+    """How torch lays out `node`'s tensor: 'last' (channels-last) for quantized convolutions (2-D, 3-D, transposed,
+    fused; conv1d's output is its 2-D output squeezed), 'c' (C order) for reshaping ops, None for every other op
+    (squeeze, unsqueeze, slicing, ...), which takes its first tensor input's layout (torch's suggest_memory_format)."""
     torch = _torch()
+    from torch.ao.nn.quantized.modules.conv import _ConvNd
+    if isinstance(m, _ConvNd): return 'last'
+    if isinstance(m, torch.nn.Flatten): return 'c'
+    name = node.target if node.op == 'call_method' else getattr(node.target, '__name__', '')
+    return 'c' if node.op != 'call_module' and name in _RESHAPING else None
+
+def _layout(rule, inputs, val, env) -> bool:
+    "Whether torch's tensor for a node with layout `rule` and input nodes named `inputs` is channels-last."
     a = getattr(val, 'int_repr', val)
     if not isinstance(a, np.ndarray) or a.ndim < 3: return False
-    if node.op == 'call_module':
-        from torch.ao.nn.quantized.modules.conv import _ConvNd
-        m = submodules[node.target]
-        if isinstance(m, _ConvNd): return True
-        if isinstance(m, torch.nn.Flatten): return False
-    name = node.target if node.op == 'call_method' else getattr(node.target, '__name__', '')
-    if name in _RESHAPING: return False
-    for n in node.all_input_nodes:
-        v = env.get(n.name)
+    if rule is not None: return rule == 'last'
+    for name in inputs:
+        v = env.get(name)
         v = v[0] if isinstance(v, (tuple, list)) and v else v                # cat's list, chunk's tuple
         if isinstance(getattr(v, 'int_repr', v), np.ndarray):
             return _cl(v) and getattr(v, 'int_repr', v).ndim == a.ndim
     return False
+
+_PLANS = weakref.WeakKeyDictionary()
+
+def _plan(gm) -> list:
+    """Per node of `gm`, worked out once: `(node, module, kernel, layout rule, input node names)`; the kernel is None
+    where qnb has none (the run raises when it gets there). `model_graph` drops the plan of a graph module whose
+    modules changed; a model's run then costs its kernels, not a walk over its modules and tables per layer."""
+    plan = _PLANS.get(gm)
+    if plan is not None: return plan
+    modules, functions, methods = kernel_tables()
+    submodules = dict(gm.named_modules())
+    plan = []
+    for node in gm.graph.nodes:
+        m = submodules[node.target] if node.op == 'call_module' else None
+        k = (_module_kernel(modules, m) if node.op == 'call_module' else functions.get(node.target)
+             if node.op == 'call_function' else methods.get(node.target) if node.op == 'call_method' else None)
+        plan.append((node, m, k, _layout_rule(node, m), tuple(n.name for n in node.all_input_nodes)))
+    _PLANS[gm] = plan
+    return plan
+
+def _unsupported(gm, node, m) -> Exception:
+    if node.op == 'call_module':
+        if _is_float_module(m): return ValueError(_float_module_message(node.target, m))
+        return ValueError(f"module {node.target!r} of type {type(m).__module__}.{type(m).__name__} "
+                          "is not supported by qnb's model runner")
+    if node.op == 'call_function': return ValueError(f"function {_op_name(gm, node)} is not supported by qnb's model runner")
+    return ValueError(f"tensor method .{node.target}() is not supported by qnb's model runner")
 
 def _float_module_message(name, m) -> str:
     return (f"module {name!r} ({type(m).__module__}.{type(m).__name__}) runs in float in this converted model (torch left "
@@ -587,44 +616,30 @@ def run_graph(gm, x, engine=None, record=None):
     value; if it returns something else than None, that is stored instead (compare uses this after a torch fault)."""
     torch = _torch()
     engine = resolve_engine(engine)
-    modules, functions, methods = kernel_tables()
-    submodules = dict(gm.named_modules())                              # one walk, not one per layer
-    placeholders = [n for n in gm.graph.nodes if n.op == 'placeholder']
+    plan = _plan(gm)
+    placeholders = [node for node, *_ in plan if node.op == 'placeholder']
     inputs = list(x) if isinstance(x, (tuple, list)) else [x]
     if len(inputs) != len(placeholders):
         raise ValueError(f"the model takes {len(placeholders)} input(s), got {len(inputs)}")
-    env, feed = {}, iter(inputs)
-    load = lambda a: _map(a, lambda v: env[v.name] if isinstance(v, torch.fx.Node) else v)
-    for node in gm.graph.nodes:
+    env, feed, Node = {}, iter(inputs), torch.fx.Node
+    fetch = lambda v: env[v.name] if isinstance(v, Node) else v
+    load = lambda a: tuple(fetch(v) if not isinstance(v, (list, tuple, dict, slice)) else _map(v, fetch) for v in a)
+    for node, m, k, rule, input_names in plan:
         if node.op == 'placeholder':
             v = _to_numpy(next(feed))
             val = np.asarray(v, np.float32) if not isinstance(v, QArray) else v
         elif node.op == 'get_attr':
             val = _to_numpy(_fetch_attr(gm, node.target))
         elif node.op == 'output':
-            return load(node.args[0])
+            return _map(node.args[0], fetch)
         else:
-            args, kwargs = load(node.args), load(node.kwargs)
+            args, kwargs = load(node.args), ({key: _map(v, fetch) for key, v in node.kwargs.items()} if node.kwargs else {})
             try:
-                if node.op == 'call_module':
-                    m = submodules[node.target]
-                    k = _module_kernel(modules, m)
-                    if k is None and _is_float_module(m): raise ValueError(_float_module_message(node.target, m))
-                    if k is None:
-                        raise ValueError(f"module {node.target!r} of type {type(m).__module__}.{type(m).__name__} "
-                                         "is not supported by qnb's model runner")
-                    val = k(m, *args, engine=engine, **kwargs)
-                elif node.op == 'call_function':
-                    if node.target not in functions:
-                        raise ValueError(f"function {_op_name(gm, node)} is not supported by qnb's model runner")
-                    val = functions[node.target](engine, *args, **kwargs)
-                else:
-                    if node.target not in methods:
-                        raise ValueError(f"tensor method .{node.target}() is not supported by qnb's model runner")
-                    val = methods[node.target](engine, *args, **kwargs)
+                if k is None: raise _unsupported(gm, node, m)
+                val = k(m, *args, engine=engine, **kwargs) if node.op == 'call_module' else k(engine, *args, **kwargs)
             except (ValueError, TypeError) as e:
                 raise type(e)(f"layer {node.name!r} ({_op_name(gm, node)}): {e}") from e
-        if node.op != 'placeholder': val = _with_layout(val, _layout(submodules, node, val, env))
+        if node.op != 'placeholder': val = _with_layout(val, _layout(rule, input_names, val, env))
         if record is not None:
             replaced = record(node, val)
             if replaced is not None: val = replaced
