@@ -950,7 +950,10 @@ def qsoftmax(input, dim, scale, zero_point, *, engine=None, capability=None, num
     if (resolve_engine(engine) == 'qnnpack' and xq.dtype == 'quint8' and xq.ndim > 0
             and scale == 2**-8 and zero_point == 0):
         d = dim % xq.ndim
-        if dim < 0 and d != xq.ndim - 1 and int(np.prod(xq.shape[d + 1:])) != 1:
+        # torch reads the input in place when stride(dim) is 1 (a contiguous tensor's: the sizes after dim, 0 counted
+        # as 1); else it swaps dim with the last dim through std::vector::at(dim), which throws for a negative dim
+        stride = input.stride(d) if getattr(input, 'is_quantized', False) else math.prod(max(n, 1) for n in xq.shape[d + 1:])
+        if dim < 0 and stride != 1:
             raise ValueError(f"dim must be non-negative (or the last) for softmax on engine 'qnnpack': torch indexes a "
                              f"std::vector with dim={dim} and raises IndexError")
         if xq.shape[d] == 0:
