@@ -122,8 +122,10 @@ def wrap_int32(v) -> np.ndarray:
     "Integers as an int32 register holds them: two's-complement wrap-around (int64 array)."
     return ((np.asarray(v, dtype=np.int64) + 2**31) % 2**32) - 2**31
 
-def fma_f32(a, b, c) -> np.ndarray:
-    "`a*b + c` in float32 with a single rounding (the FMA instruction), vectorised."
+def fma_f32(a, b, c, subnormals=True) -> np.ndarray:
+    """`a*b + c` in float32 with a single rounding (the FMA instruction), vectorised. `subnormals=False` skips the
+    check for results below 2^-124 in magnitude (they may then be one unit off): for callers that round the
+    result to an integer, where all of them give 0."""
     a, b, c = (np.asarray(v, dtype=np.float32) for v in (a, b, c))
     with np.errstate(invalid='ignore', over='ignore'):
         s = np.asarray(np.multiply(a, b, dtype=np.float64))     # exact: 24 + 24 bits fit in 53
@@ -131,9 +133,11 @@ def fma_f32(a, b, c) -> np.ndarray:
         s = np.add(s, c, out=s if in_place else None)           # one rounding to float64 ...
         r = s.astype(np.float32)                # ... and one to float32: right unless s sits on a float32 midpoint
     shape = np.shape(s)
-    tiny = np.reshape(np.abs(r) < np.float32(2**-124), -1)     # |s| < 2^-125, float32's subnormal range, has |r| below this;
-    if tiny.any(): tiny &= np.reshape(s != 0, -1)               # s = 0 is exact (a*b = -c), a common case not to redo
-    any_tiny = tiny.any()
+    any_tiny = False
+    if subnormals:
+        tiny = np.reshape(np.abs(r) < np.float32(2**-124), -1)  # |s| < 2^-125, float32's subnormal range, has |r| below this;
+        if tiny.any(): tiny &= np.reshape(s != 0, -1)           # s = 0 is exact (a*b = -c), a common case not to redo
+        any_tiny = tiny.any()
     bits = np.reshape(s, -1).view(np.int64)
     np.bitwise_and(bits, 2**29 - 1, out=bits)   # in place: the exact path below recomputes s where it needs it
     suspect = bits == 2**28                     # the 29 bits float32 drops are exactly one half: a midpoint
@@ -178,11 +182,11 @@ def quantize_values_fma(x, scale, zero_point, dtype) -> np.ndarray:
     "Equation (3): FBGEMM's vector quantizer (8-bit per-tensor). Returns the integers."
     lo, hi = dtype_range(dtype)
     r = np.float32(1) / np.float32(scale)
-    t = np.asarray(fma_f32(x, r, np.float32(zero_point)))
+    t = np.asarray(fma_f32(x, r, np.float32(zero_point), subnormals=False))      # |t| < 2^-124 rounds to 0 anyway
     t = np.clip(t, lo, hi, out=t if t.ndim else None)
     nan = np.isnan(t)
     if nan.any(): t = np.where(nan, np.float32(hi), t)      # min(NaN, bound) is the bound
-    return _store(np.rint(t), dtype)
+    return _store(np.rint(t, out=t if t.ndim else None), dtype)
 
 def quantize_values_scalar(x, scale, zero_point, dtype, nan_value) -> np.ndarray:
     "Equation (4): the scalar quantizer, product and sum rounded separately; float64 clamp."
