@@ -64,6 +64,11 @@ def saturating_output(rounded, zero_point, dtype, relu=False, out=None) -> np.nd
     "int16-saturating pack, saturating add of the zero point, clamp to the dtype (or to [z, max] with ReLU)."
     lo, hi = dtype_range(dtype)
     if dtype == 'qint32': return np.clip(np.asarray(rounded, np.int64) + np.asarray(zero_point), lo, hi)   # no 8-bit pack
+    if np.ndim(zero_point) == 0:        # [lo, hi] lies inside int16, so both packs are one clamp: clip(r, lo - z, hi - z) + z
+        z = int(zero_point)
+        biased = np.clip(rounded, (max(lo, z) if relu else lo) - z, hi - z).astype(np.int32, copy=False)
+        biased += np.int32(z)
+        return biased if out is None else write_integers(biased, out)
     biased = np.clip(rounded, -2**15, 2**15 - 1).astype(np.int32, copy=False)
     channelwise(np.add, biased, zero_point)                       # |.| < 2^16: the int16 saturation of the sum is
     biased = np.clip(biased, np.maximum(lo, zero_point) if relu else lo, hi, out=biased if np.ndim(zero_point) == 0 else None)
@@ -136,8 +141,7 @@ def requantize_onednn(acc, input_mult, weight_mult, output_mult, zero_point, dty
     t += np.float32(zero_point)
     # ReLU before the affine step is ReLU after it at z: 0 maps to z exactly and rounding keeps the order, so it is the
     # clamp's lower bound (NumPy's clip is SIMD; its maximum against a scalar is not)
-    with np.errstate(invalid='ignore'):
-        np.clip(t, max(lo, zero_point) if relu else lo, hi, out=t)
+    np.clip(t, max(lo, zero_point) if relu else lo, hi, out=t)        # NaN passes through, as in the kernel
     return write_integers(np.rint(t, out=t), out)
 
 # %% ../nbs/01_requantize.ipynb #aa33d16d
