@@ -54,7 +54,7 @@ def qclamp(input, min=None, max=None, *, engine=None) -> QArray:
     q_hi = None if hi is None else quantize_bound(hi, xq.scale, xq.zero_point, xq.dtype)
     if resolve_engine(engine) == 'qnnpack' and xq.dtype == 'quint8' and None not in (q_lo, q_hi):   # QNNPACK's clamp op
         if q_lo > q_hi: raise ValueError(f"min must quantize to <= max on engine 'qnnpack' (QNNPACK's clamp refuses [{q_lo}, {q_hi}])")
-        if xq.ndim == 0 or int(np.prod(xq.shape[1:])) == 0:
+        if xq.ndim == 0 or math.prod(xq.shape[1:]) == 0:
             raise ValueError(f"input must have dimensions with a non-empty channel product on engine 'qnnpack', got shape {xq.shape}")
     q = xq.int_repr
     if q_lo is not None: q = np.maximum(q, q_lo)
@@ -75,7 +75,7 @@ def qrelu(input, *, engine=None) -> QArray:
     "`relu` on a quantized tensor: max(q, z)."
     xq = as_qarray(input)
     if xq.per_channel: raise ValueError("input must be quantized per tensor for relu")
-    if resolve_engine(engine) == 'qnnpack' and xq.dtype == 'quint8' and (xq.ndim == 0 or int(np.prod(xq.shape[1:])) == 0):
+    if resolve_engine(engine) == 'qnnpack' and xq.dtype == 'quint8' and (xq.ndim == 0 or math.prod(xq.shape[1:]) == 0):
         raise ValueError(f"input must have a non-empty channel product on engine 'qnnpack' (QNNPACK's relu op), got shape {xq.shape}")
     return QArray(np.maximum(xq.int_repr, np.asarray(xq.zero_point, xq.int_repr.dtype)), xq.scale, xq.zero_point, xq.dtype)
 
@@ -541,7 +541,7 @@ def _check_qnnpack(xq, name, channels='rest', scales=()):
     if channels == 'numel' and xq.shape[0] == 0:
         raise ValueError(f"input must have a non-zero first dimension for {name} on engine 'qnnpack': torch computes "
                          f"numel / size(0) = 0 / 0 and the process dies (SIGFPE)")
-    if int(np.prod(xq.shape[1:])) == 0:
+    if math.prod(xq.shape[1:]) == 0:
         raise ValueError(f"input must have a non-empty product of the dimensions after the first for {name} on engine "
                          f"'qnnpack' (QNNPACK refuses 0 channels), got shape {xq.shape}")
     for label, s in (('input scale', xq.scale), *scales): _check_normal_float32(s, label, name)
@@ -916,7 +916,7 @@ def softmax_float(x, dim, capability=None, num_threads=None) -> np.ndarray:
             rows = x.reshape(-1, x.shape[-1])
             e = _exp_vector(rows - rows.max(axis=1, keepdims=True), capability)
             return (e * (np.float32(1) / reduce_all_sum(e, capability))[:, None]).reshape(shape)
-        O, D, I = int(np.prod(x.shape[:dim])), x.shape[dim], int(np.prod(x.shape[dim + 1:]))
+        O, D, I = math.prod(x.shape[:dim]), x.shape[dim], math.prod(x.shape[dim + 1:])
         rows = x.reshape(O, D, I).transpose(0, 2, 1).reshape(O * I, D)
         d = rows - rows.max(axis=1, keepdims=True)
         vec = softmax_vector_positions(O, I, softmax_lanes(capability), _threads(num_threads))
@@ -972,7 +972,7 @@ def random_softmax_case(rng, engine) -> dict:
     nd = int(rng.integers(0, 5))
     shape = [int(rng.choice([1, 2, 3, 7, 8, 9, 15, 16, 17, 33, int(rng.integers(1, 300))])) for _ in range(nd)]
     if nd and rng.random() < 0.05: shape[int(rng.integers(nd))] = 0
-    while int(np.prod(shape)) > 40_000: shape[int(np.argmax(shape))] //= 2
+    while math.prod(shape) > 40_000: shape[int(np.argmax(shape))] //= 2
     dim = int(rng.integers(-nd, nd)) if nd else int(rng.choice([0, -1]))
     r = rng.random()
     out = ((2**-8, 0 if dtype == 'quint8' else -128) if r < 0.5 else

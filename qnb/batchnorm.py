@@ -8,6 +8,7 @@ Docs: https://qnb-dev.github.io/qnb/batchnorm.html.md"""
 # %% ../nbs/05_batchnorm.ipynb #8510fe51
 from __future__ import annotations
 import functools, sys
+import math
 import numpy as np
 from .core import (QArray, as_qarray, check_scale, check_zero_point, dtype_range, resolve_capability,
                       fma_f32, quantize_values_fma, wrap_int32, parallel_ranges, PARALLEL_MIN, RecentKeys)
@@ -110,7 +111,7 @@ def apply_channel_table(table, q) -> np.ndarray:
     q = np.ascontiguousarray(q)
     out = np.empty_like(q)
     N, C = q.shape[:2]
-    inner = int(np.prod(q.shape[2:]))
+    inner = math.prod(q.shape[2:])
     per_channel = q.size // max(1, C)
     src, dst, rows = q.view(np.uint8).reshape(N, C, inner), out.reshape(N, C, inner), table
     if inner % 2 == 0 and per_channel >= PAIR_LOOKUP_MIN and C * 131072 <= PAIR_TABLE_BYTES and sys.byteorder == 'little':

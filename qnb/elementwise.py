@@ -102,7 +102,7 @@ def _scalar_tails(n, L, num_threads, step):
 
 def vector_mask(out_shape, in_shapes, num_threads, step=VECTOR_STEP) -> np.ndarray:
     "Eq. (E0): boolean per output element (C order, flattened), True where the vector lambda computes it."
-    n = int(np.prod(out_shape, dtype=np.int64))
+    n = math.prod(out_shape)
     mask = np.ones(n, bool)
     mask[scalar_positions(out_shape, in_shapes, num_threads, step)] = False
     return mask
@@ -161,7 +161,7 @@ def iterator_vector_mask(shape, operand_strides, num_threads, step=VECTOR_STEP, 
     operands of any strides (`operand_strides`: the output's first). `output_resized`: the output does not
     vote on the iteration order (TensorIterator re-strides it to follow the inputs)."""
     from qnb.activation import iteration_order
-    n, nd = int(np.prod(shape, dtype=np.int64)), len(shape)
+    n, nd = math.prod(shape), len(shape)
     if n == 0 or nd == 0: return np.zeros(n, bool)                    # at most one element: a scalar tail
     perm = iteration_order(shape, operand_strides[1:] if output_resized else operand_strides)
     sizes, strides = coalesce_dimensions([shape[p] for p in perm], [[st[p] for p in perm] for st in operand_strides])
@@ -427,7 +427,7 @@ def qmul(a, b, scale, zero_point, *, relu=False, engine=None, capability=None, n
 def _random_shape(rng, sizes=(1, 2, 3, 5, 7, 11, 31, 63, 64, 65, 100, 130), cap=20_000):
     nd = int(rng.integers(0, 5)) if rng.random() < 0.1 else int(rng.integers(1, 5))
     shape = [int(v) for v in rng.choice(sizes, nd)]
-    while shape and int(np.prod(shape)) > cap: shape[int(np.argmax(shape))] //= 2
+    while shape and math.prod(shape) > cap: shape[int(np.argmax(shape))] //= 2
     if rng.random() < 0.04: shape = [int(rng.integers(32769, 90000))]                     # several threads
     if shape and rng.random() < 0.03: shape[int(rng.integers(0, len(shape)))] = 0         # empty
     return tuple(shape)

@@ -7,6 +7,7 @@ Docs: https://qnb-dev.github.io/qnb/norm.html.md"""
 
 # %% ../nbs/06_norm.ipynb #ebcabda0
 from __future__ import annotations
+import math
 import numpy as np
 from .core import (QArray, as_qarray, check_scale, check_zero_point, resolve_capability, fma_f32,
                       quantize_values_fma, quantize_values_scalar)
@@ -88,7 +89,7 @@ def _thread_float_sums(x, num_threads):
 def normalize_channels_last(q, zx, sx, gamma, beta, G, eps, sy, zy, dtype, capability, num_threads=1):
     "`quantized_groupnorm_nhwc_kernel`: q (Bs, C, *spatial) computed in channels-last order."
     Bs, C = q.shape[:2]
-    HW = int(np.prod(q.shape[2:]))
+    HW = math.prod(q.shape[2:])
     cpg = C // G
     N = cpg * HW
     x = np.moveaxis(np.asarray(q).reshape(Bs, C, HW), 1, 2).astype(np.int64)       # Bs, HW, C
@@ -138,7 +139,7 @@ def qlayer_norm(input, normalized_shape, weight, bias, eps, scale, zero_point, *
     k = len(normalized_shape)
     if k == 0 or tuple(xq.shape[xq.ndim - k:]) != normalized_shape:
         raise ValueError(f"normalized_shape must match the input's trailing dimensions {xq.shape}, got {normalized_shape}")
-    N = int(np.prod(normalized_shape)); M = xq.int_repr.size // N
+    N = math.prod(normalized_shape); M = xq.int_repr.size // N
     gamma, beta = float_param(weight, normalized_shape, 'weight', 1.0).ravel(), float_param(bias, normalized_shape, 'bias', 0.0).ravel()
     y = normalize_contiguous(xq.int_repr, xq.zero_point, xq.scale, gamma, beta, M, N, 1, eps, scale, zero_point,
                              xq.dtype, resolve_capability(capability), per_channel=False)
@@ -237,7 +238,7 @@ def norm_torch_fault(case) -> bool:
     "The channels-last batch-wrap bug above: batch size > elements per group on the first NHWC branch."
     if case['kind'] == 'layer' or not is_channels_last(QArray(case['q'], 1.0, 0, case['dtype'])): return False
     Bs, C = case['q'].shape[:2]
-    HW = int(np.prod(case['q'].shape[2:]))
+    HW = math.prod(case['q'].shape[2:])
     G = C if case['kind'] == 'instance' else case['num_groups']
     return HW < 512 and Bs > (C // G) * HW
 

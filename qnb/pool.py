@@ -7,6 +7,7 @@ Docs: https://qnb-dev.github.io/qnb/pool.html.md"""
 
 # %% ../nbs/10_pool.ipynb #d4113b14
 from __future__ import annotations
+import math
 import numpy as np
 from .core import (QArray, as_qarray, dtype_range, resolve_engine, resolve_capability, wrap_int32,
                       quantize_values_scalar, quantize_values_fma, quantize_per_tensor, dequantize,
@@ -81,7 +82,7 @@ def _qmax_pool(ndim, input, kernel_size, stride, padding, dilation, ceil_mode, e
     if qnnpack:
         if xq.ndim != ndim + 2:
             raise ValueError(f"input must be batched (N, C, ...) for max_pool{ndim}d on engine 'qnnpack' (QNNPACK's max pool), got shape {xq.shape}")
-        if int(np.prod(k)) == 1:
+        if math.prod(k) == 1:
             raise ValueError("kernel_size must have more than one element on engine 'qnnpack' (QNNPACK refuses 1x1 pooling)")
         return QArray(qnnpack_max_pool(xq.int_repr, k, s, p, d, out), xq.scale, xq.zero_point, xq.dtype)
     lo = dtype_range(xq.dtype)[0]
@@ -136,7 +137,7 @@ def layout_fault(in_shape, nd, ours, theirs, strides=None) -> bool:
     shape, st = tuple(in_shape), tuple(strides) if strides is not None else dense_strides(in_shape)
     if nd == 1: shape, st = shape[:2] + (1,) + shape[2:], st[:2] + (st[2] * shape[2],) + st[2:]       # torch's unsqueeze(-2)
     ours, theirs = np.asarray(ours), np.asarray(theirs)
-    return (writes_permuted(shape, st) and shape[1] > 1 and int(np.prod(ours.shape[2:])) > 1 and ours.shape == theirs.shape
+    return (writes_permuted(shape, st) and shape[1] > 1 and math.prod(ours.shape[2:]) > 1 and ours.shape == theirs.shape
             and np.array_equal(theirs.reshape(-1), np.moveaxis(ours, 1, -1).reshape(-1)))
 
 def random_order(rng, shape) -> tuple:
@@ -190,7 +191,7 @@ def max_pool_torch_fault(case, out_shape) -> bool:
     "(P7) for a contiguous input: C > 1, one input pixel, several output pixels (see above)."
     spatial = case['q'].shape[-case['ndim']:]
     C = case['q'].shape[-case['ndim'] - 1]
-    return C > 1 and int(np.prod(spatial)) == 1 and int(np.prod(out_shape[-case['ndim']:])) > 1
+    return C > 1 and math.prod(spatial) == 1 and math.prod(out_shape[-case['ndim']:]) > 1
 
 from .verify import register_check, _start, both_sides
 
@@ -231,7 +232,10 @@ def qnnpack_avg_pool2d(xq, k, s, p) -> QArray:
 def _window_sums(q, starts, ends) -> np.ndarray:
     "Integer sums of `q` over the boxes [starts, ends) of its trailing len(starts) axes (prefix sums, inclusion-exclusion)."
     nd = len(starts)
-    csum = np.asarray(q).astype(np.int64)
+    q = np.asarray(q)
+    if all(len(s) == 1 and s[0] == 0 and e[0] == n for s, e, n in zip(starts, ends, q.shape[q.ndim - nd:])):
+        return q.sum(axis=tuple(range(q.ndim - nd, q.ndim)), dtype=np.int64, keepdims=True)   # one whole window: a sum
+    csum = q.astype(np.int64)
     for axis in range(nd):
         ax = csum.ndim - nd + axis
         csum = np.concatenate([np.zeros_like(np.take(csum, [0], axis=ax)), np.cumsum(csum, axis=ax)], axis=ax)
@@ -273,13 +277,13 @@ def channels_last_kernel(input, xq, channels_last, spatial_dims) -> bool:
             return bool(input.is_contiguous(memory_format=torch.channels_last if spatial_dims == 2 else torch.channels_last_3d))
         channels_last = False
     elif not isinstance(channels_last, (bool, np.bool_)): raise TypeError(f"channels_last must be None or a bool, got {channels_last!r}")
-    return bool(channels_last) or xq.shape[1] == 1 or int(np.prod(xq.shape[2:])) == 1
+    return bool(channels_last) or xq.shape[1] == 1 or math.prod(xq.shape[2:]) == 1
 
 POOL_BLOCK = 1 << 17      # input elements per block of planes: the block and its sums stay in cache
 
 def _sum_dtype(dtype, k):
     "The narrowest integer type that holds a window sum of 8-bit values (None: qint32, or a window too large for int32)."
-    kk = int(np.prod(k))
+    kk = math.prod(k)
     if dtype == 'quint8': return np.uint16 if 255 * kk < 2**16 else np.int32 if 255 * kk < 2**31 else None
     if dtype == 'qint8': return np.int16 if 128 * kk < 2**15 else np.int32 if 128 * kk < 2**31 else None
     return None
@@ -338,7 +342,7 @@ def qavg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, cou
             np.rint(t, out=t)
             np.clip(t, lo, hi, out=t)
             y[b0:b1] = t                                                          # float -> storage integers
-    plane = int(np.prod(xq.shape[-2:]))
+    plane = math.prod(xq.shape[-2:])
     planes = max(1, POOL_BLOCK // max(1, plane))
     parallel_ranges(work, q.shape[0], max(1, PARALLEL_MIN // max(1, plane)))
     return QArray(y.reshape(xq.shape[:-2] + out), xq.scale, xq.zero_point, xq.dtype)
@@ -485,9 +489,7 @@ def adaptive_avg_pool_nhwc(xq, out, capability) -> QArray:
     nd = len(out)
     bounds = [_adaptive_bounds(n, o) for n, o in zip(xq.shape[-nd:], out)]
     k = _outer([e - s for s, e in bounds])
-    if all(o == 1 for o in out):                        # a global pool: one window, a plain sum
-        sums = xq.int_repr.sum(axis=tuple(range(-nd, 0)), dtype=np.int64, keepdims=True)
-    else: sums = _window_sums(xq.int_repr, [b[0] for b in bounds], [b[1] for b in bounds])
+    sums = _window_sums(xq.int_repr, [b[0] for b in bounds], [b[1] for b in bounds])
     a = wrap_int32(sums - k * xq.zero_point).astype(np.float32)
     m = (np.float32(1) / k.astype(np.float32)).astype(np.float32)
     scale = (np.float32(1) / m).astype(np.float32)                                   # the quantizers' scale fl(1/m)
@@ -667,7 +669,7 @@ assert cascade_channels(37, [1], 10**5, 5).sum() == 36 and cascade_channels(37, 
 
 def mean_integer(q, nd) -> np.ndarray:
     "Eq. (P5): `qmean_inner_dim_kernel` over the last `nd` axes of the integers `q` (zero point included)."
-    lead, K = q.shape[:q.ndim - nd], int(np.prod(q.shape[q.ndim - nd:]))
+    lead, K = q.shape[:q.ndim - nd], math.prod(q.shape[q.ndim - nd:])
     S = np.asarray(q.reshape(lead + (K,)).sum(-1, dtype=np.int64))
     t = np.rint(S.astype(np.float32) / np.float32(K))
     if q.dtype == np.int32: t = np.where(np.abs(t) < 2.0**31, t, -2.0**31)     # out of range: INT_MIN
@@ -676,9 +678,9 @@ def mean_integer(q, nd) -> np.ndarray:
 def mean_channels_last_sums(xq, nd, num_threads) -> np.ndarray:
     "The float32 sums of eq. (P6): dequantized values over the last `nd` (spatial) axes, in torch's order per channel."
     q, C = xq.int_repr, xq.shape[1]
-    lead, K = q.shape[:q.ndim - nd], int(np.prod(q.shape[q.ndim - nd:]))
+    lead, K = q.shape[:q.ndim - nd], math.prod(q.shape[q.ndim - nd:])
     x = np.moveaxis(dequantize(xq).reshape(lead + (K,)), -1, 0)           # (K, N, C, kept pixels...)
-    if int(np.prod(lead[2:])) > 1: multi = np.zeros(C, bool)               # a kept pixel axis is innermost
+    if math.prod(lead[2:]) > 1: multi = np.zeros(C, bool)               # a kept pixel axis is innermost
     else: multi = cascade_channels(C, [q.shape[0]], q.size, num_threads)
     S = np.empty(lead, np.float32)
     if multi.any(): S[:, multi] = cascade_sum(x[:, :, multi])
@@ -687,7 +689,7 @@ def mean_channels_last_sums(xq, nd, num_threads) -> np.ndarray:
 
 def mean_channels_last(xq, nd, num_threads) -> np.ndarray:
     "Eq. (P6): the float mean over the last `nd` (spatial) axes of a channels-last (N, C, spatial...) input."
-    K = int(np.prod(xq.shape[xq.ndim - nd:]))
+    K = math.prod(xq.shape[xq.ndim - nd:])
     return quantize_per_tensor(mean_channels_last_sums(xq, nd, num_threads) / np.float32(K), xq.scale, xq.zero_point, xq.dtype).int_repr
 
 def qnnpack_global_avg_pool(xq) -> np.ndarray:
@@ -733,7 +735,7 @@ def mean_path(input, xq, given_dims, engine, channels_last) -> str:
     (P5: contiguous memory, or C = 1, or one pixel) or 'channels_last' (P6)."""
     if resolve_engine(engine) == 'qnnpack' and xq.dtype == 'quint8' and xq.ndim == 4 and list(given_dims) == [2, 3]:
         return 'qnnpack'
-    if _memory_channels_last(input, xq, channels_last) and xq.shape[1] > 1 and int(np.prod(xq.shape[2:])) > 1:
+    if _memory_channels_last(input, xq, channels_last) and xq.shape[1] > 1 and math.prod(xq.shape[2:]) > 1:
         return 'channels_last'                                              # torch: not is_contiguous()
     return 'integer'
 
