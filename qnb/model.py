@@ -583,9 +583,10 @@ def _layout(rule, inputs, val, env) -> bool:
 _PLANS = weakref.WeakKeyDictionary()
 
 def _plan(gm) -> list:
-    """Per node of `gm`, worked out once: `(node, module, kernel, layout rule, input node names)`; the kernel is None
-    where qnb has none (the run raises when it gets there). `model_graph` drops the plan of a graph module whose
-    modules changed; a model's run then costs its kernels, not a walk over its modules and tables per layer."""
+    """Per node of `gm`, worked out once: `(node, module, kernel, layout rule, input node names, alias)`; the kernel is
+    None where qnb has none (the run raises when it gets there); `alias` names the input an `nn.Identity` passes on
+    (convert leaves one for every BatchNorm and ReLU it fused away). `model_graph` drops the plan of a graph module
+    whose modules changed; a model's run then costs its kernels, not a walk over its modules and tables per layer."""
     plan = _PLANS.get(gm)
     if plan is not None: return plan
     modules, functions, methods = kernel_tables()
@@ -595,7 +596,10 @@ def _plan(gm) -> list:
         m = submodules[node.target] if node.op == 'call_module' else None
         k = (_module_kernel(modules, m) if node.op == 'call_module' else functions.get(node.target)
              if node.op == 'call_function' else methods.get(node.target) if node.op == 'call_method' else None)
-        plan.append((node, m, k, _layout_rule(node, m), tuple(n.name for n in node.all_input_nodes)))
+        identity = (isinstance(m, _torch().nn.Identity) and len(node.args) == 1 and not node.kwargs
+                    and isinstance(node.args[0], _torch().fx.Node))
+        plan.append((node, m, k, _layout_rule(node, m), tuple(n.name for n in node.all_input_nodes),
+                     node.args[0].name if identity else None))
     _PLANS[gm] = plan
     return plan
 
@@ -624,8 +628,9 @@ def run_graph(gm, x, engine=None, record=None):
     env, feed, Node = {}, iter(inputs), torch.fx.Node
     fetch = lambda v: env[v.name] if isinstance(v, Node) else v
     load = lambda a: tuple(fetch(v) if not isinstance(v, (list, tuple, dict, slice)) else _map(v, fetch) for v in a)
-    for node, m, k, rule, input_names in plan:
-        if node.op == 'placeholder':
+    for node, m, k, rule, input_names, alias in plan:
+        if alias is not None: val = env[alias]              # torch's Identity returns its input itself
+        elif node.op == 'placeholder':
             v = _to_numpy(next(feed))
             val = np.asarray(v, np.float32) if not isinstance(v, QArray) else v
         elif node.op == 'get_attr':
@@ -639,7 +644,7 @@ def run_graph(gm, x, engine=None, record=None):
                 val = k(m, *args, engine=engine, **kwargs) if node.op == 'call_module' else k(engine, *args, **kwargs)
             except (ValueError, TypeError) as e:
                 raise type(e)(f"layer {node.name!r} ({_op_name(gm, node)}): {e}") from e
-        if node.op != 'placeholder': val = _with_layout(val, _layout(rule, input_names, val, env))
+        if node.op != 'placeholder' and alias is None: val = _with_layout(val, _layout(rule, input_names, val, env))
         if record is not None:
             replaced = record(node, val)
             if replaced is not None: val = replaced
