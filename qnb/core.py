@@ -314,7 +314,8 @@ def parallel_ranges(work, n, min_piece=PARALLEL_MIN) -> None:
     """Call `work(lo, hi)` on contiguous pieces of `range(n)`, at most one per core, and wait for all;
     serially when the pieces would be smaller than `min_piece`, or when called from inside a piece."""
     global _pool
-    pieces = min(worker_count(), n // max(1, min_piece))
+    pieces = n // max(1, min_piece)
+    if pieces > 1: pieces = min(worker_count(), pieces)
     if pieces <= 1 or threading.current_thread().name.startswith('qnb-worker'):
         if n > 0: work(0, n)
         return

@@ -400,7 +400,8 @@ def qadd(a, b, scale, zero_point, *, relu=False, engine=None, capability=None, n
         # one layout shared by a, b and the output: TensorIterator walks memory as one flat row, as for C order
         perm = tuple(range(len(shape))) if not last else (0, *range(2, len(shape)), 1)
         walk = tuple(shape[p] for p in perm)
-        fa, fb = (np.broadcast_to(q.int_repr, shape).transpose(perm).reshape(-1) for q in (qa, qb))
+        fa, fb = ((q.int_repr if q.shape == shape else np.broadcast_to(q.int_repr, shape)).transpose(perm).reshape(-1)
+                  for q in (qa, qb))
         y = add_by_tables(fa, qa.zero_point, qa.scale, fb, qb.zero_point, qb.scale, scale, zero_point, qa.dtype, relu,
                           capability, scalar_positions(walk, [walk if last else qa.shape, walk if last else qb.shape],
                                                                            _threads(num_threads)))
