@@ -155,7 +155,26 @@ def zoo_case(batch=8):
         m = models[engine]
         return lambda: run(m, x, engine=engine)
     return dict(name=f"zoo resnet end to end, batch {batch}, 3x64x64", ours=ours, theirs=theirs, kind='model',
-                same_engine=True)
+                same_engine=True, floor=model_floor(build('resnet', 'x86')[0], x))
+
+def model_floor(model, x):
+    """A converted model's NumPy floor: the floors above for each of its layers, back to back: every conv's and
+    linear's bare GEMM (one group: the im2col shape), every add's table lookup. Layer shapes come from one qnb run."""
+    from qnb.model import model_graph, run_graph
+    from torch.ao.nn.quantized.modules.conv import _ConvNd
+    gm = model_graph(model)
+    values, parts = {}, []
+    run_graph(gm, x, 'x86', record=lambda node, v: values.__setitem__(node.name, v))
+    for node in gm.graph.nodes:
+        m = gm.get_submodule(node.target) if node.op == 'call_module' else None
+        out = getattr(values.get(node.name), 'int_repr', None)
+        if isinstance(m, _ConvNd) and m.groups == 1:
+            parts.append(gemm_floor(out.size // out.shape[1], m.in_channels * int(np.prod(m.kernel_size)), out.shape[1]))
+        elif isinstance(m, torch.ao.nn.quantized.Linear):
+            parts.append(gemm_floor(out.size // out.shape[-1], m.in_features, m.out_features))
+        elif 'add' in str(node.target) and out is not None:
+            parts.append(take_floor(out.size, 65536))
+    return lambda: [f() for f in parts]
 
 def cases(quick):
     r18 = [('resnet18 conv1 7x7 s2', (1, 3, 224, 224), 64, 7, 2, 3), ('resnet18 layer1 3x3', (1, 64, 56, 56), 64, 3, 1, 1),
