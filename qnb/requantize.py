@@ -70,9 +70,9 @@ def saturating_output(rounded, zero_point, dtype, relu=False, out=None) -> np.nd
         biased += np.int32(z)
         return biased if out is None else write_integers(biased, out)
     biased = np.clip(rounded, -2**15, 2**15 - 1).astype(np.int32, copy=False)
-    channelwise(np.add, biased, zero_point)                       # |.| < 2^16: the int16 saturation of the sum is
-    biased = np.clip(biased, np.maximum(lo, zero_point) if relu else lo, hi, out=biased if np.ndim(zero_point) == 0 else None)
-    return biased if out is None else write_integers(biased, out)   # implied by the 8-bit clamp after it
+    channelwise(np.add, biased, zero_point)             # |.| < 2^16: the int16 saturation of the sum is implied
+    biased = np.clip(biased, np.maximum(lo, zero_point) if relu else lo, hi)      # by the 8-bit clamp after it
+    return biased if out is None else write_integers(biased, out)
 
 # %% ../nbs/01_requantize.ipynb #4fb85085
 def requantize_fp32(acc, multiplier, zero_point, dtype='quint8', relu=False, out=None) -> np.ndarray:
