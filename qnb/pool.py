@@ -204,7 +204,7 @@ def check_max_pool(engine, rng, size):
         ours, theirs = both_sides(lambda: qnb_max_pool(case), lambda: torch_max_pool(case))
         strides = dense_strides(case['q'].shape, case['order']) if case.get('order') else None
         if layout_fault(case['q'].shape, case['ndim'], ours, theirs, strides):
-            res.torch_faults += 1; res.compared += ours.size; continue
+            res.add_torch_fault(ours.size); continue
         res.add(ours, theirs)
     return res
 
@@ -472,7 +472,7 @@ def check_avg_pool1d(engine, rng, size):
         case = dict(random_avg_pool1d_case(rng), engine=engine)
         ours, theirs = both_sides(lambda: qnb_avg_pool1d(case), lambda: torch_avg_pool1d(case))
         if case['q'].ndim == 3 and layout_fault(case['q'].shape, 1, ours, theirs, dense_strides(case['q'].shape, case['order'] or None)):
-            res.torch_faults += 1; res.compared += ours.size; continue
+            res.add_torch_fault(ours.size); continue
         res.add(ours, theirs)
     return res
 
@@ -611,7 +611,7 @@ def check_adaptive_avg_pool(engine, rng, size):
         try: ours = qnb_adaptive(case)
         except ValueError: res.compared += 1; continue          # a path qnb does not reproduce yet
         theirs = torch_adaptive(case)
-        if layout_fault(case['q'].shape, 2, ours, theirs): res.torch_faults += 1; res.compared += ours.size; continue
+        if layout_fault(case['q'].shape, 2, ours, theirs): res.add_torch_fault(ours.size); continue
         res.add(ours, theirs)
     return res
 
@@ -847,6 +847,6 @@ def check_avg_pool_nhwc(engine, rng, size):
         case = dict(random_pool_nhwc_case(rng), engine=engine)
         ours, theirs = both_sides(lambda: qnb_pool_nhwc(case), lambda: torch_pool_nhwc(case))
         if case['op'] != 'mean' and layout_fault(case['q'].shape, case['nd'], ours, theirs, pool_case_strides(case)):
-            res.torch_faults += 1; res.compared += ours.size; continue
+            res.add_torch_fault(ours.size); continue
         res.add(ours, theirs)
     return res

@@ -248,6 +248,6 @@ def check_upsample(engine, rng, size):
         ours, theirs = both_sides(lambda: qnb_upsample(case), lambda: torch_upsample(case))
         if ours is not None and theirs is not None and ours.shape == theirs.shape and np.any(ours != theirs) \
                 and upsample_torch_fault(case, ours, theirs):
-            res.torch_faults += 1; res.compared += ours.size; continue
+            res.add_torch_fault(ours.size); continue
         res.add(ours, theirs)
     return res
