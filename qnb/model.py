@@ -694,7 +694,7 @@ def _real_conv_output(m, t_in):
 
 def _wrong_convolution(gm, node, theirs, engine) -> str:
     """torch's conv kernels that do not compute the convolution (conv notebook, "When torch is wrong"): qnb within
-    half a unit of the real-number result everywhere, torch's output off by more than 0.75 somewhere."""
+    half a unit of the real-number result everywhere, torch's output beyond half a unit somewhere."""
     torch = _torch()
     from torch.ao.nn.quantized.modules.conv import _ConvNd
     from qnb.conv import conv_engine_path, fbgemm_direct_transposed_path, qnb_right_torch_wrong
