@@ -11,15 +11,16 @@ from .core import QArray, as_qarray, check_scale, check_zero_point, check_dtype,
 from .requantize import fbgemm_multiplier, fbgemm_bias_term, requantize_fp32, linear_output
 
 # %% auto #0
-__all__ = ['BLOCK_ELEMENTS', 'CHUNK_BYTES', 'IM2COL_ELEMENTS', 'TORCH_INTERNAL_ERRORS', 'check_conv', 'check_conv_transpose',
-           'conv_tuple', 'conv_output_size', 'conv_transpose_output_size', 'conv_accumulator_reference',
-           'weight_bounds', 'tap_matrices', 'channels_last_accumulator', 'PackedConv', 'accumulator_lines',
-           'conv_accumulator', 'conv_transpose_accumulator_reference', 'conv_transpose_accumulator',
-           'fbgemm_depthwise_fast_path', 'fbgemm_depthwise_accumulator', 'conv_path_accumulator', 'cpu_has_avx512_vnni',
-           'conv_engine_path', 'output_stage_last', 'conv_output_stage', 'conv_forward', 'qconv1d', 'qconv2d',
-           'qconv3d', 'conv_prepack', 'qconv_packed', 'qconv_transpose1d', 'qconv_transpose2d', 'qconv_transpose3d',
-           'torch_conv', 'qnb_conv', 'random_conv_case', 'real_conv_output', 'fbgemm_direct_transposed_path',
-           'qnb_right_torch_wrong', 'torch_fault', 'check_conv_cases', 'qnb_conv_output_shape']
+__all__ = ['BLOCK_ELEMENTS', 'CHUNK_BYTES', 'PLANES_CHANNELS', 'IM2COL_ELEMENTS', 'TORCH_INTERNAL_ERRORS', 'check_conv',
+           'check_conv_transpose', 'conv_tuple', 'conv_output_size', 'conv_transpose_output_size',
+           'conv_accumulator_reference', 'weight_bounds', 'tap_matrices', 'channels_last_accumulator', 'PackedConv',
+           'accumulator_lines', 'conv_accumulator', 'conv_transpose_accumulator_reference',
+           'conv_transpose_accumulator', 'fbgemm_depthwise_fast_path', 'fbgemm_depthwise_accumulator',
+           'conv_path_accumulator', 'cpu_has_avx512_vnni', 'conv_engine_path', 'output_stage_last', 'conv_output_stage',
+           'conv_forward', 'qconv1d', 'qconv2d', 'qconv3d', 'conv_prepack', 'qconv_packed', 'qconv_transpose1d',
+           'qconv_transpose2d', 'qconv_transpose3d', 'torch_conv', 'qnb_conv', 'random_conv_case', 'real_conv_output',
+           'fbgemm_direct_transposed_path', 'qnb_right_torch_wrong', 'torch_fault', 'check_conv_cases',
+           'qnb_conv_output_shape']
 
 # %% ../nbs/03_conv.ipynb #7c0f8ce4
 def conv_tuple(value, ndim, name, minimum) -> tuple:
@@ -124,6 +125,32 @@ def _patch_sums(patches, wt, scratch):
     np.copyto(cols.reshape(patches.shape), patches)
     return np.matmul(cols, wt.reshape(T * Cg, OC)).reshape(*shape, OC)
 
+PLANES_CHANNELS = 8             # below this many input channels im2col gathers from channel planes
+
+def _padded_planes(x, zx, padding) -> np.ndarray:
+    "q_x - z_x as float32 channel planes (N, C, *padded) with the zero border: the layout for a few channels."
+    N, C, *in_size = x.shape
+    xp = np.zeros((N, C, *(i + 2 * p for i, p in zip(in_size, padding))), dtype=np.float32)
+    np.subtract(x, np.float32(zx), out=xp[(slice(None),) * 2 + tuple(slice(p, p + i) for p, i in zip(padding, in_size))])
+    return xp
+
+def _plane_patch_view(xp, kernel, stride, dilation, out_size):
+    "im2col transposed, without copying: the strided view (C, *kernel, N, *out) of channel planes (N, C, *padded)."
+    s = xp.strides
+    shape = (xp.shape[1], *kernel, xp.shape[0], *out_size)
+    strides = (s[1], *(si * d for si, d in zip(s[2:], dilation)), s[0], *(si * st for si, st in zip(s[2:], stride)))
+    view = np.ndarray(shape, xp.dtype, buffer=xp, strides=strides)
+    view.flags.writeable = False
+    return view
+
+def _plane_patch_sums(patches, wt_planes, scratch):
+    "One GEMM over K = C x taps for patches (C, *kernel, n, *o): copied once K-major, multiplied transposed."
+    d = (patches.ndim - 2) // 2                                              # spatial dimensions
+    shape = patches.shape[d + 1:]                                            # (n, *o)
+    cols = scratch((math.prod(patches.shape[:d + 1]), math.prod(shape)), 1)
+    np.copyto(cols.reshape(patches.shape), patches)
+    return np.matmul(cols.T, wt_planes).reshape(*shape, wt_planes.shape[1])
+
 class _Scratch:
     "Reusable float32 buffers, one per `slot` (fresh pages are slow to fault in)."
     def __init__(self): self.bufs = {}
@@ -226,6 +253,9 @@ class PackedConv:
         self.scale, self.per_channel, self.bias = scale, per_channel, bias
         self.wt = tap_matrices(self.w, self.zw)
         self.bounds = weight_bounds(np.abs(self.wt))
+        T, Cg, OC = self.wt.shape                                # (C, taps) rows for im2col from channel planes
+        self.wt_planes = (np.ascontiguousarray(self.wt.transpose(1, 0, 2)).reshape(Cg * T, OC)
+                          if self.groups == 1 and Cg < PLANES_CHANNELS else None)
         self.paths = {}                                          # engine -> kernel family, filled by the first run
     kernel = property(lambda self: tuple(self.w.shape[2:]))
     out_channels = property(lambda self: self.w.shape[0])
@@ -288,6 +318,7 @@ def accumulator_lines(x, zx, packed, path=None):
         xmax = max(abs(int(x.max(initial=0)) - int(zx)), abs(int(x.min(initial=0)) - int(zx)))
     acc_dtype, chunks = _accumulator_dtype(xmax, p.bounds)
     im2col = not depthwise and _im2col(p.wt, p.groups, acc_dtype)
+    planes = im2col and p.wt_planes is not None          # a few channels: gather from channel planes (inner runs = output rows)
     # im2col copies the taps anyway, so it gathers the output's own rows (any stride): no padded rows to crop
     unit = all(s == 1 for s in p.stride) and not depthwise and not im2col
     line_len = padded[-1] if unit else out[-1]
@@ -306,6 +337,12 @@ def accumulator_lines(x, zx, packed, path=None):
         xc = x[n0:n0 + images]
         if depthwise:
             yield from _line_blocks(_fbgemm_depthwise_last(xc, zx, p.w, p.zw, p.stride, p.padding), n0 * lines_out, block_lines)
+            continue
+        if planes:
+            patches = _plane_patch_view(_padded_planes(xc, zx, p.padding), kernel, p.stride, p.dilation, out)
+            for lines, part in _strided_blocks(len(xc), out, block_lines, n0 * lines_out):
+                part = (slice(None),) * (1 + len(kernel)) + (part if isinstance(part, tuple) else (part,))
+                yield lines, _plane_patch_sums(patches[part], p.wt_planes, scratch).reshape(-1, out[-1], OC)
             continue
         xp = _padded_input(xc, zx, p.padding)
         if not unit:
