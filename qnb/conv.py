@@ -253,9 +253,9 @@ class PackedConv:
         self.scale, self.per_channel, self.bias = scale, per_channel, bias
         self.wt = tap_matrices(self.w, self.zw)
         self.bounds = weight_bounds(np.abs(self.wt))
-        T, Cg, OC = self.wt.shape                                # (C, taps) rows for im2col from channel planes
+        T, Cg, OC = self.wt.shape            # (C, taps) rows for im2col from channel planes (one group, several taps)
         self.wt_planes = (np.ascontiguousarray(self.wt.transpose(1, 0, 2)).reshape(Cg * T, OC)
-                          if self.groups == 1 and Cg < PLANES_CHANNELS else None)
+                          if self.groups == 1 and Cg < PLANES_CHANNELS and T > 1 else None)
         self.paths = {}                                          # engine -> kernel family, filled by the first run
     kernel = property(lambda self: tuple(self.w.shape[2:]))
     out_channels = property(lambda self: self.w.shape[0])
