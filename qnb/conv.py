@@ -6,21 +6,21 @@ Docs: https://qnb-dev.github.io/qnb/conv.html.md"""
 
 # %% ../nbs/03_conv.ipynb #ea02839d
 from __future__ import annotations
-import math, numpy as np, warnings, functools
+import math, numpy as np, warnings, functools, threading
 from .core import QArray, as_qarray, check_scale, check_zero_point, check_dtype, resolve_engine, fma_f32, wrap_int32
 from .requantize import fbgemm_multiplier, fbgemm_bias_term, requantize_fp32, linear_output
 
 # %% auto #0
-__all__ = ['BLOCK_ELEMENTS', 'CHUNK_BYTES', 'PLANES_CHANNELS', 'IM2COL_ELEMENTS', 'TORCH_INTERNAL_ERRORS', 'check_conv',
-           'check_conv_transpose', 'conv_tuple', 'conv_output_size', 'conv_transpose_output_size',
+__all__ = ['BLOCK_ELEMENTS', 'CHUNK_BYTES', 'PLANES_CHANNELS', 'IM2COL_ELEMENTS', 'PLANS_PER_WEIGHT', 'TORCH_INTERNAL_ERRORS',
+           'check_conv', 'check_conv_transpose', 'conv_tuple', 'conv_output_size', 'conv_transpose_output_size',
            'conv_accumulator_reference', 'weight_bounds', 'tap_matrices', 'channels_last_accumulator', 'PackedConv',
            'accumulator_lines', 'conv_accumulator', 'conv_transpose_accumulator_reference',
            'conv_transpose_accumulator', 'fbgemm_depthwise_fast_path', 'fbgemm_depthwise_accumulator',
            'conv_path_accumulator', 'cpu_has_avx512_vnni', 'conv_engine_path', 'output_stage_last', 'conv_output_stage',
-           'conv_forward', 'qconv1d', 'qconv2d', 'qconv3d', 'conv_prepack', 'qconv_packed', 'qconv_transpose1d',
-           'qconv_transpose2d', 'qconv_transpose3d', 'torch_conv', 'qnb_conv', 'random_conv_case', 'real_conv_output',
-           'fbgemm_direct_transposed_path', 'qnb_right_torch_wrong', 'torch_fault', 'check_conv_cases',
-           'qnb_conv_output_shape']
+           'shared_buffer', 'ConvPlan', 'conv_plan', 'conv_forward', 'qconv1d', 'qconv2d', 'qconv3d', 'conv_prepack',
+           'qconv_packed', 'qconv_transpose1d', 'qconv_transpose2d', 'qconv_transpose3d', 'torch_conv', 'qnb_conv',
+           'random_conv_case', 'real_conv_output', 'fbgemm_direct_transposed_path', 'qnb_right_torch_wrong',
+           'torch_fault', 'check_conv_cases', 'qnb_conv_output_shape']
 
 # %% ../nbs/03_conv.ipynb #7c0f8ce4
 def conv_tuple(value, ndim, name, minimum) -> tuple:
@@ -257,6 +257,8 @@ class PackedConv:
         self.wt_planes = (np.ascontiguousarray(self.wt.transpose(1, 0, 2)).reshape(Cg * T, OC)
                           if self.groups == 1 and Cg < PLANES_CHANNELS and T > 1 else None)
         self.paths = {}                                          # engine -> kernel family, filled by the first run
+        self.plans = {}                                          # (input shape, thread) -> ConvPlan, see `conv_plan`
+    def __getstate__(self): return {**self.__dict__, 'plans': {}}     # plans are views into one thread's buffers
     kernel = property(lambda self: tuple(self.w.shape[2:]))
     out_channels = property(lambda self: self.w.shape[0])
     def __repr__(self):
@@ -506,6 +508,91 @@ def conv_output_stage(acc, input_scale, weight_scale, output_scale, output_zero_
                           output_zero_point, path, bias, relu, per_channel)
     return np.moveaxis(y, -1, 1)
 
+# %% ../nbs/03_conv.ipynb #55f5bb5b
+_THREAD = threading.local()
+
+def shared_buffer(slot, size) -> np.ndarray:
+    """A flat float32 buffer of at least `size` elements for `slot`, one per thread, shared by every conv plan
+    on it. `_THREAD.generation` counts the times a buffer grew: a plan made before that is made again."""
+    bufs = _THREAD.__dict__.setdefault('bufs', {})
+    buf = bufs.get(slot)
+    if buf is None or buf.size < size:
+        buf = bufs[slot] = np.empty(size, np.float32)
+        _THREAD.generation = _THREAD.__dict__.get('generation', 0) + 1
+    return buf
+
+class ConvPlan:
+    """`conv_forward`'s blocks for one input shape, worked out once, as views into the thread's shared buffers:
+    the padded input (channel last, or channel planes for a few channels), the im2col matrix, the accumulator.
+    For one group and float32-exact sums (C2): one GEMM per block over all taps."""
+    def __init__(self, packed, shape):
+        p, (N, C, *in_size) = packed, shape
+        T, Cg, OC = p.wt.shape
+        K, d = T * Cg, len(in_size)
+        out = conv_output_size(in_size, p.kernel, p.stride, p.padding, p.dilation)
+        padded = [i + 2 * q for i, q in zip(in_size, p.padding)]
+        self.planes = p.wt_planes is not None
+        images = min(N, max(1, CHUNK_BYTES // (4 * (math.prod(padded) * C + math.prod(out) * OC))))
+        block_lines = max(1, min(BLOCK_ELEMENTS // (out[-1] * OC), IM2COL_ELEMENTS // (out[-1] * K)))
+        size = images * C * math.prod(padded)
+        xp = shared_buffer(0, size)[:size].reshape((images, C, *padded) if self.planes else (images, *padded, C))
+        space = (slice(None),) * (2 if self.planes else 1)                   # the axes before the spatial ones
+        self.inner = xp[space + tuple(slice(q, q + i) for q, i in zip(p.padding, in_size))]
+        self.border = [xp[space + (slice(None),) * a + (side,)] for a, q in enumerate(p.padding) if q
+                       for side in (slice(0, q), slice(q + in_size[a], None))]
+        direct = T == 1 and all(s == 1 for s in p.stride) and not any(p.padding)    # the padded input is the matrix
+        self.wmat = p.wt_planes if self.planes else p.wt.reshape(K, OC)
+        blocks = []                                                            # (chunk, lines, patch view, rows)
+        for n0 in range(0, N, images):
+            n = min(images, N - n0)
+            if self.planes: patches = _plane_patch_view(xp[:n], p.kernel, p.stride, p.dilation, out)
+            else: patches = xp[:n] if direct else _patch_view(xp[:n], p.kernel, p.stride, p.dilation, out)
+            for lines, part in _strided_blocks(n, out, block_lines, n0 * math.prod(out[:-1])):
+                if self.planes: view = patches[(slice(None),) * (1 + d) + (part if isinstance(part, tuple) else (part,))]
+                else: view = patches[part]
+                rows = math.prod(view.shape[d + 1:] if self.planes else view.shape[:1 + d])
+                blocks.append((n0, lines, view, rows))
+        rows_max = max(rows for *_, rows in blocks)
+        cols, acc = shared_buffer(1, 0 if direct else rows_max * K), shared_buffer(2, rows_max * OC)
+        self.generation = _THREAD.generation
+        self.chunks = {}                                                       # n0 -> [(lines, patches, cols as them, cols, acc)]
+        for n0, lines, view, rows in blocks:
+            if direct: block = (lines, None, None, view.reshape(rows, C), acc[:rows * OC].reshape(-1, out[-1], OC))
+            else:
+                flat = cols[:rows * K]
+                block = (lines, view, flat.reshape(view.shape), flat.reshape(K, rows).T if self.planes else flat.reshape(rows, K),
+                         acc[:rows * OC].reshape(-1, out[-1], OC))
+            self.chunks.setdefault(n0, []).append(block)
+        self.images, self.out, self.out_channels = images, out, OC
+
+    def __call__(self, x, zx, stage) -> np.ndarray:
+        """Output integers (N * lines, out[-1], OC) uint8 for uint8 input `x` (N, C, *in) with zero point `zx`:
+        each block's accumulator goes through `stage(acc, out)` into the output's lines."""
+        y = np.empty((x.shape[0] * math.prod(self.out[:-1]), self.out[-1], self.out_channels), np.uint8)
+        for side in self.border: side.fill(0)                                 # another conv used the buffer since
+        src = x if self.planes else x.transpose(0, *range(2, x.ndim), 1)
+        for n0, blocks in self.chunks.items():
+            n = min(self.images, x.shape[0] - n0)
+            np.subtract(src[n0:n0 + n], np.float32(zx), out=self.inner[:n])
+            for lines, patches, cols_as_patches, cols, acc in blocks:
+                if patches is not None: np.copyto(cols_as_patches, patches)
+                np.matmul(cols, self.wmat, out=acc.reshape(cols.shape[0], -1))
+                stage(acc, y[lines])
+        return y
+
+PLANS_PER_WEIGHT = 8             # input shapes x threads whose plans a PackedConv keeps
+
+def conv_plan(packed, x, zx, path) -> ConvPlan | None:
+    "The `ConvPlan` for uint8 input `x` (N, C, *in), made once per shape and thread; None where the generic path runs."
+    if packed.groups != 1 or x.dtype != np.uint8 or x.shape[0] == 0: return None
+    if max(int(zx), 255 - int(zx)) * packed.bounds[0] >= _F32_EXACT: return None   # (C2) may need float64 sums
+    key = (x.shape, threading.get_ident())
+    plan = packed.plans.get(key)
+    if plan is None or plan.generation != _THREAD.__dict__.get('generation'):               # new, or a shared buffer grew since
+        if len(packed.plans) >= PLANS_PER_WEIGHT: packed.plans.pop(next(iter(packed.plans)))
+        plan = packed.plans[key] = ConvPlan(packed, x.shape)
+    return plan
+
 # %% ../nbs/03_conv.ipynb #3034e8c4
 def _weight_params(wq, n_out, axis):
     "Weight scales/zero points as arrays of length `n_out` (or scalars), and whether per channel."
@@ -569,15 +656,19 @@ def _pack(wq, bias, stride, padding, dilation, groups) -> PackedConv:
     w_scale, w_zp, per_channel = _weight_params(wq, wq.shape[0], 0)
     return PackedConv(wq.int_repr, w_zp, stride, padding, dilation, groups, w_scale, per_channel, _check_bias(bias, wq.shape[0]))
 
-def conv_forward(xq, packed, scale, zero_point, path, relu=False) -> np.ndarray:
-    "Output integers (N, *out, OC) uint8, channel last: each block of (C1) goes through the output stage (C4) at once."
+def conv_forward(xq, packed, scale, zero_point, path, relu=False, use_plan=True) -> np.ndarray:
+    """Output integers (N, *out, OC) uint8, channel last: each block of (C1) goes through the output stage (C4) at once.
+    By the layer's `ConvPlan` where it has one (`use_plan=False`: always the generic blocks of `accumulator_lines`)."""
     N, C, *in_size = xq.shape
     out = conv_output_size(in_size, packed.kernel, packed.stride, packed.padding, packed.dilation)
+    def stage(acc, y_lines=None):
+        return output_stage_last(acc, xq.scale, packed.scale, scale, zero_point, path, packed.bias, relu, packed.per_channel, out=y_lines)
+    plan = conv_plan(packed, xq.int_repr, xq.zero_point, path) if use_plan else None
+    if plan is not None: return plan(xq.int_repr, xq.zero_point, stage).reshape(N, *out, packed.out_channels)
     y = np.empty((N * math.prod(out[:-1]), out[-1], packed.out_channels), dtype=np.uint8)
     for lines, acc in accumulator_lines(xq.int_repr, xq.zero_point, packed, path):
-        if isinstance(lines, slice):        # a block of consecutive lines: the output stage writes into y in place
-            output_stage_last(acc, xq.scale, packed.scale, scale, zero_point, path, packed.bias, relu, packed.per_channel, out=y[lines])
-        else: y[lines] = output_stage_last(acc, xq.scale, packed.scale, scale, zero_point, path, packed.bias, relu, packed.per_channel)
+        if isinstance(lines, slice): stage(acc, y[lines])        # consecutive lines: the output stage writes into y in place
+        else: y[lines] = stage(acc)
     return y.reshape(N, *out, packed.out_channels)
 
 def _run_packed(xq, packed, scale, zero_point, relu, engine) -> QArray:
