@@ -62,12 +62,23 @@ def check_converted(model):
 
 _TRACED = weakref.WeakKeyDictionary()
 
+def _module_layout(model) -> tuple:
+    "Every submodule's id and its children's names, depth first: a model's structure in a third of `named_modules`' time."
+    layout, stack = [], [model]
+    while stack:
+        m = stack.pop()
+        layout.append(id(m))
+        if m._modules:
+            layout.extend(m._modules)
+            stack.extend(c for c in reversed(m._modules.values()) if c is not None)
+    return tuple(layout)
+
 def model_graph(model):
     """The FX graph module of a converted model: the model itself if it is one, else its symbolic trace —
     traced once and reused while the model holds the same modules (tracing costs more than a small model's run)."""
     torch = _torch()
     is_graph = isinstance(model, torch.fx.GraphModule)
-    layout = tuple((name, id(m)) for name, m in model.named_modules()) if isinstance(model, torch.nn.Module) else None
+    layout = _module_layout(model) if isinstance(model, torch.nn.Module) else None
     hit = _TRACED.get(model) if layout is not None else None
     if hit is not None and hit[0] == layout: return model if is_graph else hit[1]    # checked (and traced) before
     check_converted(model)
@@ -109,7 +120,8 @@ _PACKED = weakref.WeakKeyDictionary()
 def _packed(m, prepack):
     "Module `m`'s weight prepared by qnb once per torch packed weight, as torch prepares its own once."
     key = getattr(m, '_packed_params', None)
-    key = getattr(key, '_packed_params', key)                        # Linear keeps it one level down
+    if isinstance(key, _torch().nn.Module): key = key._packed_params   # Linear keeps it one level down (a conv's is a
+                                                                       # ScriptObject: a missing getattr on it costs 6 us)
     hit = _PACKED.get(m)
     if hit is not None and hit[0] is key: return hit[1]
     packed = prepack(_wq(m), _bias(m))
@@ -583,9 +595,10 @@ def _layout(rule, inputs, val, env) -> bool:
 _PLANS = weakref.WeakKeyDictionary()
 
 def _plan(gm) -> list:
-    """Per node of `gm`, worked out once: `(node, module, kernel, layout rule, input node names, alias)`; the kernel is
+    """Per node of `gm`, worked out once: `(node, module, kernel, layout rule, input node names, alias, arguments)`; the kernel is
     None where qnb has none (the run raises when it gets there); `alias` names the input an `nn.Identity` passes on
-    (convert leaves one for every BatchNorm and ReLU it fused away). `model_graph` drops the plan of a graph module
+    (convert leaves one for every BatchNorm and ReLU it fused away); `arguments` is `(input name or None, constant)` per
+    positional argument, None where one is a container (the run then maps over it). `model_graph` drops the plan of a graph module
     whose modules changed; a model's run then costs its kernels, not a walk over its modules and tables per layer."""
     plan = _PLANS.get(gm)
     if plan is not None: return plan
@@ -598,8 +611,10 @@ def _plan(gm) -> list:
              if node.op == 'call_function' else methods.get(node.target) if node.op == 'call_method' else None)
         identity = (isinstance(m, _torch().nn.Identity) and len(node.args) == 1 and not node.kwargs
                     and isinstance(node.args[0], _torch().fx.Node))
+        flat = not any(isinstance(v, (list, tuple, dict, slice)) for v in node.args)
+        arguments = tuple((v.name, None) if isinstance(v, _torch().fx.Node) else (None, v) for v in node.args) if flat else None
         plan.append((node, m, k, _layout_rule(node, m), tuple(n.name for n in node.all_input_nodes),
-                     node.args[0].name if identity else None))
+                     node.args[0].name if identity else None, arguments))
     _PLANS[gm] = plan
     return plan
 
@@ -628,7 +643,7 @@ def run_graph(gm, x, engine=None, record=None):
     env, feed, Node = {}, iter(inputs), torch.fx.Node
     fetch = lambda v: env[v.name] if isinstance(v, Node) else v
     load = lambda a: tuple(fetch(v) if not isinstance(v, (list, tuple, dict, slice)) else _map(v, fetch) for v in a)
-    for node, m, k, rule, input_names, alias in plan:
+    for node, m, k, rule, input_names, alias, arguments in plan:
         if alias is not None: val = env[alias]              # torch's Identity returns its input itself
         elif node.op == 'placeholder':
             v = _to_numpy(next(feed))
@@ -638,7 +653,8 @@ def run_graph(gm, x, engine=None, record=None):
         elif node.op == 'output':
             return _map(node.args[0], fetch)
         else:
-            args, kwargs = load(node.args), ({key: _map(v, fetch) for key, v in node.kwargs.items()} if node.kwargs else {})
+            args = tuple([env[name] if name is not None else v for name, v in arguments]) if arguments is not None else load(node.args)
+            kwargs = {key: _map(v, fetch) for key, v in node.kwargs.items()} if node.kwargs else {}
             try:
                 if k is None: raise _unsupported(gm, node, m)
                 val = k(m, *args, engine=engine, **kwargs) if node.op == 'call_module' else k(engine, *args, **kwargs)
