@@ -9,11 +9,11 @@ from __future__ import annotations
 import numpy as np
 
 # %% auto #0
-__all__ = ['QDTYPES', 'ENGINES', 'CAPABILITIES', 'PARALLEL_MIN', 'check_dtype', 'dtype_range', 'check_scale', 'check_zero_point',
-           'check_scales', 'check_zero_points', 'check_axis', 'resolve_engine', 'resolve_capability', 'wrap_int32',
-           'fma_f32', 'quantize_values_fma', 'quantize_values_scalar', 'QArray', 'as_qarray', 'quantize_per_tensor',
-           'quantize_per_channel', 'dequantize', 'worker_count', 'parallel_ranges', 'RecentKeys', 'dense_strides',
-           'channels_last_contiguous', 'suggests_channels_last']
+__all__ = ['QDTYPES', 'ENGINES', 'CAPABILITIES', 'NEAR_TIE', 'PARALLEL_MIN', 'check_dtype', 'dtype_range', 'check_scale',
+           'check_zero_point', 'check_scales', 'check_zero_points', 'check_axis', 'resolve_engine',
+           'resolve_capability', 'wrap_int32', 'fma_f32', 'quantize_values_fma', 'quantize_values_scalar', 'QArray',
+           'as_qarray', 'quantize_per_tensor', 'quantize_per_channel', 'dequantize', 'worker_count', 'parallel_ranges',
+           'RecentKeys', 'dense_strides', 'channels_last_contiguous', 'suggests_channels_last']
 
 # %% ../nbs/00_core.ipynb #59eabce1
 QDTYPES = {  # name: (storage dtype, q_min, q_max)
@@ -178,15 +178,26 @@ def _store(q, dtype) -> np.ndarray:
     "Rounded float values (already clamped) as the dtype's storage integers."
     return q.astype(QDTYPES[dtype][0])
 
+NEAR_TIE = np.float32(0.5 - 2.0**-12)        # |t' - rne(t')| above this: a tie k + 1/2 lies within 2^-12 of t', eq. (3')
+
 def quantize_values_fma(x, scale, zero_point, dtype) -> np.ndarray:
-    "Equation (3): FBGEMM's vector quantizer (8-bit per-tensor). Returns the integers."
+    "Equation (3): FBGEMM's vector quantizer (8-bit per-tensor), by (3'). Returns the integers."
     lo, hi = dtype_range(dtype)
     r = np.float32(1) / np.float32(scale)
-    t = np.asarray(fma_f32(x, r, np.float32(zero_point), subnormals=False))      # |t| < 2^-124 rounds to 0 anyway
-    t = np.clip(t, lo, hi, out=t if t.ndim else None)
-    nan = np.isnan(t)
-    if nan.any(): t = np.where(nan, np.float32(hi), t)      # min(NaN, bound) is the bound
-    return _store(np.rint(t, out=t if t.ndim else None), dtype)
+    x = np.asarray(x, dtype=np.float32)
+    shape = x.shape if r.ndim == 0 else np.broadcast_shapes(x.shape, r.shape)       # a scale per element (pools)
+    with np.errstate(invalid='ignore', over='ignore'):
+        t = np.asarray(np.multiply(x, r)).reshape(-1)                 # t' = fl(fl(x r) + z): two roundings
+        t += np.float32(zero_point)
+        rounded = np.rint(t)
+        gap = np.abs(np.subtract(t, rounded, out=t), out=t)
+        near = np.flatnonzero(gap > NEAR_TIE)                         # NaN is not near: it stays NaN
+    if len(near):                                                     # here (3)'s single rounding, exactly
+        xs, rs = (v if v.ndim == 0 else np.broadcast_to(v, shape).reshape(-1)[near] for v in (x, r))
+        rounded[near] = np.rint(fma_f32(xs, rs, np.float32(zero_point), subnormals=False))   # below 2^-124: 0 anyway
+    np.clip(rounded, lo, hi, out=rounded)
+    rounded[np.isnan(rounded)] = hi                                   # min(NaN, bound) is the bound
+    return _store(rounded.reshape(shape), dtype)
 
 def quantize_values_scalar(x, scale, zero_point, dtype, nan_value) -> np.ndarray:
     "Equation (4): the scalar quantizer, product and sum rounded separately; float64 clamp."
