@@ -7,7 +7,7 @@ Docs: https://qnb-dev.github.io/qnb/pool.html.md"""
 
 # %% ../nbs/10_pool.ipynb #d4113b14
 from __future__ import annotations
-import math
+import math, functools
 import numpy as np
 from .core import (QArray, as_qarray, dtype_range, resolve_engine, resolve_capability, wrap_int32,
                       quantize_values_scalar, quantize_values_fma, quantize_per_tensor, dequantize,
@@ -477,11 +477,14 @@ def check_avg_pool1d(engine, rng, size):
     return res
 
 # %% ../nbs/10_pool.ipynb #75d0cc6a
+@functools.lru_cache(maxsize=64)
 def _adaptive_bounds(n_in, n_out):
+    "Each output's [start, end) along one axis, as torch's kernel rounds them in float32 (read-only: cached, a model asks again)."
     f32 = np.float32
     o = np.arange(n_out)
     start = np.floor(f32(o * n_in) / f32(n_out)).astype(np.int64)
     end = np.ceil((f32((o + 1) * n_in)) / f32(n_out)).astype(np.int64)
+    start.flags.writeable = end.flags.writeable = False
     return start, end
 
 def adaptive_avg_pool_nhwc(xq, out, capability) -> QArray:
