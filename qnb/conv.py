@@ -258,6 +258,7 @@ class PackedConv:
                           if self.groups == 1 and Cg < PLANES_CHANNELS and T > 1 else None)
         self.paths = {}                                          # engine -> kernel family, filled by the first run
         self.plans = {}                                          # (input shape, thread) -> ConvPlan, see `conv_plan`
+        self.checked_shapes = set()                              # input shapes `qconv_packed` found to fit
     def __getstate__(self): return {**self.__dict__, 'plans': {}}     # plans are views into one thread's buffers
     kernel = property(lambda self: tuple(self.w.shape[2:]))
     out_channels = property(lambda self: self.w.shape[0])
@@ -659,12 +660,12 @@ def _pack(wq, bias, stride, padding, dilation, groups) -> PackedConv:
 def conv_forward(xq, packed, scale, zero_point, path, relu=False, use_plan=True) -> np.ndarray:
     """Output integers (N, *out, OC) uint8, channel last: each block of (C1) goes through the output stage (C4) at once.
     By the layer's `ConvPlan` where it has one (`use_plan=False`: always the generic blocks of `accumulator_lines`)."""
-    N, C, *in_size = xq.shape
-    out = conv_output_size(in_size, packed.kernel, packed.stride, packed.padding, packed.dilation)
     def stage(acc, y_lines=None):
         return output_stage_last(acc, xq.scale, packed.scale, scale, zero_point, path, packed.bias, relu, packed.per_channel, out=y_lines)
+    N, C, *in_size = xq.shape
     plan = conv_plan(packed, xq.int_repr, xq.zero_point, path) if use_plan else None
-    if plan is not None: return plan(xq.int_repr, xq.zero_point, stage).reshape(N, *out, packed.out_channels)
+    if plan is not None: return plan(xq.int_repr, xq.zero_point, stage).reshape(N, *plan.out, packed.out_channels)
+    out = conv_output_size(in_size, packed.kernel, packed.stride, packed.padding, packed.dilation)
     y = np.empty((N * math.prod(out[:-1]), out[-1], packed.out_channels), dtype=np.uint8)
     for lines, acc in accumulator_lines(xq.int_repr, xq.zero_point, packed, path):
         if isinstance(lines, slice): stage(acc, y[lines])        # consecutive lines: the output stage writes into y in place
@@ -720,7 +721,10 @@ def qconv_packed(input, packed, scale=1.0, zero_point=0, *, relu=False, engine=N
     if xq.dtype != 'quint8': raise TypeError(f"input must be quint8 (the dtype every engine's conv{ndim}d takes), got {xq.dtype}")
     if xq.per_channel: raise ValueError("input must be quantized per tensor, got per-channel parameters")
     if xq.ndim != ndim + 2: raise ValueError(f"input must have {ndim + 2} dimensions (N, C, {ndim} spatial) for this weight, got shape {xq.shape}")
-    _check_geometry(xq.shape, packed.w.shape, packed.groups, packed.padding, packed.dilation)
+    if xq.shape not in packed.checked_shapes:                # an input shape that fitted the weight once fits again
+        _check_geometry(xq.shape, packed.w.shape, packed.groups, packed.padding, packed.dilation)
+        if len(packed.checked_shapes) > 64: packed.checked_shapes.clear()
+        packed.checked_shapes.add(xq.shape)
     scale, zero_point = check_scale(scale, 'scale'), check_zero_point(zero_point, 'quint8', 'zero_point')
     return _run_packed(xq, packed, scale, zero_point, relu, engine)
 

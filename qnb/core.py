@@ -6,6 +6,7 @@ Docs: https://qnb-dev.github.io/qnb/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #9704fa35
 from __future__ import annotations
+import math
 import numpy as np
 
 # %% auto #0
@@ -26,6 +27,7 @@ CAPABILITIES = ('default', 'avx2', 'avx512')
 
 def check_dtype(dtype) -> str:
     "Name of a quantized dtype: accepts 'quint8', 'qint8', 'qint32' or the torch dtypes."
+    if type(dtype) is str and dtype in QDTYPES: return dtype           # the common case, without str()/rsplit
     name = str(dtype).rsplit('.', 1)[-1]
     if name not in QDTYPES:
         raise ValueError(f"dtype must be one of {', '.join(QDTYPES)} (or the torch dtype), got {dtype!r}")
@@ -33,23 +35,24 @@ def check_dtype(dtype) -> str:
 
 def dtype_range(dtype) -> tuple[int, int]:
     "`(q_min, q_max)` of a quantized dtype."
-    _, lo, hi = QDTYPES[check_dtype(dtype)]
+    _, lo, hi = QDTYPES[dtype if type(dtype) is str and dtype in QDTYPES else check_dtype(dtype)]
     return lo, hi
 
 # %% ../nbs/00_core.ipynb #99603320
 def check_scale(scale, name='scale') -> float:
     "A per-tensor scale: a finite real number > 0."
+    if type(scale) is float and 0 < scale < math.inf: return scale        # the common case (NaN fails the test)
     if isinstance(scale, (bool, np.bool_)) or not isinstance(scale, (int, float, np.integer, np.floating)):
         if not (isinstance(scale, np.ndarray) and scale.ndim == 0):
             raise TypeError(f"{name} must be a real number > 0, got {type(scale).__name__}")
     s = float(scale)
-    if not (np.isfinite(s) and s > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {s}")
+    if not 0 < s < math.inf: raise ValueError(f"{name} must be a finite number > 0, got {s}")
     return s
 
 def check_zero_point(zero_point, dtype, name='zero_point') -> int:
     "A per-tensor zero point: an integer inside the dtype's range."
     lo, hi = dtype_range(dtype)
+    if type(zero_point) is int and lo <= zero_point <= hi: return zero_point     # the common case
     if isinstance(zero_point, np.ndarray) and zero_point.ndim == 0: zero_point = zero_point[()]
     if isinstance(zero_point, (bool, np.bool_)) or not isinstance(zero_point, (int, np.integer)):
         raise ValueError(f"{name} must be an integer in [{lo}, {hi}] for {check_dtype(dtype)}, got {zero_point!r}")
