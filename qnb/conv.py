@@ -25,8 +25,10 @@ __all__ = ['BLOCK_ELEMENTS', 'CHUNK_BYTES', 'PLANES_CHANNELS', 'IM2COL_ELEMENTS'
 # %% ../nbs/03_conv.ipynb #7c0f8ce4
 def conv_tuple(value, ndim, name, minimum) -> tuple:
     "`value` (an int or one int per spatial dimension) as an `ndim`-tuple, each entry >= `minimum`."
-    vals = (value,) * ndim if isinstance(value, (int, np.integer)) else tuple(value)
-    if len(vals) != ndim or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in vals):
+    if type(value) is int and value >= minimum: return (value,) * ndim                # the common cases first
+    if type(value) is tuple and len(value) == ndim and all(type(v) is int and v >= minimum for v in value): return value
+    vals = (value,) * ndim if isinstance(value, (int, np.integer)) else tuple(value) if np.iterable(value) else None
+    if vals is None or len(vals) != ndim or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in vals):
         raise TypeError(f"{name} must be an int or a tuple of {ndim} ints, got {value!r}")
     if any(v < minimum for v in vals):
         raise ValueError(f"{name} must be >= {minimum} in every dimension, got {vals}")
