@@ -181,6 +181,11 @@ def _store(q, dtype) -> np.ndarray:
     "Rounded float values (already clamped) as the dtype's storage integers."
     return q.astype(QDTYPES[dtype][0])
 
+def _flat_at(v, shape, index):
+    "Elements `index` of `v` broadcast to `shape` and flattened (a 0-d `v` as it is)."
+    if v.ndim == 0: return v
+    return (v if v.shape == shape else np.broadcast_to(v, shape)).reshape(-1)[index]
+
 NEAR_TIE = np.float32(0.5 - 2.0**-12)        # |t' - rne(t')| above this: a tie k + 1/2 lies within 2^-12 of t', eq. (3')
 
 def quantize_values_fma(x, scale, zero_point, dtype) -> np.ndarray:
@@ -196,8 +201,8 @@ def quantize_values_fma(x, scale, zero_point, dtype) -> np.ndarray:
         gap = np.abs(np.subtract(t, rounded, out=t), out=t)
         near = np.flatnonzero(gap > NEAR_TIE)                         # NaN is not near: it stays NaN
     if len(near):                                                     # here (3)'s single rounding, exactly
-        xs, rs = (v if v.ndim == 0 else np.broadcast_to(v, shape).reshape(-1)[near] for v in (x, r))
-        rounded[near] = np.rint(fma_f32(xs, rs, np.float32(zero_point), subnormals=False))   # below 2^-124: 0 anyway
+        rounded[near] = np.rint(fma_f32(_flat_at(x, shape, near), _flat_at(r, shape, near), np.float32(zero_point),
+                                        subnormals=False))            # below 2^-124: 0 anyway
     np.clip(rounded, lo, hi, out=rounded)
     rounded[np.isnan(rounded)] = hi                                   # min(NaN, bound) is the bound
     return _store(rounded.reshape(shape), dtype)
