@@ -382,6 +382,23 @@ def both_channels_last(la, lb, shape) -> bool:
     strides = list(dense_strides(shape, (0, *range(2, len(shape)), 1)))
     return list(la[1]) == strides == list(lb[1]) and not is_c_contiguous(shape, strides)
 
+_LAYOUTS = {}
+
+def _add_layouts(a, b, shape) -> tuple:
+    """`operand_layout` of a and b, and `both_channels_last`: for two QArrays a function of their shapes and strides
+    alone, so kept per those (a model's adds repeat them on every run)."""
+    key = None
+    if type(a) is QArray and type(b) is QArray:
+        key = (shape, a.shape, a.int_repr.strides, b.shape, b.int_repr.strides, a.int_repr.itemsize)
+        hit = _LAYOUTS.get(key)
+        if hit is not None: return hit
+    la, lb = ((tuple(s), tuple(st)) for s, st in (operand_layout(a), operand_layout(b)))    # tuples: shared, never changed
+    hit = la, lb, both_channels_last(la, lb, shape)
+    if key is not None:
+        if len(_LAYOUTS) > 256: _LAYOUTS.clear()
+        _LAYOUTS[key] = hit
+    return hit
+
 def qadd(a, b, scale, zero_point, *, relu=False, engine=None, capability=None, num_threads=None) -> QArray:
     "`quantized::add` (`add_relu` with `relu=True`), numpy broadcasting and any input layout included, bit for bit."
     qa, qb, shape, scale, zero_point = _binary_inputs(a, b, scale, zero_point, 'add')
@@ -390,9 +407,8 @@ def qadd(a, b, scale, zero_point, *, relu=False, engine=None, capability=None, n
         return _add_qnnpack_checked(qa, qb, a, scale, zero_point, relu)
     if engine == 'qnnpack' and qa.dtype == 'qint8' and xnnpack_built():
         raise ValueError("add of qint8 on engine 'qnnpack' runs XNNPACK in this torch build, which qnb does not reproduce")
-    la, lb = operand_layout(a), operand_layout(b)
+    la, lb, last = _add_layouts(a, b, shape)
     capability = resolve_capability(capability)
-    last = both_channels_last(la, lb, shape)
     n = math.prod(shape)
     if qa.dtype != 'qint32' and (last or is_c_contiguous(*la) and is_c_contiguous(*lb)) and (
             n > PAIR_TABLE_MIN or (n > PAIR_TABLE_WARM_MIN and _SEEN_QPARAMS.repeated(
