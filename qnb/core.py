@@ -198,8 +198,8 @@ def quantize_values_fma(x, scale, zero_point, dtype) -> np.ndarray:
         t = np.asarray(np.multiply(x, r)).reshape(-1)                 # t' = fl(fl(x r) + z): two roundings
         t += np.float32(zero_point)
         rounded = np.rint(t)
-        gap = np.abs(np.subtract(t, rounded, out=t), out=t)
-        near = np.flatnonzero(gap > NEAR_TIE)                         # NaN is not near: it stays NaN
+        if np.all(np.frexp(r)[0] == 0.5): near = ()                   # r = 2^k: fl(x r) is exact, t' is (3)'s value
+        else: near = np.flatnonzero(np.abs(np.subtract(t, rounded, out=t), out=t) > NEAR_TIE)   # NaN is not near
     if len(near):                                                     # here (3)'s single rounding, exactly
         rounded[near] = np.rint(fma_f32(_flat_at(x, shape, near), _flat_at(r, shape, near), np.float32(zero_point),
                                         subnormals=False))            # below 2^-124: 0 anyway
