@@ -560,7 +560,8 @@ class ConvPlan:
         self.generation = _THREAD.generation
         self.chunks = {}                                                       # n0 -> [(lines, patches, cols as them, cols, acc)]
         for n0, lines, view, rows in blocks:
-            if direct: block = (lines, None, None, view.reshape(rows, C), acc[:rows * OC].reshape(-1, out[-1], OC))
+            if direct:                  # blocks slice only the leading axes of the C-contiguous buffer: views, not copies
+                block = (lines, None, None, view.reshape(rows, C), acc[:rows * OC].reshape(-1, out[-1], OC))
             else:
                 flat = cols[:rows * K]
                 block = (lines, view, flat.reshape(view.shape), flat.reshape(K, rows).T if self.planes else flat.reshape(rows, K),
@@ -592,7 +593,7 @@ def conv_plan(packed, x, zx, path) -> ConvPlan | None:
     key = (x.shape, threading.get_ident())
     plan = packed.plans.get(key)
     if plan is None or plan.generation != _THREAD.__dict__.get('generation'):               # new, or a shared buffer grew since
-        if len(packed.plans) >= PLANS_PER_WEIGHT: packed.plans.pop(next(iter(packed.plans)))
+        for old in list(packed.plans)[:max(0, len(packed.plans) + 1 - PLANS_PER_WEIGHT)]: packed.plans.pop(old, None)   # oldest first
         plan = packed.plans[key] = ConvPlan(packed, x.shape)
     return plan
 
