@@ -92,6 +92,12 @@ def _check_symmetric(path, w_zp, engine):
     if path == 'onednn' and np.any(w_zp):
         raise ValueError(f"weight zero points must all be 0 on engine {resolve_engine(engine)!r} (oneDNN takes symmetric weights only)")
 
+def _check_rank(shape, path, engine):
+    "torch's FBGEMM and QNNPACK linear refuse a 1-D input; oneDNN's takes it as one row."
+    if len(shape) < 2 and path != 'onednn':
+        raise ValueError(f"input must have at least 2 dimensions (..., in_features) on engine {resolve_engine(engine)!r} "
+                         f"(torch's FBGEMM and QNNPACK linear refuse rank {len(shape)}; oneDNN takes a 1-D row), got shape {tuple(shape)}")
+
 def _check_input(input):
     xq = as_qarray(input)
     if xq.dtype != 'quint8': raise TypeError(f"input must be quint8 (what quantized::linear takes on fbgemm/x86/qnnpack), got {xq.dtype}")
@@ -112,6 +118,7 @@ def qlinear_packed(input, packed, scale=1.0, zero_point=0, *, relu=False, engine
     if xq.ndim < 1 or xq.shape[-1] != packed.in_features:
         raise ValueError(f"input's last dimension must be in_features = {packed.in_features}, got shape {xq.shape}")
     path = linear_engine_path(engine)
+    _check_rank(xq.shape, path, engine)
     _check_symmetric(path, packed.zw, engine)
     scale, zero_point = check_scale(scale, 'scale'), check_zero_point(zero_point, 'quint8', 'zero_point')
     return _run_packed(xq, packed, scale, zero_point, relu, path)
@@ -132,6 +139,7 @@ def qlinear(input, weight, bias=None, scale=1.0, zero_point=0, *, relu=False, en
     "`quantized::linear` (`linear_relu` with `relu=True`) on `engine`, bit for bit."
     xq = _check_input(input)
     wq, w_zp, bias, path = _check_linear_weight(weight, xq.shape, bias, engine)
+    _check_rank(xq.shape, path, engine)
     scale, zero_point = check_scale(scale, 'scale'), check_zero_point(zero_point, 'quint8', 'zero_point')
     return _run_packed(xq, PackedLinear(wq.int_repr, w_zp, wq.scale, wq.per_channel, bias), scale, zero_point, relu, path)
 
