@@ -7,20 +7,20 @@ Docs: https://qnb-dev.github.io/qnb/conv.html.md"""
 # %% ../nbs/03_conv.ipynb #ea02839d
 from __future__ import annotations
 import math, numpy as np, warnings, functools, threading
-from .core import QArray, as_qarray, check_scale, check_zero_point, check_dtype, resolve_engine, fma_f32, wrap_int32
+from .core import QArray, as_qarray, check_scale, check_zero_point, check_dtype, resolve_engine, fma_f32, wrap_int32, RecentCache
 from .requantize import fbgemm_multiplier, fbgemm_bias_term, requantize_fp32, linear_output
 
 # %% auto #0
-__all__ = ['BLOCK_ELEMENTS', 'CHUNK_BYTES', 'PLANES_CHANNELS', 'IM2COL_ELEMENTS', 'PLANS_PER_WEIGHT', 'TORCH_INTERNAL_ERRORS',
+__all__ = ['BLOCK_ELEMENTS', 'CHUNK_BYTES', 'PLANS_PER_WEIGHT', 'PLANES_CHANNELS', 'IM2COL_ELEMENTS', 'TORCH_INTERNAL_ERRORS',
            'check_conv', 'check_conv_transpose', 'conv_tuple', 'conv_output_size', 'conv_transpose_output_size',
-           'conv_accumulator_reference', 'weight_bounds', 'tap_matrices', 'channels_last_accumulator', 'PackedConv',
-           'accumulator_lines', 'conv_accumulator', 'conv_transpose_accumulator_reference',
+           'conv_accumulator_reference', 'weight_bounds', 'tap_matrices', 'shared_buffer', 'channels_last_accumulator',
+           'PackedConv', 'accumulator_lines', 'conv_accumulator', 'conv_transpose_accumulator_reference',
            'conv_transpose_accumulator', 'fbgemm_depthwise_fast_path', 'fbgemm_depthwise_accumulator',
            'conv_path_accumulator', 'cpu_has_avx512_vnni', 'conv_engine_path', 'output_stage_last', 'conv_output_stage',
-           'shared_buffer', 'ConvPlan', 'conv_plan', 'conv_forward', 'qconv1d', 'qconv2d', 'qconv3d', 'conv_prepack',
-           'qconv_packed', 'qconv_transpose1d', 'qconv_transpose2d', 'qconv_transpose3d', 'torch_conv', 'qnb_conv',
-           'random_conv_case', 'real_conv_output', 'fbgemm_direct_transposed_path', 'qnb_right_torch_wrong',
-           'torch_fault', 'check_conv_cases', 'qnb_conv_output_shape']
+           'ConvPlan', 'conv_plan', 'conv_forward', 'qconv1d', 'qconv2d', 'qconv3d', 'conv_prepack', 'qconv_packed',
+           'qconv_transpose1d', 'qconv_transpose2d', 'qconv_transpose3d', 'torch_conv', 'qnb_conv', 'random_conv_case',
+           'real_conv_output', 'fbgemm_direct_transposed_path', 'qnb_right_torch_wrong', 'torch_fault',
+           'check_conv_cases', 'qnb_conv_output_shape']
 
 # %% ../nbs/03_conv.ipynb #7c0f8ce4
 def conv_tuple(value, ndim, name, minimum) -> tuple:
@@ -69,6 +69,7 @@ def conv_accumulator_reference(x, zx, w, zw, stride, padding, dilation, groups) 
 _F32_EXACT = 2 ** 24
 BLOCK_ELEMENTS = 2 ** 16     # accumulator elements per block: a few hundred KB, stays in cache
 CHUNK_BYTES = 2 ** 22        # padded float32 input (and accumulator) per batch chunk: bounds peak memory
+PLANS_PER_WEIGHT = 8         # input shapes x threads whose `ConvPlan` a PackedConv keeps
 
 def _channel_chunks(xmax, worst):
     "Channel ranges whose GEMMs are exact in float32 by eq. (C2); `worst[c]` = max |q_w - z_w| over taps and outputs."
@@ -153,13 +154,23 @@ def _plane_patch_sums(patches, wt_planes, scratch):
     np.copyto(cols.reshape(patches.shape), patches)
     return np.matmul(cols.T, wt_planes).reshape(*shape, wt_planes.shape[1])
 
-class _Scratch:
-    "Reusable float32 buffers, one per `slot` (fresh pages are slow to fault in)."
-    def __init__(self): self.bufs = {}
-    def __call__(self, shape, slot=0):
-        size = math.prod(shape)
-        if self.bufs.get(slot, np.empty(0)).size < size: self.bufs[slot] = np.empty(size, np.float32)
-        return self.bufs[slot][:size].reshape(shape)
+_THREAD = threading.local()
+
+def shared_buffer(slot, size) -> np.ndarray:
+    """A flat float32 buffer of at least `size` elements for `slot`, one per thread, shared by every conv on it (fresh
+    pages are slow to fault in, and the last layer's are still in cache). `_THREAD.generation` counts the times a
+    buffer grew: a `ConvPlan` made before that is made again."""
+    bufs = _THREAD.__dict__.setdefault('bufs', {})
+    buf = bufs.get(slot)
+    if buf is None or buf.size < size:
+        buf = bufs[slot] = np.empty(size, np.float32)
+        _THREAD.generation = _THREAD.__dict__.get('generation', 0) + 1
+    return buf
+
+def _scratch(shape, slot=0) -> np.ndarray:
+    "A float32 array of `shape` on the thread's shared buffer `slot`: a block's temporary, reused by the next block."
+    size = math.prod(shape)
+    return shared_buffer(slot, size)[:size].reshape(shape)
 
 IM2COL_ELEMENTS = 2 ** 20        # floats of gathered input per block: 4 MB
 
@@ -183,6 +194,22 @@ def _multiply_add(acc, cols, wt_tap, groups, chunks, scratch):
             part += np.matmul(cols[..., g * Cg + lo:g * Cg + hi], wt_tap[lo:hi, g * OCg:(g + 1) * OCg],
                               out=scratch(part.shape))
 
+def _input_bound(x, zx, total) -> int:
+    """max |q_x - z_x| for (C2) under weight bound `total`: the worst byte the zero point allows when (C2) holds for
+    it (no scan of the input), else read off the integers `x`."""
+    xmax = max(int(zx), 255 - int(zx))
+    if x.dtype == np.uint8 and xmax * total < _F32_EXACT: return xmax
+    return max(abs(int(x.max(initial=0)) - int(zx)), abs(int(x.min(initial=0)) - int(zx)))
+
+def _chunk_sizes(padded, acc_grid, line_len, C, OC, K=0) -> tuple:
+    """(images per batch chunk, output lines per block): a chunk holds CHUNK_BYTES of padded float32 input and of
+    accumulators over `acc_grid`; a block holds BLOCK_ELEMENTS accumulators (in cache), and IM2COL_ELEMENTS gathered
+    inputs when K = taps x channels of them are gathered per output position."""
+    images = max(1, CHUNK_BYTES // (4 * (math.prod(padded) * C + math.prod(acc_grid) * OC)))
+    block_lines = BLOCK_ELEMENTS // (line_len * OC)
+    if K: block_lines = min(block_lines, IM2COL_ELEMENTS // (line_len * K))
+    return images, max(1, block_lines)
+
 def _accumulator_dtype(xmax, bounds):
     """float32 when eq. (C2) bounds every sum of the whole reduction below 2^24 — then any GEMM over any
     channels is exact too, so one chunk — else float64 and the channel chunks of (C2)."""
@@ -196,7 +223,7 @@ def channels_last_accumulator(xp, wt, kernel, stride, dilation, groups, out_size
     `bounds` = `weight_bounds(|wt|)`, if the caller has it cheaper."""
     N, *padded, C = xp.shape
     acc_dtype, chunks = _accumulator_dtype(xmax, bounds if bounds is not None else weight_bounds(np.abs(wt)))
-    scratch = _Scratch()
+    scratch = _scratch
     if all(s == 1 for s in stride):
         flat = xp.reshape(-1, C)
         acc = _shifted_row_sums(flat, 0, flat.shape[0], wt, _tap_grid(padded, kernel, dilation), groups, chunks, acc_dtype, scratch)
@@ -259,9 +286,9 @@ class PackedConv:
         self.wt_planes = (np.ascontiguousarray(self.wt.transpose(1, 0, 2)).reshape(Cg * T, OC)
                           if self.groups == 1 and Cg < PLANES_CHANNELS and T > 1 else None)
         self.paths = {}                                          # engine -> kernel family, filled by the first run
-        self.plans = {}                                          # (input shape, thread) -> ConvPlan, see `conv_plan`
-        self.checked_shapes = set()                              # input shapes `qconv_packed` found to fit
-    def __getstate__(self): return {**self.__dict__, 'plans': {}}     # plans are views into one thread's buffers
+        self.plans = RecentCache(PLANS_PER_WEIGHT)               # (input shape, thread) -> ConvPlan, see `conv_plan`
+        self.checked_shapes = RecentCache(64)                    # input shapes `qconv_packed` found to fit
+    def __getstate__(self): return {**self.__dict__, 'plans': RecentCache(PLANS_PER_WEIGHT)}   # plans: views into a thread's buffers
     kernel = property(lambda self: tuple(self.w.shape[2:]))
     out_channels = property(lambda self: self.w.shape[0])
     def __repr__(self):
@@ -318,26 +345,20 @@ def accumulator_lines(x, zx, packed, path=None):
     lines_out = math.prod(out[:-1])                                         # output lines per image
     depthwise = path == 'fbgemm' and fbgemm_depthwise_fast_path(C, OC, kernel, p.stride, p.padding, p.dilation, p.groups)
     if N == 0: return
-    xmax = max(int(zx), 255 - int(zx))                    # the most any byte can give: if (C2) holds for it, no scan
-    if x.dtype != np.uint8 or xmax * p.bounds[0] >= _F32_EXACT:
-        xmax = max(abs(int(x.max(initial=0)) - int(zx)), abs(int(x.min(initial=0)) - int(zx)))
+    xmax = _input_bound(x, zx, p.bounds[0])
     acc_dtype, chunks = _accumulator_dtype(xmax, p.bounds)
     im2col = not depthwise and _im2col(p.wt, p.groups, acc_dtype)
     planes = im2col and p.wt_planes is not None          # a few channels: gather from channel planes (inner runs = output rows)
     # im2col copies the taps anyway, so it gathers the output's own rows (any stride): no padded rows to crop
     unit = all(s == 1 for s in p.stride) and not depthwise and not im2col
     line_len = padded[-1] if unit else out[-1]
-    per_image = 4 * (math.prod(padded) * C + math.prod(padded if unit else out) * OC)
-    images = max(1, CHUNK_BYTES // per_image)                                 # images per chunk
-    block_lines = BLOCK_ELEMENTS // (line_len * OC)                          # accumulators in cache
-    if im2col: block_lines = min(block_lines, IM2COL_ELEMENTS // (line_len * p.wt.shape[0] * p.wt.shape[1]))
-    block_lines = max(1, block_lines)                                         # and the gathered input
+    images, block_lines = _chunk_sizes(padded, padded if unit else out, line_len, C, OC, p.wt.shape[0] * p.wt.shape[1] if im2col else 0)
     if unit:                                      # padded line -> output line of its image, -1 if cropped
         line_map = np.full(padded[:-1], -1, dtype=np.int64)
         line_map[tuple(slice(0, o) for o in out[:-1])] = np.arange(lines_out).reshape(out[:-1])
         line_map = line_map.reshape(-1)
         grid = _tap_grid(padded, kernel, p.dilation)
-    scratch = _Scratch()
+    scratch = _scratch
     for n0 in range(0, N, images):
         xc = x[n0:n0 + images]
         if depthwise:
@@ -512,18 +533,6 @@ def conv_output_stage(acc, input_scale, weight_scale, output_scale, output_zero_
     return np.moveaxis(y, -1, 1)
 
 # %% ../nbs/03_conv.ipynb #55f5bb5b
-_THREAD = threading.local()
-
-def shared_buffer(slot, size) -> np.ndarray:
-    """A flat float32 buffer of at least `size` elements for `slot`, one per thread, shared by every conv plan
-    on it. `_THREAD.generation` counts the times a buffer grew: a plan made before that is made again."""
-    bufs = _THREAD.__dict__.setdefault('bufs', {})
-    buf = bufs.get(slot)
-    if buf is None or buf.size < size:
-        buf = bufs[slot] = np.empty(size, np.float32)
-        _THREAD.generation = _THREAD.__dict__.get('generation', 0) + 1
-    return buf
-
 class ConvPlan:
     """`conv_forward`'s blocks for one input shape, worked out once, as views into the thread's shared buffers:
     the padded input (channel last, or channel planes for a few channels), the im2col matrix, the accumulator.
@@ -535,10 +544,9 @@ class ConvPlan:
         out = conv_output_size(in_size, p.kernel, p.stride, p.padding, p.dilation)
         padded = [i + 2 * q for i, q in zip(in_size, p.padding)]
         self.planes = p.wt_planes is not None
-        images = min(N, max(1, CHUNK_BYTES // (4 * (math.prod(padded) * C + math.prod(out) * OC))))
-        block_lines = max(1, min(BLOCK_ELEMENTS // (out[-1] * OC), IM2COL_ELEMENTS // (out[-1] * K)))
-        size = images * C * math.prod(padded)
-        xp = shared_buffer(0, size)[:size].reshape((images, C, *padded) if self.planes else (images, *padded, C))
+        images, block_lines = _chunk_sizes(padded, out, out[-1], C, OC, K)
+        images = min(N, images)
+        xp = _scratch((images, C, *padded) if self.planes else (images, *padded, C), 0)
         space = (slice(None),) * (2 if self.planes else 1)                   # the axes before the spatial ones
         self.inner = xp[space + tuple(slice(q, q + i) for q, i in zip(p.padding, in_size))]
         self.border = [xp[space + (slice(None),) * a + (side,)] for a, q in enumerate(p.padding) if q
@@ -584,8 +592,6 @@ class ConvPlan:
                 stage(acc, y[lines])
         return y
 
-PLANS_PER_WEIGHT = 8             # input shapes x threads whose plans a PackedConv keeps
-
 def conv_plan(packed, x, zx, path) -> ConvPlan | None:
     "The `ConvPlan` for uint8 input `x` (N, C, *in), made once per shape and thread; None where the generic path runs."
     if packed.groups != 1 or x.dtype != np.uint8 or x.shape[0] == 0: return None
@@ -593,8 +599,7 @@ def conv_plan(packed, x, zx, path) -> ConvPlan | None:
     key = (x.shape, threading.get_ident())
     plan = packed.plans.get(key)
     if plan is None or plan.generation != _THREAD.__dict__.get('generation'):               # new, or a shared buffer grew since
-        for old in list(packed.plans)[:max(0, len(packed.plans) + 1 - PLANS_PER_WEIGHT)]: packed.plans.pop(old, None)   # oldest first
-        plan = packed.plans[key] = ConvPlan(packed, x.shape)
+        plan = packed.plans.put(key, ConvPlan(packed, x.shape))
     return plan
 
 # %% ../nbs/03_conv.ipynb #3034e8c4
@@ -726,8 +731,7 @@ def qconv_packed(input, packed, scale=1.0, zero_point=0, *, relu=False, engine=N
     if xq.ndim != ndim + 2: raise ValueError(f"input must have {ndim + 2} dimensions (N, C, {ndim} spatial) for this weight, got shape {xq.shape}")
     if xq.shape not in packed.checked_shapes:                # an input shape that fitted the weight once fits again
         _check_geometry(xq.shape, packed.w.shape, packed.groups, packed.padding, packed.dilation)
-        if len(packed.checked_shapes) > 64: packed.checked_shapes.clear()
-        packed.checked_shapes.add(xq.shape)
+        packed.checked_shapes.put(xq.shape, True)
     scale, zero_point = check_scale(scale, 'scale'), check_zero_point(zero_point, 'quint8', 'zero_point')
     return _run_packed(xq, packed, scale, zero_point, relu, engine)
 

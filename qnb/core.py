@@ -14,7 +14,7 @@ __all__ = ['QDTYPES', 'ENGINES', 'CAPABILITIES', 'NEAR_TIE', 'PARALLEL_MIN', 'ch
            'check_zero_point', 'check_scales', 'check_zero_points', 'check_axis', 'resolve_engine',
            'resolve_capability', 'wrap_int32', 'fma_f32', 'quantize_values_fma', 'quantize_values_scalar', 'QArray',
            'as_qarray', 'quantize_per_tensor', 'quantize_per_channel', 'dequantize', 'worker_count', 'parallel_ranges',
-           'RecentKeys', 'dense_strides', 'channels_last_contiguous', 'suggests_channels_last']
+           'RecentKeys', 'RecentCache', 'dense_strides', 'channels_last_contiguous', 'suggests_channels_last']
 
 # %% ../nbs/00_core.ipynb #59eabce1
 QDTYPES = {  # name: (storage dtype, q_min, q_max)
@@ -125,6 +125,11 @@ def wrap_int32(v) -> np.ndarray:
     "Integers as an int32 register holds them: two's-complement wrap-around (int64 array)."
     return ((np.asarray(v, dtype=np.int64) + 2**31) % 2**32) - 2**31
 
+def _flat_at(v, shape, index):
+    "Elements `index` of `v` broadcast to `shape` and flattened (a 0-d `v` as it is)."
+    if v.ndim == 0: return v
+    return (v if v.shape == shape else np.broadcast_to(v, shape)).reshape(-1)[index]
+
 def fma_f32(a, b, c, subnormals=True) -> np.ndarray:
     """`a*b + c` in float32 with a single rounding (the FMA instruction), vectorised. `subnormals=False` skips the
     check for results below 2^-124 in magnitude (they may then be one unit off): for callers that round the
@@ -148,7 +153,7 @@ def fma_f32(a, b, c, subnormals=True) -> np.ndarray:
     if any_tiny: suspect |= tiny
     r = np.array(r, dtype=np.float32).reshape(-1)
     idx = np.nonzero(suspect)[0]
-    r[idx] = _fma_f32_exact(*(np.broadcast_to(v, shape).reshape(-1)[idx] for v in (a, b, c)))
+    r[idx] = _fma_f32_exact(*(_flat_at(v, shape, idx) for v in (a, b, c)))
     return r.reshape(shape) if shape else r[0]
 
 def _fma_f32_exact(a, b, c) -> np.ndarray:
@@ -180,11 +185,6 @@ def _as_float32(x) -> np.ndarray:
 def _store(q, dtype) -> np.ndarray:
     "Rounded float values (already clamped) as the dtype's storage integers."
     return q.astype(QDTYPES[dtype][0])
-
-def _flat_at(v, shape, index):
-    "Elements `index` of `v` broadcast to `shape` and flattened (a 0-d `v` as it is)."
-    if v.ndim == 0: return v
-    return (v if v.shape == shape else np.broadcast_to(v, shape)).reshape(-1)[index]
 
 NEAR_TIE = np.float32(0.5 - 2.0**-12)        # |t' - rne(t')| above this: a tie k + 1/2 lies within 2^-12 of t', eq. (3')
 
@@ -354,6 +354,14 @@ class RecentKeys:
         if key in self.keys: return True
         self.keys.append(key)
         return False
+
+class RecentCache(dict):
+    "A dict that keeps its newest `size` entries: `put(key, value)` stores `value` and drops the oldest beyond `size`."
+    def __init__(self, size): super().__init__(); self.size = size
+    def put(self, key, value):
+        self[key] = value
+        for old in list(self)[:max(0, len(self) - self.size)]: self.pop(old, None)   # one list: no iterator to invalidate
+        return value
 
 # %% ../nbs/00_core.ipynb #453a268f
 _CL_WALK = {4: (1, 3, 2, 0), 5: (1, 4, 3, 2, 0)}     # c10's channels-last walk, innermost dimension first

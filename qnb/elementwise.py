@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools, math
 import numpy as np
 from .core import (QArray, as_qarray, check_scale, check_zero_point, resolve_engine, resolve_capability,
-                      fma_f32, quantize_values_fma, quantize_values_scalar, dtype_range, wrap_int32, RecentKeys, parallel_ranges,
+                      fma_f32, quantize_values_fma, quantize_values_scalar, dtype_range, wrap_int32, RecentKeys, RecentCache, parallel_ranges,
                       dense_strides, suggests_channels_last)
 from .batchnorm import quantize_aten_avx
 
@@ -82,12 +82,11 @@ def row_scalar_positions(n, L, vectorised, num_threads, step=VECTOR_STEP) -> np.
         if positions.size <= 1 << 16: _remember(key, positions)
     return positions
 
-_TAILS = {}                                       # small position arrays by call key, read-only, the newest 64
+_TAILS = RecentCache(64)                          # small position arrays by call key, read-only
 
 def _remember(key, positions):
     positions.flags.writeable = False
-    _TAILS[key] = positions
-    if len(_TAILS) > 64: _TAILS.pop(next(iter(_TAILS)))
+    _TAILS.put(key, positions)
 
 def _scalar_tails(n, L, num_threads, step):
     T = 1 if n <= GRAIN_SIZE else max(1, min(num_threads, -(-n // GRAIN_SIZE)))
@@ -382,7 +381,7 @@ def both_channels_last(la, lb, shape) -> bool:
     strides = list(dense_strides(shape, (0, *range(2, len(shape)), 1)))
     return list(la[1]) == strides == list(lb[1]) and not is_c_contiguous(shape, strides)
 
-_LAYOUTS = {}
+_LAYOUTS = RecentCache(256)
 
 def _add_layouts(a, b, shape) -> tuple:
     """`operand_layout` of a and b, and `both_channels_last`: for two QArrays a function of their shapes and strides
@@ -394,10 +393,7 @@ def _add_layouts(a, b, shape) -> tuple:
         if hit is not None: return hit
     la, lb = ((tuple(s), tuple(st)) for s, st in (operand_layout(a), operand_layout(b)))    # tuples: shared, never changed
     hit = la, lb, both_channels_last(la, lb, shape)
-    if key is not None:
-        if len(_LAYOUTS) > 256: _LAYOUTS.clear()
-        _LAYOUTS[key] = hit
-    return hit
+    return _LAYOUTS.put(key, hit) if key is not None else hit
 
 def qadd(a, b, scale, zero_point, *, relu=False, engine=None, capability=None, num_threads=None) -> QArray:
     "`quantized::add` (`add_relu` with `relu=True`), numpy broadcasting and any input layout included, bit for bit."

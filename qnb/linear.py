@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from .core import QArray, as_qarray, check_scale, check_zero_point, resolve_engine, fma_f32, wrap_int32
 from .requantize import linear_output
-from .conv import channels_last_accumulator, _check_bias, BLOCK_ELEMENTS, _F32_EXACT
+from .conv import channels_last_accumulator, _check_bias, _input_bound, BLOCK_ELEMENTS, _F32_EXACT
 
 # %% auto #0
 __all__ = ['LINEAR_GEMM_ROWS', 'SMALL_SCALE', 'check_linear', 'check_linear_dynamic', 'linear_accumulator_reference',
@@ -50,9 +50,7 @@ def _packed_accumulator(x, zx, packed) -> np.ndarray:
     x = np.asarray(x)
     M, K = x.shape
     if M == 0: return np.zeros((0, packed.out_features), np.float32)          # no rows (an empty batch)
-    xmax = max(int(zx), 255 - int(zx))                        # the most a byte can give: if (C2) holds for it, no scan
-    if x.dtype != np.uint8 or xmax * packed.bounds[0] >= _F32_EXACT:
-        xmax = max(abs(int(x.max(initial=0)) - int(zx)), abs(int(x.min(initial=0)) - int(zx)))
+    xmax = _input_bound(x, zx, packed.bounds[0])
     xp = np.subtract(x, np.float32(zx), dtype=np.float32)
     if xmax * packed.bounds[0] < _F32_EXACT: return np.matmul(xp, packed.wt[0])    # (C2): one float32 GEMM is exact
     acc = channels_last_accumulator(xp.reshape(1, M, K), packed.wt, (1,), (1,), (1,), 1, (M,), xmax, packed.bounds)[0]

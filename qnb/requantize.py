@@ -8,7 +8,7 @@ Docs: https://qnb-dev.github.io/qnb/requantize.html.md"""
 from __future__ import annotations
 import math
 import numpy as np
-from .core import dtype_range, check_dtype, resolve_engine, fma_f32, quantize_values_scalar, wrap_int32
+from .core import dtype_range, check_dtype, resolve_engine, fma_f32, quantize_values_scalar, wrap_int32, RecentCache
 
 # %% auto #0
 __all__ = ['SCHEMES', 'cvtps_epi32', 'channelwise', 'write_integers', 'saturating_output', 'requantize_fp32', 'fbgemm_multiplier',
@@ -41,7 +41,7 @@ def channelwise(ufunc, t, v, in_place=True):
         return out
     return ufunc(t, v, out=t) if in_place else ufunc(t, v)
 
-_TILED = {}
+_TILED = RecentCache(256)
 
 def _tiled(v, g) -> np.ndarray:
     "`v` repeated `g` times, read-only and kept: every block of a layer's output stage asks for the same few."
@@ -50,8 +50,7 @@ def _tiled(v, g) -> np.ndarray:
     if row is None:
         row = v.reshape(1, -1).repeat(g, axis=0).reshape(-1)
         row.flags.writeable = False
-        _TILED[key] = row
-        if len(_TILED) > 256: _TILED.pop(next(iter(_TILED)))
+        _TILED.put(key, row)
     return row
 
 def write_integers(q, out):
@@ -115,11 +114,10 @@ def onednn_scales(input_scale, weight_scale, output_scale, op='linear', per_chan
     if scales is None:
         scales = _onednn_scales(input_scale, w, output_scale, op, per_channel)
         for v in scales: np.asarray(v).flags.writeable = False
-        _ONEDNN_SCALES[key] = scales
-        if len(_ONEDNN_SCALES) > 256: _ONEDNN_SCALES.pop(next(iter(_ONEDNN_SCALES)))
+        _ONEDNN_SCALES.put(key, scales)
     return scales
 
-_ONEDNN_SCALES = {}
+_ONEDNN_SCALES = RecentCache(256)
 
 def _onednn_scales(input_scale, weight_scale, output_scale, op, per_channel):
     s_x = _f32_recip(np.float32(1.0 / float(input_scale)))
