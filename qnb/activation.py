@@ -10,7 +10,7 @@ Docs: https://qnb-dev.github.io/qnb/activation.html.md"""
 from __future__ import annotations
 import math
 import numpy as np
-from .core import (QArray, as_qarray, quantize_values_scalar, quantize_values_fma, resolve_engine, resolve_capability,
+from .core import (check_num_threads, QArray, as_qarray, quantize_values_scalar, quantize_values_fma, resolve_engine, resolve_capability,
                       check_scale, check_zero_point, dtype_range, fma_f32, QDTYPES,
                       dense_strides, suggests_channels_last)
 from .batchnorm import quantize_aten_avx
@@ -173,11 +173,6 @@ def apply_tables(q, vector_table, scalar_table, dtype, num_threads) -> np.ndarra
     idx = np.asarray(q).ravel().astype(np.int64) - lo
     out = np.where(vector_elements(idx.size, num_threads), vector_table[idx], scalar_table[idx])
     return out.reshape(np.shape(q))
-
-def _threads(num_threads):
-    if num_threads is not None: return int(num_threads)
-    import torch
-    return torch.get_num_threads()
 
 # %% ../nbs/07_activation.ipynb #ef82aa12
 _f32 = np.float32
@@ -563,7 +558,7 @@ def _table_result(xq, vt, st, scale, zero_point, num_threads, layout) -> QArray:
     "Eq. (A4) with the vector/scalar split of `layout` (`kernel_layout`), eq. (A4')."
     lo, _ = dtype_range(xq.dtype)
     idx = np.asarray(xq.int_repr).astype(np.int64) - lo
-    vector = unary_vector_mask(*layout, _threads(num_threads))
+    vector = unary_vector_mask(*layout, num_threads)
     q = np.where(vector, vt[idx], st[idx])
     return QArray(q.astype(xq.int_repr.dtype), scale, zero_point, xq.dtype)
 
@@ -597,6 +592,7 @@ def hardswish_qnnpack_table(scale, zero_point, out_scale, out_zero_point) -> np.
 def qhardswish(input, scale=None, zero_point=None, *, engine=None, capability=None, num_threads=None) -> QArray:
     """`quantized::hardswish(input, scale, zero_point)` (`torch.ao.nn.quantized.functional.hardswish`).
     Without `scale`/`zero_point` the input's are used (torch has no such default: it needs both)."""
+    num_threads = check_num_threads(num_threads)
     xq = _unary_input(input, 'hardswish')
     scale, zero_point = _out_qparams(scale, zero_point, xq.dtype, (xq.scale, xq.zero_point))
     if _uses_qnnpack_table(xq, engine):
@@ -627,6 +623,7 @@ def hardsigmoid_qnnpack_table(scale, zero_point) -> np.ndarray:
 
 def qhardsigmoid(input, *, engine=None, capability=None, num_threads=None) -> QArray:
     "`torch.nn.functional.hardsigmoid` on a quantized tensor: output scale 2^-8, zero point 0 (quint8) / -128 (qint8)."
+    num_threads = check_num_threads(num_threads)
     xq = _unary_input(input, 'hardsigmoid')
     so, zo = fixed_qparams('hardsigmoid', xq.dtype)
     if _uses_qnnpack_table(xq, engine):
@@ -655,6 +652,7 @@ def sigmoid_qnnpack_table(scale, zero_point) -> np.ndarray:
 def qsigmoid(input, scale=None, zero_point=None, *, engine=None, capability=None, num_threads=None) -> QArray:
     """`torch.sigmoid` on a quantized tensor (fixed output qparams), or `quantized::sigmoid(input, scale,
     zero_point)` when both are given."""
+    num_threads = check_num_threads(num_threads)
     xq = _unary_input(input, 'sigmoid')
     so, zo = _out_qparams(scale, zero_point, xq.dtype, fixed_qparams('sigmoid', xq.dtype))
     if _uses_qnnpack_table(xq, engine):
@@ -681,6 +679,7 @@ def tanh_qnnpack_table(scale, zero_point) -> np.ndarray:
 
 def qtanh(input, *, engine=None, capability=None, num_threads=None) -> QArray:
     "`torch.tanh` on a quantized tensor: output scale 2^-7, zero point 128 (quint8) / 0 (qint8)."
+    num_threads = check_num_threads(num_threads)
     xq = _unary_input(input, 'tanh')
     so, zo = fixed_qparams('tanh', xq.dtype)
     if _uses_qnnpack_table(xq, engine):
@@ -705,6 +704,7 @@ def leaky_relu_tables(scale, zero_point, dtype, out_scale, out_zero_point, negat
 def qleaky_relu(input, negative_slope=0.01, scale=None, zero_point=None, *, engine=None, capability=None, num_threads=None) -> QArray:
     """`torch.nn.functional.leaky_relu` on a quantized tensor (the input's qparams), or
     `torch.ao.nn.quantized.functional.leaky_relu(input, negative_slope, scale=, zero_point=)`."""
+    num_threads = check_num_threads(num_threads)
     xq = _unary_input(input, 'leaky_relu')
     a = _real(negative_slope, 'negative_slope')
     own_qparams = scale is None and zero_point is None      # aten::leaky_relu; else quantized::leaky_relu (contiguous output)
@@ -729,6 +729,7 @@ def elu_tables(scale, zero_point, dtype, out_scale, out_zero_point, alpha, build
 
 def qelu(input, scale, zero_point, alpha=1.0, *, engine=None, capability=None, num_threads=None) -> QArray:
     "`torch.ao.nn.quantized.functional.elu(input, scale, zero_point, alpha)` (`quantized::elu`)."
+    num_threads = check_num_threads(num_threads)
     xq = _unary_input(input, 'elu')
     a = _real(alpha, 'alpha')
     scale, zero_point = check_scale(scale, 'scale'), check_zero_point(zero_point, xq.dtype, 'zero_point')
@@ -764,6 +765,7 @@ def gelu_tables(scale, zero_point, dtype, build, approximate='none') -> tuple:
 
 def qgelu(input, approximate='none', *, engine=None, capability=None, num_threads=None) -> QArray:
     "`torch.nn.functional.gelu` on a quantized tensor: the input's zero point, its scale rounded to float32."
+    num_threads = check_num_threads(num_threads)
     xq = _unary_input(input, 'gelu')
     if approximate not in ('none', 'tanh'): raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
     resolve_engine(engine)
@@ -906,6 +908,7 @@ def softmax_vector_positions(outer, inner, lanes, num_threads) -> np.ndarray:
 
 def softmax_float(x, dim, capability=None, num_threads=None) -> np.ndarray:
     "Eqs. (A12)-(A13): ATen's float32 CPU softmax of `x` along `dim`, in the given build."
+    num_threads = check_num_threads(num_threads)
     x = np.asarray(x, np.float32)
     shape = x.shape
     if x.ndim == 0: x = x.reshape(1)
@@ -919,7 +922,7 @@ def softmax_float(x, dim, capability=None, num_threads=None) -> np.ndarray:
         O, D, I = math.prod(x.shape[:dim]), x.shape[dim], math.prod(x.shape[dim + 1:])
         rows = x.reshape(O, D, I).transpose(0, 2, 1).reshape(O * I, D)
         d = rows - rows.max(axis=1, keepdims=True)
-        vec = softmax_vector_positions(O, I, softmax_lanes(capability), _threads(num_threads))
+        vec = softmax_vector_positions(O, I, softmax_lanes(capability), num_threads)
         e = np.where(vec[:, None], _exp_vector(d, capability), glibc_expf(d))
         s = e[:, 0].copy()
         for k in range(1, D): s = s + e[:, k]
@@ -940,6 +943,7 @@ def softmax_qnnpack(q, scale, dim) -> np.ndarray:
 
 def qsoftmax(input, dim, scale, zero_point, *, engine=None, capability=None, num_threads=None) -> QArray:
     "`quantized::softmax(input, dim, scale, zero_point)`."
+    num_threads = check_num_threads(num_threads)
     from qnb.core import dequantize, quantize_per_tensor
     xq = _unary_input(input, 'softmax')        # torch makes it contiguous itself
     nd = max(xq.ndim, 1)

@@ -613,7 +613,7 @@ def _weight_params(wq, n_out, axis):
 
 def _check_conv_inputs(input, weight, bias, ndim, groups, padding_mode, scale, zero_point, dtype, name):
     "Shared checks: dtypes, ranks, groups, bias and output parameters."
-    xq, wq = as_qarray(input), as_qarray(weight)
+    xq, wq = as_qarray(input), as_qarray(weight, 'weight')
     if xq.dtype != 'quint8':
         raise TypeError(f"input must be quint8 (the dtype every engine's {name} takes), got {xq.dtype}")
     if xq.per_channel: raise ValueError("input must be quantized per tensor, got per-channel parameters")
@@ -714,7 +714,7 @@ def qconv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
 # %% ../nbs/03_conv.ipynb #b1e7c0a2
 def conv_prepack(weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> PackedConv:
     "The weight prepared once for `qconv_packed`, as `quantized::conv{1,2,3}d_prepack` (the functional ops prepare it on every call)."
-    wq = as_qarray(weight)
+    wq = as_qarray(weight, 'weight')
     if wq.dtype != 'qint8': raise TypeError(f"weight must be qint8, got {wq.dtype}")
     if wq.ndim not in (3, 4, 5): raise ValueError(f"weight must have 3, 4 or 5 dimensions (OC, C/groups, 1-3 kernel sizes), got shape {wq.shape}")
     if not isinstance(groups, (int, np.integer)) or groups < 1: raise ValueError(f"groups must be an int >= 1, got {groups!r}")

@@ -10,11 +10,12 @@ import math
 import numpy as np
 
 # %% auto #0
-__all__ = ['QDTYPES', 'ENGINES', 'CAPABILITIES', 'NEAR_TIE', 'PARALLEL_MIN', 'check_dtype', 'dtype_range', 'check_scale',
-           'check_zero_point', 'check_scales', 'check_zero_points', 'check_axis', 'resolve_engine',
-           'resolve_capability', 'wrap_int32', 'fma_f32', 'quantize_values_fma', 'quantize_values_scalar', 'QArray',
-           'as_qarray', 'quantize_per_tensor', 'quantize_per_channel', 'dequantize', 'worker_count', 'parallel_ranges',
-           'RecentKeys', 'RecentCache', 'dense_strides', 'channels_last_contiguous', 'suggests_channels_last']
+__all__ = ['QDTYPES', 'ENGINES', 'CAPABILITIES', 'NEAR_TIE', 'PARALLEL_MIN', 'MEMORY_CHECK_MIN', 'check_dtype', 'dtype_range',
+           'check_scale', 'check_zero_point', 'check_scales', 'check_zero_points', 'check_axis', 'check_num_threads',
+           'resolve_engine', 'resolve_capability', 'wrap_int32', 'fma_f32', 'float32_input', 'quantize_values_fma',
+           'quantize_values_scalar', 'QArray', 'as_qarray', 'quantize_per_tensor', 'quantize_per_channel', 'dequantize',
+           'worker_count', 'parallel_ranges', 'RecentKeys', 'RecentCache', 'available_memory', 'check_memory',
+           'dense_strides', 'channels_last_contiguous', 'suggests_channels_last']
 
 # %% ../nbs/00_core.ipynb #59eabce1
 QDTYPES = {  # name: (storage dtype, q_min, q_max)
@@ -86,12 +87,21 @@ def check_zero_points(zero_points, dtype, n=None, name='zero_points') -> np.ndar
     return z
 
 def check_axis(axis, ndim, name='axis') -> int:
-    "A per-channel axis, normalised to `0 <= axis < ndim`."
+    "A per-channel axis, `0 <= axis < ndim`: torch refuses a negative one (\"Channel axis out of range\"), and so does qnb."
     if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
         raise TypeError(f"{name} must be an integer, got {type(axis).__name__}")
-    if not -ndim <= axis < ndim:
-        raise ValueError(f"{name} must be in [{-ndim}, {ndim - 1}] for a {ndim}-D array, got {axis}")
-    return int(axis) % ndim
+    if not 0 <= axis < ndim:
+        raise ValueError(f"{name} must be in [0, {ndim - 1}] for a {ndim}-D array (torch takes no negative axis), got {axis}")
+    return int(axis)
+
+def check_num_threads(num_threads) -> int:
+    "The thread count a kernel reproduces torch's work split for: an int >= 1, or None for `torch.get_num_threads()` (1 without torch)."
+    if num_threads is None:
+        t = _torch()
+        return t.get_num_threads() if t is not None else 1
+    if isinstance(num_threads, (bool, np.bool_)) or not isinstance(num_threads, (int, np.integer)) or num_threads < 1:
+        raise ValueError(f"num_threads must be an int >= 1, got {num_threads!r}")
+    return int(num_threads)
 
 # %% ../nbs/00_core.ipynb #131c62be
 def _torch():
@@ -174,13 +184,22 @@ def _fma_f32_exact(a, b, c) -> np.ndarray:
 # %% ../nbs/00_core.ipynb #1b2ea06e
 _INT32_FLOAT_MAX = np.float32(2**31 - 128)  # largest float32 below 2^31
 
-def _as_float32(x) -> np.ndarray:
-    "Input values as a float32 array (torch tensors and array-likes accepted)."
-    if hasattr(x, 'detach'): x = x.detach().cpu().numpy()
-    x = np.asarray(x)
-    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
-        raise TypeError(f"x must be real numbers, got dtype {x.dtype}")
-    return x.astype(np.float32, copy=False)
+def float32_input(x, name='x') -> np.ndarray:
+    """Float values to quantize, as a float32 array. A torch tensor must be float32: torch's quantizers refuse every
+    other dtype ("Quantize only works on Float Tensor"), and so does qnb. NumPy arrays and Python numbers of another
+    float precision (NumPy's default is float64) are rounded to float32 first, as `torch.tensor` does with Python
+    floats; the result is torch's on that float32 tensor. Integers and booleans are refused, as torch refuses them."""
+    if isinstance(x, np.ndarray) and x.dtype == np.float32: return x
+    if hasattr(x, 'detach'):
+        if str(x.dtype) != 'torch.float32':
+            raise TypeError(f"{name} must be a float32 tensor (torch: \"Quantize only works on Float Tensor\"), got {x.dtype}")
+        return x.detach().cpu().numpy()
+    if x is None: raise TypeError(f"{name} must be float values (a float32 array or tensor), got None")
+    a = np.asarray(x)
+    if not np.issubdtype(a.dtype, np.floating):
+        raise TypeError(f"{name} must be floating point (torch quantizes only float tensors), got dtype {a.dtype}"
+                        + ("; convert integers with .astype(np.float32) first" if np.issubdtype(a.dtype, np.integer) else ''))
+    return a.astype(np.float32)
 
 def _store(q, dtype) -> np.ndarray:
     "Rounded float values (already clamped) as the dtype's storage integers."
@@ -275,17 +294,17 @@ class QArray:
               f"axis={self.axis}, scales={self.scale!r}, zero_points={self.zero_point!r}")
         return f"QArray({self.dtype}, shape={self.shape}, {qp})\n{self.int_repr!r}"
 
-def as_qarray(x) -> QArray:
-    "`x` as a QArray: a QArray is returned as is, a torch quantized tensor is converted."
+def as_qarray(x, name='input') -> QArray:
+    "Argument `name` as a QArray: a QArray is returned as is, a torch quantized tensor is converted; anything else is refused, naming the argument."
     if isinstance(x, QArray): return x
     if getattr(x, 'is_quantized', False): return QArray.from_torch(x)
-    raise TypeError(f"expected a QArray or a quantized torch tensor, got {type(x).__name__}"
+    raise TypeError(f"{name} must be a QArray or a quantized torch tensor, got {type(x).__name__}"
                     + (f" of dtype {x.dtype}" if hasattr(x, 'dtype') else ''))
 
 def quantize_per_tensor(x, scale, zero_point, dtype) -> QArray:
     "Quantize `x` as `torch.quantize_per_tensor` does: eq. (3) for 8-bit dtypes, eq. (4) for qint32."
     dtype = check_dtype(dtype)
-    scale, zero_point, x = check_scale(scale), check_zero_point(zero_point, dtype), _as_float32(x)
+    scale, zero_point, x = check_scale(scale), check_zero_point(zero_point, dtype), float32_input(x)
     if dtype == 'qint32':
         q = quantize_values_scalar(x, scale, zero_point, dtype, nan_value=-2**31)
     else:
@@ -295,7 +314,7 @@ def quantize_per_tensor(x, scale, zero_point, dtype) -> QArray:
 # %% ../nbs/00_core.ipynb #898c20ac
 def quantize_per_channel(x, scales, zero_points, axis, dtype) -> QArray:
     "Quantize `x` as `torch.quantize_per_channel` does: eq. (4) with each channel's parameters."
-    dtype, x = check_dtype(dtype), _as_float32(x)
+    dtype, x = check_dtype(dtype), float32_input(x)
     axis = check_axis(axis, x.ndim)
     scales = check_scales(scales, x.shape[axis])
     zero_points = check_zero_points(zero_points, dtype, x.shape[axis])
@@ -308,7 +327,7 @@ def quantize_per_channel(x, scales, zero_points, axis, dtype) -> QArray:
 # %% ../nbs/00_core.ipynb #0e7f5791
 def dequantize(q) -> np.ndarray:
     "Float32 values of a QArray or torch quantized tensor, as torch's `dequantize` computes them: eq. (5) or (6)."
-    q = as_qarray(q)
+    q = as_qarray(q, 'q')
     if q.axis is None:
         with np.errstate(over='ignore'):
             diff = q.int_repr.astype(np.int32) - np.int32(q.zero_point)   # int32, wraps like C++
@@ -362,6 +381,32 @@ class RecentCache(dict):
         self[key] = value
         for old in list(self)[:max(0, len(self) - self.size)]: self.pop(old, None)   # one list: no iterator to invalidate
         return value
+
+# %% ../nbs/00_core.ipynb #4e81409b
+MEMORY_CHECK_MIN = 1 << 26      # bytes below which a call does not ask the OS
+
+def available_memory() -> int | None:
+    "Bytes a new allocation can use without swapping: `MemAvailable` (Linux), else free physical pages; None if unknown."
+    try:
+        with open('/proc/meminfo') as f:
+            for line in f:
+                if line.startswith('MemAvailable:'): return int(line.split()[1]) * 1024
+    except OSError: pass
+    try: return os.sysconf('SC_AVPHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
+    except (ValueError, OSError, AttributeError): return None
+
+def _bytes(n) -> str:
+    for unit in ('bytes', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'):
+        if n < 1024 or unit == 'PiB': return f"{n:,.0f} {unit}" if unit == 'bytes' else f"{n:,.1f} {unit}"
+        n /= 1024
+
+def check_memory(nbytes, what) -> None:
+    "Refuse a call before it allocates: MemoryError when `nbytes` (its output and scratch) exceed the memory available."
+    if nbytes < MEMORY_CHECK_MIN: return
+    free = available_memory()
+    if free is not None and nbytes > free:
+        raise MemoryError(f"{what} needs about {_bytes(nbytes)} for its output and scratch, "
+                          f"but only {_bytes(free)} is available")
 
 # %% ../nbs/00_core.ipynb #453a268f
 _CL_WALK = {4: (1, 3, 2, 0), 5: (1, 4, 3, 2, 0)}     # c10's channels-last walk, innermost dimension first

@@ -9,7 +9,7 @@ Docs: https://qnb-dev.github.io/qnb/elementwise.html.md"""
 from __future__ import annotations
 import functools, math
 import numpy as np
-from .core import (QArray, as_qarray, check_scale, check_zero_point, resolve_engine, resolve_capability,
+from .core import (check_num_threads, QArray, as_qarray, check_scale, check_zero_point, resolve_engine, resolve_capability,
                       fma_f32, quantize_values_fma, quantize_values_scalar, dtype_range, wrap_int32, RecentKeys, RecentCache, parallel_ranges,
                       dense_strides, suggests_channels_last)
 from .batchnorm import quantize_aten_avx
@@ -337,7 +337,7 @@ def mul_fp32(qa, za, sa, qb, zb, sb, out_scale, out_zp, dtype, relu, capability,
 
 # %% ../nbs/08_elementwise.ipynb #d9a5bd2f
 def _binary_inputs(a, b, scale, zero_point, name):
-    qa, qb = as_qarray(a), as_qarray(b)
+    qa, qb = as_qarray(a, 'a'), as_qarray(b, 'b')
     if qa.per_channel or qb.per_channel: raise ValueError(f"{name}: both inputs must be quantized per tensor")
     if qa.dtype != qb.dtype: raise TypeError(f"{name}: both inputs must have the same dtype, got {qa.dtype} and {qb.dtype}")
     try: shape = qa.shape if qa.shape == qb.shape else np.broadcast_shapes(qa.shape, qb.shape)
@@ -346,11 +346,6 @@ def _binary_inputs(a, b, scale, zero_point, name):
                          f"each pair of sizes must be equal or contain a 1)") from None
     return qa, qb, shape, check_scale(scale, 'scale'), check_zero_point(zero_point, qa.dtype, 'zero_point')
 
-def _threads(num_threads):
-    if num_threads is not None: return int(num_threads)
-    import torch
-    return torch.get_num_threads()
-
 def _broadcast_flat(q, shape): return np.broadcast_to(q.int_repr, shape).reshape(-1)
 
 def _step(dtype): return 16 if dtype == 'qint32' else VECTOR_STEP       # 2 vectors of 8 int32, or of 32 bytes
@@ -358,9 +353,9 @@ def _step(dtype): return 16 if dtype == 'qint32' else VECTOR_STEP       # 2 vect
 def _vector_lanes(op, shape, la, lb, num_threads, dtype) -> tuple:
     "(vector mask (E0'), output strides) for operand layouts `la`, `lb`: the C-order shortcut (E0) when both are C-contiguous."
     if is_c_contiguous(*la) and is_c_contiguous(*lb):
-        return vector_mask(shape, [la[0], lb[0]], _threads(num_threads), _step(dtype)), dense_strides(shape)
+        return vector_mask(shape, [la[0], lb[0]], num_threads, _step(dtype)), dense_strides(shape)
     operands, resized = binary_layout(op, shape, la, lb)
-    return iterator_vector_mask(shape, operands, _threads(num_threads), _step(dtype), resized), operands[0]
+    return iterator_vector_mask(shape, operands, num_threads, _step(dtype), resized), operands[0]
 
 def _add_qnnpack_checked(qa, qb, a, scale, zero_point, relu) -> QArray:
     "`qnnpack_add`: same-shape quint8, contiguous copies in a's memory format, refusals as torch's."
@@ -397,6 +392,7 @@ def _add_layouts(a, b, shape) -> tuple:
 
 def qadd(a, b, scale, zero_point, *, relu=False, engine=None, capability=None, num_threads=None) -> QArray:
     "`quantized::add` (`add_relu` with `relu=True`), numpy broadcasting and any input layout included, bit for bit."
+    num_threads = check_num_threads(num_threads)
     qa, qb, shape, scale, zero_point = _binary_inputs(a, b, scale, zero_point, 'add')
     engine = resolve_engine(engine)
     if engine == 'qnnpack' and qa.dtype == 'quint8' and qa.shape == qb.shape:
@@ -416,7 +412,7 @@ def qadd(a, b, scale, zero_point, *, relu=False, engine=None, capability=None, n
                   for q in (qa, qb))
         y = add_by_tables(fa, qa.zero_point, qa.scale, fb, qb.zero_point, qb.scale, scale, zero_point, qa.dtype, relu,
                           capability, scalar_positions(walk, [walk if last else qa.shape, walk if last else qb.shape],
-                                                                           _threads(num_threads)))
+                                                                           num_threads))
         y = y.reshape(walk).astype(qa.int_repr.dtype, copy=False).transpose(sorted(range(len(perm)), key=perm.__getitem__))
         return QArray(y, scale, zero_point, qa.dtype)
     fa, fb = _broadcast_flat(qa, shape), _broadcast_flat(qb, shape)
@@ -427,6 +423,7 @@ def qadd(a, b, scale, zero_point, *, relu=False, engine=None, capability=None, n
 
 def qmul(a, b, scale, zero_point, *, relu=False, engine=None, capability=None, num_threads=None) -> QArray:
     "`quantized::mul` (`mul_relu` with `relu=True`), numpy broadcasting and any input layout included, bit for bit."
+    num_threads = check_num_threads(num_threads)
     qa, qb, shape, scale, zero_point = _binary_inputs(a, b, scale, zero_point, 'mul')
     resolve_engine(engine)
     if qa.dtype == 'qint8' and zero_point < 127 and xnnpack_built():
@@ -568,6 +565,7 @@ def add_scalar_qparams(scale, zero_point, other, dtype):
 
 def qadd_scalar(input, other, *, relu=False, engine=None, capability=None, num_threads=None) -> QArray:
     "`quantized::add_scalar` (`add_scalar_relu` with `relu=True`): qparams by eq. (E4), integers by (E5)."
+    num_threads = check_num_threads(num_threads)
     x = as_qarray(input)
     if x.per_channel: raise ValueError("add_scalar: input must be quantized per tensor")
     resolve_engine(engine)
@@ -578,7 +576,7 @@ def qadd_scalar(input, other, *, relu=False, engine=None, capability=None, num_t
     if requantized:
         f32 = np.float32
         m = f32(f32(x.scale) * (f32(1) / f32(s2)))
-        vec = iterator_vector_mask(shape, [out_strides, in_strides], _threads(num_threads), _step(x.dtype))
+        vec = iterator_vector_mask(shape, [out_strides, in_strides], num_threads, _step(x.dtype))
         q = requantize_int(wrap_int32(q.reshape(-1) - x.zero_point) + c_q, m, z2, x.dtype, vec, resolve_capability(capability)).reshape(x.shape)
     if relu: q = np.maximum(q, z2)
     return QArray(in_memory_order(q.astype(x.int_repr.dtype), out_strides), s2, z2, x.dtype)
@@ -696,7 +694,7 @@ def qcat(tensors, dim=0, scale=None, zero_point=None, *, relu=False, capability=
     `dim=1` of channels-last 4-D inputs (`channels_last`: None reads torch tensors, or a bool, or one per input), eq. (E7)."""
     from qnb.core import dequantize, quantize_per_tensor
     tensors = list(tensors)
-    qs = [as_qarray(t) for t in tensors]
+    qs = [as_qarray(t, f'tensors[{i}]') for i, t in enumerate(tensors)]
     if not qs: raise ValueError("tensors must not be empty")
     first = qs[0]
     for q in qs:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect, html, math
 from dataclasses import dataclass, field
 import numpy as np
-from .core import (QArray, as_qarray, resolve_engine, resolve_capability, dtype_range, fma_f32, wrap_int32,
+from .core import (check_num_threads, QArray, as_qarray, resolve_engine, resolve_capability, dtype_range, fma_f32, wrap_int32,
                       quantize_values_fma, quantize_values_scalar, dequantize)
 from .requantize import (fbgemm_multiplier, fbgemm_bias_term, cvtps_epi32, saturating_output, qnnpack_multiplier,
                             qnnpack_bias, onednn_scales, quantize_multiplier, requantize_fixedpoint, linear_output)
@@ -492,7 +492,7 @@ def explain_clamp(a, index, engine, printed=None, kind='clamp'):
 def explain_add(a, index, engine, printed=None):
     "Steps for one output element of `qadd`: vector body or scalar tail (eq. E1), or QNNPACK's fixed-point add (E2)."
     from qnb.elementwise import (_vector_lanes, operand_layout, _dequantize_vector, _dequantize_scalar, _quantize_vector, _quantize_scalar,
-                                 _threads, qnnpack_add_params, add_qnnpack, qnnpack_scalar_loop, qnnpack_rounding_shift, _binary_inputs)
+                                 qnnpack_add_params, add_qnnpack, qnnpack_scalar_loop, qnnpack_rounding_shift, _binary_inputs)
     from qnb.batchnorm import quantize_aten_avx
     qa, qb, shape, so, zo = _binary_inputs(a['a'], a['b'], a['scale'], a['zero_point'], 'add')
     relu, dtype = bool(a['relu']), qa.dtype
@@ -523,7 +523,7 @@ def explain_add(a, index, engine, printed=None):
         cap = resolve_capability(a.get('capability'))
         n = int(np.prod(shape, dtype=np.int64))
         flat = int(np.ravel_multi_index(index, shape))
-        vec = bool(_vector_lanes('add', shape, operand_layout(a['a']), operand_layout(a['b']), a.get('num_threads'), dtype)[0][flat])   # (E0'): any layout
+        vec = bool(_vector_lanes('add', shape, operand_layout(a['a']), operand_layout(a['b']), check_num_threads(a.get('num_threads')), dtype)[0][flat])   # (E0'): any layout
         if vec:
             da, db = (f32(_dequantize_vector(v, s, zz, cap)[0]) for v, s, zz in ((A1, qa.scale, qa.zero_point), (B1, qb.scale, qb.zero_point)))
             dq = 's·(q − z)' if cap == 'default' else 'fma(s, q, fl(s·(−z)))'
@@ -575,8 +575,8 @@ def explain_max_pool(a, index, engine, printed=None):
 
 def explain_quantize(a, index, engine, printed=None):
     "Steps for one element of `quantize_per_tensor`: eq. (3) (8-bit) or (4) (qint32)."
-    from qnb.core import check_dtype, _as_float32
-    x, s, z, dtype = _as_float32(a['x']), float(a['scale']), int(a['zero_point']), check_dtype(a['dtype'])
+    from qnb.core import check_dtype, float32_input
+    x, s, z, dtype = float32_input(a['x']), float(a['scale']), int(a['zero_point']), check_dtype(a['dtype'])
     lo, hi = dtype_range(dtype)
     v = np.float32(x[index])
     r = np.float32(1) / np.float32(s)
@@ -782,7 +782,7 @@ def _binary_element(a, name, index):
     qa, qb, shape, so, zo = _binary_inputs(a['a'], a['b'], a['scale'], a['zero_point'], name)
     A, B = int(np.broadcast_to(qa.int_repr, shape)[index]), int(np.broadcast_to(qb.int_repr, shape)[index])   # broadcasting
     flat = int(np.ravel_multi_index(index, shape)) if shape else 0
-    vec = bool(_vector_lanes(name, shape, operand_layout(a['a']), operand_layout(a['b']), a.get('num_threads'), qa.dtype)[0][flat])   # (E0'): any layout
+    vec = bool(_vector_lanes(name, shape, operand_layout(a['a']), operand_layout(a['b']), check_num_threads(a.get('num_threads')), qa.dtype)[0][flat])   # (E0'): any layout
     return qa, qb, shape, so, zo, A, B, flat, vec
 
 def explain_mul(a, index, engine, printed=None):
@@ -816,7 +816,7 @@ def explain_mul(a, index, engine, printed=None):
 
 def explain_add_scalar(a, index, engine, printed=None):
     "Steps for one output element of `qadd_scalar`: eq. (E4) moves the zero point when it can, else (E5) requantizes."
-    from qnb.elementwise import add_scalar_qparams, requantize_int, iterator_vector_mask, _threads, _step
+    from qnb.elementwise import add_scalar_qparams, requantize_int, iterator_vector_mask, _step
     from qnb.activation import unary_layout
     x = as_qarray(a['input'])
     relu, cap, dtype = bool(a['relu']), resolve_capability(a.get('capability')), x.dtype
@@ -834,7 +834,7 @@ def explain_add_scalar(a, index, engine, printed=None):
         m = f32(f32(x.scale) * (f32(1) / f32(s2)))
         flat = int(np.ravel_multi_index(index, x.shape)) if x.shape else 0
         shape, in_strides, out_strides = unary_layout(a['input'])                              # (E0'): any layout
-        vec = bool(iterator_vector_mask(shape, [out_strides, in_strides], _threads(a.get('num_threads')), _step(dtype))[flat])
+        vec = bool(iterator_vector_mask(shape, [out_strides, in_strides], check_num_threads(a.get('num_threads')), _step(dtype))[flat])
         c = int(wrap_int32(q - x.zero_point + c_q))
         y = int(requantize_int(np.array([c]), m, z2, dtype, np.array([vec]), cap)[0])
         steps += [Step("z − c_q is outside the dtype: new qparams (E5)", "s' = (hi − (z − c_q))/(hi − lo)·s or …, z' = the end passed",
@@ -1071,7 +1071,7 @@ def explain_adaptive_avg_pool(a, index, engine, printed=None):
 def explain_mean(a, index, engine, printed=None):
     """Steps for one output element of `qmean` (and `qadaptive_avg_pool3d` to 1×1×1, which torch computes as a
     mean): QNNPACK's global average pool (P2), the integer kernel (P5), or the float channels-last one (P6)."""
-    from qnb.pool import _mean_dims, _num_threads, mean_channels_last_sums, mean_path
+    from qnb.pool import _mean_dims, mean_channels_last_sums, mean_path
     from qnb.core import quantize_per_tensor
     xq = as_qarray(a['input'])
     given, dims = _mean_dims(a.get('dim'), xq.ndim)
@@ -1099,7 +1099,7 @@ def explain_mean(a, index, engine, printed=None):
                  Step('one float division', 'fl(fl(Σq) / K)', t), Step('round half to even (no clamp)', 'rne(…)', y)]
         where = 'the integer kernel (P5): contiguous input'
     else:
-        S = f32(mean_channels_last_sums(xq, nd, _num_threads(a.get('num_threads')))[lead])
+        S = f32(mean_channels_last_sums(xq, nd, check_num_threads(a.get('num_threads')))[lead])
         mean = f32(S / f32(K))
         y = int(quantize_per_tensor(np.array([mean], f32), xq.scale, z, xq.dtype).int_repr[0])
         steps = [Step('dequantized values', '(q − z)·s', np.float32(xq.scale) * (win - z).astype(f32)),
@@ -1154,10 +1154,7 @@ def explain_norm(a, index, engine, printed=None, kind='layer'):
         HW = int(np.prod(xq.shape[2:]))
         steps.append(Step(f'batch {b}, group {g} of {G}: channels {g * cpg}:{(g + 1) * cpg}', f'{N} integers normalised together', grp))
         if nhwc and HW >= 512:
-            threads = a.get('num_threads')
-            if threads is None:
-                import torch
-                threads = torch.get_num_threads()
+            threads = check_num_threads(a.get('num_threads'))
             x = np.moveaxis(xq.int_repr.reshape(xq.shape[0], C, HW), 1, 2).astype(np.int64)
             sums = _thread_float_sums(x, threads)[:, b, :, g * cpg:(g + 1) * cpg]      # (T, 2, cpg)
             acc = np.zeros(2, f32)
@@ -1291,7 +1288,7 @@ def explain_activation(a, index, engine, printed=None, op='hardswish'):
         build = act.kernel_build(cap)
         own = a.get('scale') is None and a.get('zero_point') is None          # leaky_relu: aten's or quantized::
         layout = act.kernel_layout(op, a['input'], own)                            # (A4'): the kernel's own lane split
-        vec = bool(act.unary_vector_mask(*layout, act._threads(a.get('num_threads')))[tuple(index)])
+        vec = bool(act.unary_vector_mask(*layout, check_num_threads(a.get('num_threads')))[tuple(index)])
         if vec: x = act.dequantize_vector(np.array([q]), xq.scale, xq.zero_point, build, fused=op != 'sigmoid')[0]
         else: x = act.dequantize_scalar(np.array([q]), xq.scale, xq.zero_point)[0]
         formula, v, lib = _activation_value(op, x, vec, build, a)
@@ -1367,7 +1364,7 @@ def explain_softmax(a, index, engine, printed=None):
             else:
                 O, I = int(np.prod(xq.shape[:dim])), int(np.prod(xq.shape[dim + 1:]))
                 p = int(np.ravel_multi_index(idx[:dim], xq.shape[:dim])) * I + int(np.ravel_multi_index(idx[dim + 1:], xq.shape[dim + 1:]))
-                vec = bool(act.softmax_vector_positions(O, I, act.softmax_lanes(cap), act._threads(a.get('num_threads')))[p])
+                vec = bool(act.softmax_vector_positions(O, I, act.softmax_lanes(cap), check_num_threads(a.get('num_threads')))[p])
                 e = act._exp_vector(d, cap) if vec else act.glibc_expf(d)
                 S = e[0]
                 for k in range(1, e.size): S = f32(S + e[k])
@@ -1635,8 +1632,8 @@ def _torch_reference(name, kind, a, engine):
                 fn = getattr(torch._C._nn, f"_upsample_nearest_exact{nd}d" if a['exact'] else f"upsample_nearest{nd}d")
                 y = fn(x, list(conv_tuple(a['output_size'], nd, 'output_size', 0)), *sc)
         elif kind == 'quantize':
-            from qnb.core import _as_float32, check_dtype
-            y = torch.quantize_per_tensor(torch.from_numpy(_as_float32(a['x'])), float(a['scale']), int(a['zero_point']),
+            from qnb.core import float32_input, check_dtype
+            y = torch.quantize_per_tensor(torch.from_numpy(float32_input(a['x'])), float(a['scale']), int(a['zero_point']),
                                           getattr(torch, check_dtype(a['dtype'])))
     finally:
         torch.backends.quantized.engine = saved

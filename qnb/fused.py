@@ -119,7 +119,7 @@ def qconv2d_add(input, accum, weight, bias=None, stride=1, padding=0, dilation=1
     if resolve_engine(engine) != 'onednn':
         raise ValueError(f"conv2d_add exists on engine 'onednn' only (torch 2.13 has no kernel for {resolve_engine(engine)!r})")
     xq, wq, scale, zero_point = _check_conv_inputs(input, weight, bias, 2, groups, 'zeros', scale, zero_point, 'quint8', 'conv2d_add')
-    aq = as_qarray(accum)
+    aq = as_qarray(accum, 'accum')
     stride, padding, dilation = (conv_tuple(v, 2, n, m) for v, n, m in ((stride, 'stride', 1), (padding, 'padding', 0), (dilation, 'dilation', 1)))
     OC = wq.shape[0]
     w_scale, w_zp, per_channel = _weight_params(wq, OC, 0)

@@ -80,7 +80,7 @@ def _check_linear_weight(weight, in_shape, bias, engine):
 def _weight_zero_points(wq): return wq.zero_point if wq.per_channel else np.full(wq.shape[0], wq.zero_point)
 
 def _check_weight(weight):
-    wq = as_qarray(weight)
+    wq = as_qarray(weight, 'weight')
     if wq.dtype != 'qint8': raise TypeError(f"weight must be qint8, got {wq.dtype}")
     if wq.ndim != 2: raise ValueError(f"weight must be 2-D (out_features, in_features), got shape {wq.shape}")
     if wq.per_channel and wq.axis != 0: raise ValueError(f"weight: per-channel quantization must be along axis 0, got axis {wq.axis}")

@@ -9,7 +9,7 @@ Docs: https://qnb-dev.github.io/qnb/norm.html.md"""
 from __future__ import annotations
 import math
 import numpy as np
-from .core import (QArray, as_qarray, check_scale, check_zero_point, resolve_capability, fma_f32,
+from .core import (check_num_threads, QArray, as_qarray, check_scale, check_zero_point, resolve_capability, fma_f32,
                       quantize_values_fma, quantize_values_scalar)
 from .batchnorm import quantize_aten_avx, float_param
 
@@ -149,6 +149,7 @@ def qgroup_norm(input, num_groups, weight, bias, eps, scale, zero_point, *, capa
                 channels_last=None) -> QArray:
     """`quantized::group_norm` (input rank >= 3, channels on axis 1), bit for bit on either of torch's kernels.
     `channels_last` says a 4-D QArray stands for a channels-last torch tensor (None: read it from a torch tensor)."""
+    num_threads = check_num_threads(num_threads)
     xq, scale, zero_point = _check_common(input, eps, scale, zero_point, 3, 'group_norm')
     C = xq.shape[1]
     if not isinstance(num_groups, (int, np.integer)) or num_groups < 1 or C % num_groups:
@@ -159,9 +160,6 @@ def qgroup_norm(input, num_groups, weight, bias, eps, scale, zero_point, *, capa
     if channels_last is not None and not isinstance(channels_last, (bool, np.bool_)):
         raise TypeError(f"channels_last must be None or a bool, got {channels_last!r}")
     if is_channels_last(input) or (bool(channels_last) and xq.ndim == 4):
-        if num_threads is None:
-            import torch
-            num_threads = torch.get_num_threads()
         y = normalize_channels_last(xq.int_repr, xq.zero_point, xq.scale, gamma, beta, G, eps, scale, zero_point,
                                     xq.dtype, capability, num_threads)
     else:

@@ -9,7 +9,7 @@ Docs: https://qnb-dev.github.io/qnb/pool.html.md"""
 from __future__ import annotations
 import math, functools
 import numpy as np
-from .core import (QArray, as_qarray, dtype_range, resolve_engine, resolve_capability, wrap_int32,
+from .core import (check_num_threads, QArray, as_qarray, dtype_range, resolve_engine, resolve_capability, wrap_int32,
                       quantize_values_scalar, quantize_values_fma, quantize_per_tensor, dequantize,
                       parallel_ranges, PARALLEL_MIN, dense_strides, channels_last_contiguous, suggests_channels_last)
 from .conv import conv_tuple
@@ -580,6 +580,7 @@ def qadaptive_avg_pool3d(input, output_size, *, capability=None, channels_last=N
     """`adaptive_avg_pool3d` on a quantized (N, C, D, H, W) or (C, D, H, W) input: eq. (P2a), or (P4) for channels-last
     inputs, torch's (P4u) for an unbatched one with D = 1 or H*W = 1; to 1x1x1 it is `qmean` over the spatial
     dimensions, (P5) or (P6) (`num_threads` matters only there)."""
+    num_threads = check_num_threads(num_threads)
     return _qadaptive_avg_pool(3, input, output_size, None, capability, channels_last, num_threads)
 
 # %% ../nbs/10_pool.ipynb #1163d58d
@@ -712,15 +713,6 @@ def _mean_dims(dim, ndim):
     if len(wrapped) != len(given): raise ValueError(f"dim must not name a dimension twice, got {dim!r}")
     return [int(d) for d in given], wrapped or list(range(ndim))
 
-def _num_threads(num_threads) -> int:
-    if num_threads is None:
-        try: import torch
-        except ImportError: return 1
-        return torch.get_num_threads()
-    if isinstance(num_threads, (bool, np.bool_)) or not isinstance(num_threads, (int, np.integer)) or num_threads < 1:
-        raise ValueError(f"num_threads must be an int >= 1, got {num_threads!r}")
-    return int(num_threads)
-
 def _memory_channels_last(input, xq, channels_last) -> bool:
     "Whether the integers sit channels-last in memory: `channels_last` if given, else read from a torch tensor."
     if channels_last is None:
@@ -745,6 +737,7 @@ def mean_path(input, xq, given_dims, engine, channels_last) -> str:
 def qmean(input, dim=None, keepdim=False, *, engine=None, channels_last=None, num_threads=None) -> QArray:
     """`torch.mean` of a quantized tensor over trailing dimensions `dim` (all if None), keeping its qparams:
     (P5) for contiguous integers, (P6) for channels-last ones, QNNPACK's (P2) for quint8 `dim=(2, 3)` on qnnpack."""
+    num_threads = check_num_threads(num_threads)
     xq = as_qarray(input)
     if xq.per_channel: raise ValueError("input must be quantized per tensor for mean")
     if xq.ndim == 0: raise ValueError("input must have at least one dimension for mean")
@@ -762,7 +755,7 @@ def qmean(input, dim=None, keepdim=False, *, engine=None, channels_last=None, nu
     elif nd > xq.ndim - 2:
         raise ValueError(f"dim must name spatial dimensions only for a channels-last input (a mean over channels or "
                          f"the batch sums in another float order, not reproduced), got {dim!r}")
-    else: y = mean_channels_last(xq, nd, _num_threads(num_threads))
+    else: y = mean_channels_last(xq, nd, num_threads)
     return QArray(y.reshape(shape), xq.scale, xq.zero_point, xq.dtype)
 
 # %% ../nbs/10_pool.ipynb #ac6f4b19

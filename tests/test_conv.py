@@ -124,7 +124,7 @@ X, W = _q((1, 4, 6, 6)), _q((8, 2, 3, 3), 'qint8')
     (lambda: qconv2d(X, W, np.zeros(8, np.int32), groups=2), TypeError, 'bias must be float'),
     (lambda: qconv2d(X, _q((8, 2, 3, 3), 'qint8', zp=3), groups=2, engine='onednn'), ValueError, 'weight zero points must all be 0'),
     (lambda: qconv2d(X, W, groups=2, engine='cuda'), ValueError, 'engine must be one of'),
-    (lambda: qconv2d(X.int_repr, W, groups=2), TypeError, 'expected a QArray or a quantized torch tensor'),
+    (lambda: qconv2d(X.int_repr, W, groups=2), TypeError, 'input must be a QArray or a quantized torch tensor'),
     (lambda: qconv2d(X, QArray(W.int_repr, np.full(2, 0.1), np.zeros(2, int), 'qint8', axis=1), groups=2), ValueError, 'along axis 0'),
     (lambda: qconv_transpose2d(X, _q((4, 2, 3, 3), 'qint8'), stride=2, output_padding=2), ValueError, 'output_padding must be smaller'),
     (lambda: qconv_transpose2d(X, _q((4, 2, 3, 3), 'qint8'), output_padding=1, engine='onednn'), ValueError, 'output_padding must be smaller'),

@@ -33,7 +33,7 @@ CL = QArray(np.zeros((2, 4, 5, 3), np.uint8).transpose(0, 3, 1, 2), 0.1, 3, 'qui
     (lambda: qadd(A, QArray(np.zeros((2, 4), np.uint8), 0.1, 3, 'quint8'), 0.2, 0), ValueError, r'shapes \(2, 5\) and \(2, 4\) do not broadcast'),
     (lambda: qmul(A, QArray(np.zeros((3, 1), np.uint8), 0.1, 3, 'quint8'), 0.2, 0), ValueError, 'do not broadcast'),
     (lambda: qadd(A, QArray(np.zeros((2, 5), np.int8), 0.1, 3, 'qint8'), 0.2, 0), TypeError, 'same dtype'),
-    (lambda: qadd(A, np.zeros((2, 5)), 0.2, 0), TypeError, 'expected a QArray'),
+    (lambda: qadd(A, np.zeros((2, 5)), 0.2, 0), TypeError, 'b must be a QArray'),
     (lambda: qmul(A, A, 0.0, 0), ValueError, 'scale must be a finite number > 0'),
     (lambda: qadd(A, A, 0.1, 255, relu=True, engine='qnnpack'), ValueError, 'zero_point must be < 255'),
     (lambda: qadd(A, A, 1e-5, 0, engine='qnnpack'), ValueError, r'must be in \[2\*\*-14, 2\*\*8\)'),

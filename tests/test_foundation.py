@@ -66,7 +66,7 @@ def test_quantize_per_tensor_rejects(bad, match):
     (dict(scales=[0.1]), r'scales must have one entry per channel \(2\)'),
     (dict(zero_points=[0, 300]), 'zero_points must be in'),
     (dict(zero_points=[0.5, 1.0]), 'zero_points must be integers'),
-    (dict(axis=2), r'axis must be in \[-2, 1\]'), (dict(scales=[0.1, 0.0]), 'index 1'),
+    (dict(axis=2), r'axis must be in \[0, 1\]'), (dict(axis=-1), 'no negative axis'), (dict(scales=[0.1, 0.0]), 'index 1'),
 ])
 def test_quantize_per_channel_rejects(bad, match):
     args = dict(x=np.ones((2, 3)), scales=[0.1, 0.2], zero_points=[0, 1], axis=0, dtype='quint8') | bad

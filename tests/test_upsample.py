@@ -41,7 +41,7 @@ X = QArray(np.zeros((1, 2, 3, 3), np.uint8), 0.1, 3, 'quint8')
 X5 = QArray(np.zeros((1, 2, 3, 3, 3), np.uint8), 0.1, 3, 'quint8')
 
 @pytest.mark.parametrize('call, exc, match', [
-    (lambda: qinterpolate(np.zeros((1, 2, 3, 3)), size=4), TypeError, 'expected a QArray'),
+    (lambda: qinterpolate(np.zeros((1, 2, 3, 3)), size=4), TypeError, 'input must be a QArray'),
     (lambda: qinterpolate(X, size=4, mode='bicubic'), ValueError, "mode must be one of nearest, nearest-exact, bilinear, area"),
     (lambda: qinterpolate(X, size=4, mode='nearest', align_corners=True), ValueError, 'align_corners can only be set'),
     (lambda: qinterpolate(X, size=4, scale_factor=2.0), ValueError, 'only one of size or scale_factor'),
