@@ -157,12 +157,15 @@ def _linear(relu=False):
         return qlinear_packed(x, _packed(m, linear_prepack), m.scale, m.zero_point, relu=relu, engine=engine)
     return run
 
-def _linear_dynamic(m, x, engine):
-    from qnb.linear import qlinear_dynamic
-    if m._packed_params.dtype != _torch().qint8:
-        raise ValueError(f"dynamic linear with weight dtype {m._packed_params.dtype} is not supported (qint8 only)")
-    reduce_range = not (m.version is None or m.version < 4)
-    return qlinear_dynamic(x, _wq(m), _bias(m), reduce_range=reduce_range, engine=engine)
+def _linear_dynamic(relu=False):
+    "`nnqd.Linear` (`quantized::linear_dynamic`) and, with `relu`, `nniqd.LinearReLU` (`linear_relu_dynamic`)."
+    def run(m, x, engine):
+        from qnb.linear import qlinear_dynamic
+        if m._packed_params.dtype != _torch().qint8:
+            raise ValueError(f"dynamic linear with weight dtype {m._packed_params.dtype} is not supported (qint8 only)")
+        reduce_range = not (m.version is None or m.version < 4)
+        return qlinear_dynamic(x, _wq(m), _bias(m), reduce_range=reduce_range, relu=relu, engine=engine)
+    return run
 
 def _batch_norm(relu=False):
     def run(m, x, engine):
@@ -441,7 +444,7 @@ def kernel_tables():
     torch = _torch()
     nn, F = torch.nn, torch.nn.functional
     import torch.ao.nn.quantized as nnq, torch.ao.nn.quantized.dynamic as nnqd
-    import torch.ao.nn.intrinsic.quantized as nniq
+    import torch.ao.nn.intrinsic.quantized as nniq, torch.ao.nn.intrinsic.quantized.dynamic as nniqd
     from torch.ao.quantization import QuantStub, DeQuantStub
     ident = lambda m, x, engine: x
     modules = {
@@ -451,7 +454,7 @@ def kernel_tables():
         nniq.ConvReLU1d: _conv(1, True), nniq.ConvReLU2d: _conv(2, True), nniq.ConvReLU3d: _conv(3, True),
         nniq.ConvAdd2d: _conv_add(), nniq.ConvAddReLU2d: _conv_add(True),
         nnq.ConvTranspose1d: _conv_transpose(1), nnq.ConvTranspose2d: _conv_transpose(2), nnq.ConvTranspose3d: _conv_transpose(3),
-        nnq.Linear: _linear(), nniq.LinearReLU: _linear(True), nnqd.Linear: _linear_dynamic,
+        nnq.Linear: _linear(), nniq.LinearReLU: _linear(True), nnqd.Linear: _linear_dynamic(), nniqd.LinearReLU: _linear_dynamic(True),
         nnq.BatchNorm2d: _batch_norm(), nnq.BatchNorm3d: _batch_norm(), nniq.BNReLU2d: _batch_norm(True), nniq.BNReLU3d: _batch_norm(True),
         nnq.LayerNorm: _layer_norm, nnq.GroupNorm: _group_norm,
         nnq.InstanceNorm1d: _instance_norm, nnq.InstanceNorm2d: _instance_norm, nnq.InstanceNorm3d: _instance_norm,
@@ -469,6 +472,7 @@ def kernel_tables():
         nn.AvgPool1d: _pool_module('avg', 1), nn.AvgPool2d: _pool_module('avg'), nn.AvgPool3d: _pool_module('avg', 3),
         nn.AdaptiveAvgPool1d: _pool_module('adaptive', 1), nn.AdaptiveAvgPool2d: _pool_module('adaptive'),
         nn.AdaptiveAvgPool3d: _pool_module('adaptive', 3), nn.Upsample: _upsample_module,
+        nn.UpsamplingNearest2d: _upsample_module, nn.UpsamplingBilinear2d: _upsample_module,    # Upsample's forward, their own modes
         nn.GELU: lambda m, x, engine: _gelu(engine, x, m.approximate),
         nn.ELU: lambda m, x, engine: _elu(engine, x, m.alpha),
         nn.Softmax: lambda m, x, engine: _float_refused('softmax')(engine, x),
@@ -543,9 +547,12 @@ def kernel_tables():
 
 # %% ../nbs/14_model.ipynb #6fa246ff
 def _module_kernel(modules, m):
-    for cls in type(m).__mro__:
-        if cls in modules: return modules[cls]
-    return None
+    "The kernel for `m`'s exact class. A subclass is not its parent (a fused module computes more), so it is never run as one."
+    return modules.get(type(m))
+
+def _known_parent(modules, m):
+    "The nearest class of `m`'s hierarchy that has a kernel, for the message refusing an unknown subclass."
+    return next((c for c in type(m).__mro__[1:] if c in modules), None)
 
 def _op_name(gm, node) -> str:
     if node.op == 'call_module':
@@ -620,6 +627,11 @@ def _plan(gm) -> list:
 
 def _unsupported(gm, node, m) -> Exception:
     if node.op == 'call_module':
+        parent = _known_parent(kernel_tables()[0], m)
+        if parent is not None:
+            return ValueError(f"module {node.target!r} of type {type(m).__module__}.{type(m).__name__} is a subclass of "
+                              f"{parent.__module__}.{parent.__name__} that qnb does not know: it may compute something "
+                              f"else (a fused activation, another forward), so qnb refuses it rather than run it as its parent")
         if _is_float_module(m): return ValueError(_float_module_message(node.target, m))
         return ValueError(f"module {node.target!r} of type {type(m).__module__}.{type(m).__name__} "
                           "is not supported by qnb's model runner")
@@ -640,6 +652,9 @@ def run_graph(gm, x, engine=None, record=None):
     inputs = list(x) if isinstance(x, (tuple, list)) else [x]
     if len(inputs) != len(placeholders):
         raise ValueError(f"the model takes {len(placeholders)} input(s), got {len(inputs)}")
+    for i, v in enumerate(inputs):
+        if v is None: raise TypeError("x is None: the model's input must be a float tensor or array" if len(inputs) == 1
+                                      else f"x[{i}] is None: each of the model's inputs must be a tensor or array")
     env, feed, Node = {}, iter(inputs), torch.fx.Node
     fetch = lambda v: env[v.name] if isinstance(v, Node) else v
     load = lambda a: tuple(fetch(v) if not isinstance(v, (list, tuple, dict, slice)) else _map(v, fetch) for v in a)
@@ -658,8 +673,10 @@ def run_graph(gm, x, engine=None, record=None):
             try:
                 if k is None: raise _unsupported(gm, node, m)
                 val = k(m, *args, engine=engine, **kwargs) if node.op == 'call_module' else k(engine, *args, **kwargs)
-            except (ValueError, TypeError) as e:
+            except (ValueError, TypeError, MemoryError) as e:
                 raise type(e)(f"layer {node.name!r} ({_op_name(gm, node)}): {e}") from e
+            except RuntimeError as e:                          # torch's own, reading the module (e.g. unpacking a weight)
+                raise RuntimeError(f"layer {node.name!r} ({_op_name(gm, node)}): torch raised: {e}") from e
         if node.op != 'placeholder' and alias is None: val = _with_layout(val, _layout(rule, input_names, val, env))
         if record is not None:
             replaced = record(node, val)

@@ -228,3 +228,36 @@ def test_avg_pool1d_module_and_functional(engine):
     _exact(_eager(lambda: _AvgPools1d(), (3, 17), engine), (3, 17), engine)
     fx = _fx(lambda: nn.Sequential(nn.Conv1d(3, 9, 3), nn.AvgPool1d(4, 3, 2)), (3, 20), engine)
     _exact(fx, (3, 20), engine)
+
+def _subclass_graph(module):
+    "A graph module quantize -> `module`: FX keeps a torch module as one call_module node."
+    g = torch.fx.Graph()
+    g.output(g.call_module('m', (g.call_module('quant', (g.placeholder('x'),)),)))
+    root = torch.nn.Module()
+    root.quant, root.m = torch.ao.nn.quantized.Quantize(0.1, 64, torch.quint8), module
+    return torch.fx.GraphModule(root, g)
+
+def test_a_subclass_never_runs_as_its_parent():
+    class Mine(torch.ao.nn.quantized.Linear):
+        def forward(self, x): return super().forward(x)
+    with pytest.raises(ValueError, match='Mine is a subclass of .*Linear that qnb does not know'):
+        run(_subclass_graph(Mine(4, 3)), torch.randn(2, 4))
+
+def test_upsampling_modules_run_as_upsample():
+    for m in (torch.nn.UpsamplingNearest2d(scale_factor=2), torch.nn.UpsamplingBilinear2d(scale_factor=2)):
+        gm = _subclass_graph(m)
+        x = torch.rand(1, 2, 3, 3) * 10
+        torch.backends.quantized.engine = 'x86'
+        assert torch.equal(run(gm, x, engine='x86').int_repr(), gm(x).int_repr())
+
+def test_runner_names_the_layer_of_torch_errors_and_a_missing_input():
+    from torch.ao.quantization import QuantStub, DeQuantStub, get_default_qconfig, prepare, convert
+    if 'qnnpack' not in supported_engines(): pytest.skip('no qnnpack')
+    torch.backends.quantized.engine = 'qnnpack'
+    net = torch.nn.Sequential(QuantStub(), torch.nn.Conv3d(2, 3, 1), DeQuantStub()).eval()
+    net.qconfig = get_default_qconfig('qnnpack')
+    prepare(net, inplace=True); net(torch.randn(1, 2, 3, 3, 3)); convert(net, inplace=True)
+    with pytest.raises(RuntimeError, match=r"layer '_1' \(Conv3d\): torch raised: QNNPACK only supports conv2d_unpack"):
+        run(net, torch.randn(1, 2, 3, 3, 3), engine='qnnpack')
+    with pytest.raises(TypeError, match='x is None'):
+        run(net, None, engine='qnnpack')
