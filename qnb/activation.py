@@ -10,7 +10,7 @@ Docs: https://qnb-dev.github.io/qnb/activation.html.md"""
 from __future__ import annotations
 import math
 import numpy as np
-from .core import (check_num_threads, QArray, as_qarray, quantize_values_scalar, quantize_values_fma, resolve_engine, resolve_capability,
+from .core import (check_num_threads, check_memory, QArray, as_qarray, quantize_values_scalar, quantize_values_fma, resolve_engine, resolve_capability,
                       check_scale, check_zero_point, dtype_range, fma_f32, QDTYPES,
                       dense_strides, suggests_channels_last)
 from .batchnorm import quantize_aten_avx
@@ -46,6 +46,7 @@ def qclamp(input, min=None, max=None, *, engine=None) -> QArray:
     except on `qnnpack` with quint8, whose clamp operator refuses quantized bounds min > max (torch raises)."""
     xq = as_qarray(input)
     if xq.per_channel: raise ValueError("input must be quantized per tensor for clamp")
+    check_memory(xq.int_repr.size * 3, 'clamp')
     lo, hi = _bound(min, 'min'), _bound(max, 'max')
     if lo is None and hi is None: raise ValueError("at least one of min and max must be given")
     if resolve_engine(engine) == 'qnnpack' and (lo is None or hi is None):
@@ -75,6 +76,7 @@ def qrelu(input, *, engine=None) -> QArray:
     "`relu` on a quantized tensor: max(q, z)."
     xq = as_qarray(input)
     if xq.per_channel: raise ValueError("input must be quantized per tensor for relu")
+    check_memory(xq.int_repr.size * 2, 'relu')
     if resolve_engine(engine) == 'qnnpack' and xq.dtype == 'quint8' and (xq.ndim == 0 or math.prod(xq.shape[1:]) == 0):
         raise ValueError(f"input must have a non-empty channel product on engine 'qnnpack' (QNNPACK's relu op), got shape {xq.shape}")
     return QArray(np.maximum(xq.int_repr, np.asarray(xq.zero_point, xq.int_repr.dtype)), xq.scale, xq.zero_point, xq.dtype)
@@ -511,6 +513,7 @@ def _unary_input(input, name) -> QArray:
     xq = as_qarray(input)
     if xq.per_channel: raise ValueError(f"input must be quantized per tensor for {name}")
     if xq.dtype not in ('quint8', 'qint8'): raise TypeError(f"input must be quint8 or qint8 for {name}, got {xq.dtype}")
+    check_memory(xq.int_repr.size * (200 if name == 'softmax' else 40), name)     # peak bytes per element, measured
     return xq
 
 def _real(v, name) -> float:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools, sys
 import math
 import numpy as np
-from .core import (QArray, as_qarray, check_scale, check_zero_point, dtype_range, resolve_capability,
+from .core import (check_memory, QArray, as_qarray, check_scale, check_zero_point, dtype_range, resolve_capability,
                       fma_f32, quantize_values_fma, wrap_int32, parallel_ranges, PARALLEL_MIN, RecentKeys)
 
 # %% auto #0
@@ -141,6 +141,7 @@ def qbatch_norm(input, weight, bias, mean, var, eps, scale, zero_point, *, relu=
     if xq.per_channel: raise ValueError("input must be quantized per tensor, got per-channel parameters")
     if xq.dtype not in ('quint8', 'qint8'): raise TypeError(f"input must be quint8 or qint8, got {xq.dtype}")
     if xq.ndim not in (2, 3, 4, 5): raise ValueError(f"input must have rank 2 or 3 (1d), 4 (2d) or 5 (3d), got shape {xq.shape}")
+    check_memory(xq.int_repr.size * 8, 'batch_norm')
     C = xq.shape[1]
     weight, bias, mean, var = (float_param(v, (C,), n) for v, n in ((weight, 'weight'), (bias, 'bias'), (mean, 'mean'), (var, 'var')))
     if np.any(var < 0) or np.any(np.isnan(var)): raise ValueError("var must be >= 0 in every channel (a running variance)")

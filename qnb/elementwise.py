@@ -9,7 +9,7 @@ Docs: https://qnb-dev.github.io/qnb/elementwise.html.md"""
 from __future__ import annotations
 import functools, math
 import numpy as np
-from .core import (check_num_threads, QArray, as_qarray, check_scale, check_zero_point, resolve_engine, resolve_capability,
+from .core import (check_num_threads, check_memory, QArray, as_qarray, check_scale, check_zero_point, resolve_engine, resolve_capability,
                       fma_f32, quantize_values_fma, quantize_values_scalar, dtype_range, wrap_int32, RecentKeys, RecentCache, parallel_ranges,
                       dense_strides, suggests_channels_last)
 from .batchnorm import quantize_aten_avx
@@ -344,6 +344,7 @@ def _binary_inputs(a, b, scale, zero_point, name):
     except ValueError:
         raise ValueError(f"{name}: shapes {qa.shape} and {qb.shape} do not broadcast (aligned from the right, "
                          f"each pair of sizes must be equal or contain a 1)") from None
+    check_memory(math.prod(shape) * (64 if name == 'mul' else 8), name)          # peak bytes per output element, measured
     return qa, qb, shape, check_scale(scale, 'scale'), check_zero_point(zero_point, qa.dtype, 'zero_point')
 
 def _broadcast_flat(q, shape): return np.broadcast_to(q.int_repr, shape).reshape(-1)
@@ -568,6 +569,7 @@ def qadd_scalar(input, other, *, relu=False, engine=None, capability=None, num_t
     num_threads = check_num_threads(num_threads)
     x = as_qarray(input)
     if x.per_channel: raise ValueError("add_scalar: input must be quantized per tensor")
+    check_memory(x.int_repr.size * 24, 'add_scalar')
     resolve_engine(engine)
     s2, z2, c_q, requantized = add_scalar_qparams(x.scale, x.zero_point, other, x.dtype)
     q = x.int_repr.astype(np.int64)
@@ -585,6 +587,7 @@ def qmul_scalar(input, other, *, relu=False, engine=None) -> QArray:
     "`quantized::mul_scalar` (`mul_scalar_relu` with `relu=True`): eq. (E6), a relabelling of the integers."
     x = as_qarray(input)
     if x.per_channel: raise ValueError("mul_scalar: input must be quantized per tensor")
+    check_memory(x.int_repr.size * 16, 'mul_scalar')
     resolve_engine(engine)
     c = _real_scalar(other)
     if not np.isfinite(c): raise ValueError(f"other must be finite (torch would return a tensor with scale {abs(c) * x.scale}), got {c}")
@@ -707,6 +710,7 @@ def qcat(tensors, dim=0, scale=None, zero_point=None, *, relu=False, capability=
     for q in qs:
         if q.shape[:dim] + q.shape[dim + 1:] != first.shape[:dim] + first.shape[dim + 1:]:
             raise ValueError(f"cat: shapes {first.shape} and {q.shape} differ outside dim {dim}")
+    check_memory(sum(q.int_repr.size for q in qs) * 64, 'cat')
     scale = first.scale if scale is None else check_scale(scale, 'scale')
     zero_point = first.zero_point if zero_point is None else check_zero_point(zero_point, first.dtype, 'zero_point')
     channels_last = _channels_last_flags(tensors, qs, channels_last)

@@ -9,7 +9,7 @@ Docs: https://qnb-dev.github.io/qnb/norm.html.md"""
 from __future__ import annotations
 import math
 import numpy as np
-from .core import (check_num_threads, QArray, as_qarray, check_scale, check_zero_point, resolve_capability, fma_f32,
+from .core import (check_num_threads, check_memory, QArray, as_qarray, check_scale, check_zero_point, resolve_capability, fma_f32,
                       quantize_values_fma, quantize_values_scalar)
 from .batchnorm import quantize_aten_avx, float_param
 
@@ -120,6 +120,7 @@ def _check_common(input, eps, scale, zero_point, min_rank, name):
     if xq.per_channel: raise ValueError("input must be quantized per tensor, got per-channel parameters")
     if xq.dtype not in ('quint8', 'qint8'): raise TypeError(f"input must be quint8 or qint8, got {xq.dtype}")
     if xq.ndim < min_rank: raise ValueError(f"input must have at least {min_rank} dimensions for {name}, got shape {xq.shape}")
+    check_memory(xq.int_repr.size * 80, name)                                   # peak bytes per element, measured
     if not (isinstance(eps, (int, float, np.floating)) and np.isfinite(eps) and eps >= 0):
         raise ValueError(f"eps must be a finite number >= 0 (torch takes 0 too), got {eps!r}")
     return xq, check_scale(scale, 'scale'), check_zero_point(zero_point, xq.dtype, 'zero_point')

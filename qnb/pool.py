@@ -9,7 +9,7 @@ Docs: https://qnb-dev.github.io/qnb/pool.html.md"""
 from __future__ import annotations
 import math, functools
 import numpy as np
-from .core import (check_num_threads, QArray, as_qarray, dtype_range, resolve_engine, resolve_capability, wrap_int32,
+from .core import (check_num_threads, check_memory, QArray, as_qarray, dtype_range, resolve_engine, resolve_capability, wrap_int32,
                       quantize_values_scalar, quantize_values_fma, quantize_per_tensor, dequantize,
                       parallel_ranges, PARALLEL_MIN, dense_strides, channels_last_contiguous, suggests_channels_last)
 from .conv import conv_tuple
@@ -79,6 +79,7 @@ def _qmax_pool(ndim, input, kernel_size, stride, padding, dilation, ceil_mode, e
     out = tuple(pool_output_size(n, ki, si, pi, di, ceil_mode) for n, ki, si, pi, di in zip(spatial, k, s, p, d))
     if any(o < 1 for o in out):
         raise ValueError(f"output size {out} is too small: the (dilated) window must fit in the padded input {spatial}")
+    check_memory(xq.int_repr.size * 4 + math.prod(xq.shape[:-ndim]) * math.prod(out) * 2, f"max_pool{ndim}d")
     if qnnpack:
         if xq.ndim != ndim + 2:
             raise ValueError(f"input must be batched (N, C, ...) for max_pool{ndim}d on engine 'qnnpack' (QNNPACK's max pool), got shape {xq.shape}")
@@ -310,6 +311,7 @@ def qavg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, cou
     xq = as_qarray(input)
     if xq.per_channel: raise ValueError("input must be quantized per tensor for avg_pool2d")
     if xq.ndim not in (3, 4): raise ValueError(f"input must have 3 or 4 dimensions for avg_pool2d, got shape {xq.shape}")
+    check_memory(xq.int_repr.size * 24, 'avg_pool2d')             # the output is at most about the input's size
     k, s, p = pool_window(kernel_size, stride, padding, 2)
     _check_divisor(divisor_override)
     engine = resolve_engine(engine)
@@ -409,6 +411,7 @@ def qavg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, cou
     if xq.per_channel: raise ValueError("input must be quantized per tensor for avg_pool3d")
     if xq.ndim not in (4, 5): raise ValueError(f"input must have 4 or 5 dimensions for avg_pool3d, got shape {xq.shape}")
     if any(n < 1 for n in xq.shape[-4:]): raise ValueError(f"input must have non-empty channel and spatial dimensions, got shape {xq.shape}")
+    check_memory(xq.int_repr.size * 24, 'avg_pool3d')
     k, s, p = pool_window(kernel_size, stride, padding, 3)
     _check_divisor(divisor_override)
     batched = xq.ndim == 5
@@ -548,6 +551,7 @@ def _qadaptive_avg_pool(ndim, input, output_size, engine, capability=None, chann
     if any(n < 1 for n in xq.shape[1:]): raise ValueError(f"input must have non-empty channel and spatial dimensions, got {xq.shape}")
     out = conv_tuple(output_size, ndim, 'output_size', 1)
     spatial, C = xq.shape[-ndim:], xq.shape[-ndim - 1]
+    check_memory(math.prod(xq.shape[:-ndim]) * math.prod(out) * 48 + xq.int_repr.size * 8, name)   # output, window sums
     engine = resolve_engine(engine)
     if (engine == 'qnnpack' and ndim == 2 and xq.dtype == 'quint8' and tuple(out) != tuple(spatial)
             and all(n % o == 0 for n, o in zip(spatial, out))):
@@ -742,6 +746,7 @@ def qmean(input, dim=None, keepdim=False, *, engine=None, channels_last=None, nu
     if xq.per_channel: raise ValueError("input must be quantized per tensor for mean")
     if xq.ndim == 0: raise ValueError("input must have at least one dimension for mean")
     if not isinstance(keepdim, (bool, np.bool_)): raise TypeError(f"keepdim must be a bool, got {keepdim!r}")
+    check_memory(xq.int_repr.size * 16, 'mean')
     given, dims = _mean_dims(dim, xq.ndim)
     if any(xq.shape[d] == 0 for d in dims): raise ValueError(f"the reduced dimensions must be non-empty, got shape {xq.shape}")
     shape = tuple(1 if i in dims else n for i, n in enumerate(xq.shape) if keepdim or i not in dims)

@@ -7,8 +7,9 @@ Docs: https://qnb-dev.github.io/qnb/upsample.html.md"""
 
 # %% ../nbs/11_upsample.ipynb #1601ee52
 from __future__ import annotations
+import math
 import numpy as np
-from .core import QArray, as_qarray, resolve_capability, fma_f32, quantize_values_scalar, dtype_range
+from .core import check_memory, QArray, as_qarray, resolve_capability, fma_f32, quantize_values_scalar, dtype_range
 from .conv import conv_tuple
 from .core import dense_strides, channels_last_contiguous
 from .pool import layout_fault, random_order, strided_torch, writes_permuted
@@ -80,6 +81,7 @@ def _qupsample_nearest(ndim, input, output_size, scales, exact):
     out, scales = conv_tuple(output_size, ndim, 'output_size', 0 if ndim == 3 else 1), _scales(scales, ndim)
     if ndim == 3 and out[2] < 1:        # torch 3-D checks only the width; an empty depth or height gives an empty tensor
         raise ValueError(f"{name}: output width must be >= 1 (torch: internal assert 'input_width > 0 && output_width > 0'), got {out}")
+    check_memory(math.prod(x.shape[:2] + tuple(out)) * 2, name)
     if 0 in out: return QArray(np.zeros(x.shape[:2] + tuple(out), x.int_repr.dtype), x.scale, x.zero_point, x.dtype)
     if tuple(out) == tuple(x.shape[2:]): return QArray(x.int_repr.copy(), x.scale, x.zero_point, x.dtype)   # a copy, whatever the scales
     grid = np.ix_(*[nearest_source(n, o, s, exact) for n, o, s in zip(x.shape[2:], out, scales)])
@@ -131,6 +133,7 @@ def qupsample_bilinear2d(input, output_size, align_corners=False, scales=None, *
     nhwc = is_channels_last(input, channels_last)
     fused = nhwc and resolve_capability(capability) != 'default'
     N, C, H, W = x.shape
+    check_memory(N * C * out[0] * out[1] * 48, 'upsample_bilinear2d')               # peak bytes per output element, measured
     if not nhwc and (H, W) == tuple(out): return QArray(x.int_repr.copy(), x.scale, x.zero_point, x.dtype)
     h0, h1, eta0, eta1 = linear_source(H, out[0], align_corners, scales[0], fused)
     w0, w1, mu0, mu1 = linear_source(W, out[1], align_corners, scales[1], fused)

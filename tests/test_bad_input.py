@@ -1,0 +1,121 @@
+"""A bad-input catalogue across the public kernels: every quantized-tensor argument that is not one is refused with a
+TypeError naming it; num_threads is validated everywhere it is taken; a call that cannot fit in memory is refused
+before it allocates."""
+import numpy as np
+import pytest
+from qnb.core import QArray, quantize_per_tensor, dequantize
+from qnb import conv, linear, batchnorm, norm, activation, elementwise, pool, upsample, fused
+
+X4 = QArray(np.full((1, 2, 4, 4), 70, np.uint8), 0.05, 64, 'quint8')        # (N, C, H, W)
+X3 = QArray(np.full((1, 2, 4), 70, np.uint8), 0.05, 64, 'quint8')
+X5 = QArray(np.full((1, 2, 2, 3, 3), 70, np.uint8), 0.05, 64, 'quint8')
+W4 = QArray(np.ones((2, 2, 1, 1), np.int8), 0.02, 0, 'qint8')
+W3 = QArray(np.ones((2, 2, 1), np.int8), 0.02, 0, 'qint8')
+W5 = QArray(np.ones((2, 2, 1, 1, 1), np.int8), 0.02, 0, 'qint8')
+XL = QArray(np.full((3, 4), 70, np.uint8), 0.05, 64, 'quint8')
+WL = QArray(np.ones((2, 4), np.int8), 0.02, 0, 'qint8')
+C1 = np.ones(2, np.float32)
+
+# kernel, its valid arguments, the quantized parameters to spoil
+CALLS = {
+    'qconv1d': (conv.qconv1d, dict(input=X3, weight=W3), ('input', 'weight')),
+    'qconv2d': (conv.qconv2d, dict(input=X4, weight=W4), ('input', 'weight')),
+    'qconv3d': (conv.qconv3d, dict(input=X5, weight=W5), ('input', 'weight')),
+    'qconv_transpose1d': (conv.qconv_transpose1d, dict(input=X3, weight=W3), ('input', 'weight')),
+    'qconv_transpose2d': (conv.qconv_transpose2d, dict(input=X4, weight=W4), ('input', 'weight')),
+    'qconv_transpose3d': (conv.qconv_transpose3d, dict(input=X5, weight=W5), ('input', 'weight')),
+    'conv_prepack': (conv.conv_prepack, dict(weight=W4), ('weight',)),
+    'qconv_packed': (conv.qconv_packed, dict(input=X4, packed=conv.conv_prepack(W4)), ('input', 'packed')),
+    'qconv2d_add': (fused.qconv2d_add, dict(input=X4, accum=X4, weight=W4, engine='onednn'), ('input', 'accum', 'weight')),
+    'qlinear': (linear.qlinear, dict(input=XL, weight=WL), ('input', 'weight')),
+    'linear_prepack': (linear.linear_prepack, dict(weight=WL), ('weight',)),
+    'qlinear_packed': (linear.qlinear_packed, dict(input=XL, packed=linear.linear_prepack(WL)), ('input', 'packed')),
+    'qlinear_dynamic': (linear.qlinear_dynamic, dict(input=np.ones((3, 4), np.float32), weight=WL), ('weight',)),
+    'qbatch_norm': (batchnorm.qbatch_norm, dict(input=X4, weight=C1, bias=C1, mean=C1, var=C1, eps=1e-5, scale=0.1, zero_point=3), ('input',)),
+    'qlayer_norm': (norm.qlayer_norm, dict(input=X4, normalized_shape=(4, 4), weight=None, bias=None, eps=1e-5, scale=0.1, zero_point=3), ('input',)),
+    'qgroup_norm': (norm.qgroup_norm, dict(input=X4, num_groups=2, weight=None, bias=None, eps=1e-5, scale=0.1, zero_point=3), ('input',)),
+    'qinstance_norm': (norm.qinstance_norm, dict(input=X4, weight=None, bias=None, eps=1e-5, scale=0.1, zero_point=3), ('input',)),
+    'qclamp': (activation.qclamp, dict(input=X4, min=0.0, max=1.0), ('input',)),
+    'qhardtanh': (activation.qhardtanh, dict(input=X4), ('input',)),
+    'qrelu6': (activation.qrelu6, dict(input=X4), ('input',)),
+    'qrelu': (activation.qrelu, dict(input=X4), ('input',)),
+    'qhardswish': (activation.qhardswish, dict(input=X4, scale=0.1, zero_point=3), ('input',)),
+    'qhardsigmoid': (activation.qhardsigmoid, dict(input=X4), ('input',)),
+    'qsigmoid': (activation.qsigmoid, dict(input=X4), ('input',)),
+    'qtanh': (activation.qtanh, dict(input=X4), ('input',)),
+    'qleaky_relu': (activation.qleaky_relu, dict(input=X4), ('input',)),
+    'qelu': (activation.qelu, dict(input=X4, scale=0.1, zero_point=3), ('input',)),
+    'qgelu': (activation.qgelu, dict(input=X4), ('input',)),
+    'qsoftmax': (activation.qsoftmax, dict(input=X4, dim=1, scale=0.1, zero_point=3), ('input',)),
+    'qadd': (elementwise.qadd, dict(a=X4, b=X4, scale=0.1, zero_point=3), ('a', 'b')),
+    'qmul': (elementwise.qmul, dict(a=X4, b=X4, scale=0.1, zero_point=3), ('a', 'b')),
+    'qadd_scalar': (elementwise.qadd_scalar, dict(input=X4, other=0.5), ('input',)),
+    'qmul_scalar': (elementwise.qmul_scalar, dict(input=X4, other=0.5), ('input',)),
+    'qmax_pool1d': (pool.qmax_pool1d, dict(input=X3, kernel_size=2), ('input',)),
+    'qmax_pool2d': (pool.qmax_pool2d, dict(input=X4, kernel_size=2), ('input',)),
+    'qmax_pool3d': (pool.qmax_pool3d, dict(input=X5, kernel_size=2, engine='x86'), ('input',)),
+    'qavg_pool1d': (pool.qavg_pool1d, dict(input=X3, kernel_size=2), ('input',)),
+    'qavg_pool2d': (pool.qavg_pool2d, dict(input=X4, kernel_size=2), ('input',)),
+    'qavg_pool3d': (pool.qavg_pool3d, dict(input=X5, kernel_size=2), ('input',)),
+    'qadaptive_avg_pool2d': (pool.qadaptive_avg_pool2d, dict(input=X4, output_size=2), ('input',)),
+    'qadaptive_avg_pool3d': (pool.qadaptive_avg_pool3d, dict(input=X5, output_size=2), ('input',)),
+    'qmean': (pool.qmean, dict(input=X4, dim=(2, 3)), ('input',)),
+    'qupsample_nearest2d': (upsample.qupsample_nearest2d, dict(input=X4, output_size=(8, 8)), ('input',)),
+    'qupsample_nearest3d': (upsample.qupsample_nearest3d, dict(input=X5, output_size=(4, 6, 6)), ('input',)),
+    'qupsample_bilinear2d': (upsample.qupsample_bilinear2d, dict(input=X4, output_size=(8, 8)), ('input',)),
+    'qinterpolate': (upsample.qinterpolate, dict(input=X4, scale_factor=2), ('input',)),
+    'dequantize': (dequantize, dict(q=X4), ('q',)),
+}
+BAD = {'None': None, 'float array': np.zeros((1, 2, 4, 4), np.float32), 'list': [[1, 2]], 'int array': np.zeros((2, 4), np.uint8)}
+
+@pytest.mark.parametrize('name', CALLS)
+def test_valid_call_runs(name):
+    fn, kwargs, _ = CALLS[name]
+    fn(**kwargs)
+
+@pytest.mark.parametrize('bad', BAD)
+@pytest.mark.parametrize('name,param', [(n, p) for n, (_, _, ps) in CALLS.items() for p in ps])
+def test_a_non_quantized_argument_is_refused_by_name(name, param, bad):
+    fn, kwargs, _ = CALLS[name]
+    with pytest.raises(TypeError, match=rf'^{param} must be a'):
+        fn(**{**kwargs, param: BAD[bad]})
+
+def test_cat_names_the_bad_element():
+    with pytest.raises(TypeError, match=r'tensors\[1\] must be a QArray'):
+        elementwise.qcat([X4, None])
+
+THREADED = [n for n, (fn, _, _) in CALLS.items() if 'num_threads' in fn.__code__.co_varnames[:fn.__code__.co_argcount + fn.__code__.co_kwonlyargcount]]
+
+@pytest.mark.parametrize('bad', [0, -3, 1.5, True, '2'])
+@pytest.mark.parametrize('name', THREADED)
+def test_num_threads_is_validated_everywhere(name, bad):
+    fn, kwargs, _ = CALLS[name]
+    with pytest.raises(ValueError, match='num_threads must be an int >= 1'):
+        fn(**kwargs, num_threads=bad)
+
+def test_every_kernel_with_threads_is_listed():
+    assert {'qadd', 'qmul', 'qadd_scalar', 'qhardswish', 'qsoftmax', 'qgroup_norm', 'qinstance_norm', 'qmean',
+            'qadaptive_avg_pool3d'} <= set(THREADED)
+
+HUGE = {                                                 # small inputs whose outputs cannot fit in any machine's memory
+    'upsample_nearest2d': lambda: upsample.qinterpolate(X4, size=(10**6, 10**6)),
+    'upsample_bilinear2d': lambda: upsample.qinterpolate(X4, size=(10**6, 10**6), mode='bilinear'),
+    'adaptive_avg_pool2d': lambda: pool.qadaptive_avg_pool2d(X4, (10**6, 10**6)),
+    'add': lambda: elementwise.qadd(QArray(np.zeros((10**6, 1), np.uint8), 0.1, 0, 'quint8'),
+                                    QArray(np.zeros((1, 10**6), np.uint8), 0.1, 0, 'quint8'), 0.1, 0),
+}
+
+@pytest.mark.parametrize('name', HUGE)
+def test_a_call_that_cannot_fit_is_refused_before_it_allocates(name):
+    with pytest.raises(MemoryError, match=rf'{name} needs about .* but only .* is available'):
+        HUGE[name]()
+
+def test_quantize_refuses_what_torch_refuses():
+    torch = pytest.importorskip('torch')
+    for t in (torch.ones(2, dtype=torch.float64), torch.ones(2, dtype=torch.float16), torch.ones(2, dtype=torch.int64)):
+        with pytest.raises(RuntimeError, match='Quantize only works on Float Tensor'):
+            torch.quantize_per_tensor(t, 0.1, 0, torch.quint8)
+        with pytest.raises(TypeError, match='x must be a float32 tensor'):
+            quantize_per_tensor(t, 0.1, 0, 'quint8')
+    with pytest.raises(TypeError, match='x must be floating point'):
+        quantize_per_tensor(np.arange(4), 0.1, 0, 'quint8')
