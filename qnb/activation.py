@@ -10,7 +10,7 @@ Docs: https://qnb-dev.github.io/qnb/activation.html.md"""
 from __future__ import annotations
 import math
 import numpy as np
-from .core import (check_num_threads, check_memory, QArray, as_qarray, quantize_values_scalar, quantize_values_fma, resolve_engine, resolve_capability,
+from .core import (check_num_threads, check_memory, check_qnnpack_scale, QArray, as_qarray, quantize_values_scalar, quantize_values_fma, resolve_engine, resolve_capability,
                       check_scale, check_zero_point, dtype_range, fma_f32, QDTYPES,
                       dense_strides, suggests_channels_last)
 from .batchnorm import quantize_aten_avx
@@ -168,6 +168,10 @@ def quantize_scalar(y, scale, zero_point, dtype) -> np.ndarray:
 def inverse_double(scale) -> np.float32:
     "`float(1.0 / scale)`: the reciprocal in double, rounded to float."
     return np.float32(1.0 / float(scale))
+
+def _inverse_of_float(scale) -> np.float32:
+    "`float(1.0 / double(float(scale)))`: elu's reciprocal of the float32 scale (inf where it rounds to 0, as in C++)."
+    with np.errstate(divide='ignore'): return np.float32(np.float64(1.0) / np.float64(np.float32(scale)))
 
 def apply_tables(q, vector_table, scalar_table, dtype, num_threads) -> np.ndarray:
     "Eq. (A4): look each byte up in the vector or the scalar table, by position."
@@ -542,13 +546,7 @@ def _check_qnnpack(xq, name, channels='rest', scales=()):
     if math.prod(xq.shape[1:]) == 0:
         raise ValueError(f"input must have a non-empty product of the dimensions after the first for {name} on engine "
                          f"'qnnpack' (QNNPACK refuses 0 channels), got shape {xq.shape}")
-    for label, s in (('input scale', xq.scale), *scales): _check_normal_float32(s, label, name)
-
-def _check_normal_float32(s, label, name):
-    "QNNPACK's operators refuse a scale whose float32 is not normal (`isnormal`)."
-    f = abs(np.float32(s))
-    if not (np.isfinite(f) and f >= np.finfo(np.float32).tiny):
-        raise ValueError(f"{label} must be a normal float32 for {name} on engine 'qnnpack', got {s!r}")
+    for label, s in (('input scale', xq.scale), *scales): check_qnnpack_scale(s, label, name)
 
 def kernel_layout(op, input, own_qparams=True) -> tuple:
     """`unary_layout` of `input` as op's kernel sees it (A4'): `quantized::elu` and `quantized::leaky_relu` write
@@ -725,7 +723,7 @@ def elu_tables(scale, zero_point, dtype, out_scale, out_zero_point, alpha, build
         x = dequantize_vector(v, scale, zero_point, build)
         e = (glibc_expm1f if build == 'default' else sleef_expm1f)((x * one) * one)
         y = np.where(x > 0, x, e * a) * one
-        vt = quantize_vector(y, out_scale, out_zero_point, dtype, build, np.float32(1.0 / float(np.float32(out_scale))))
+        vt = quantize_vector(y, out_scale, out_zero_point, dtype, build, _inverse_of_float(out_scale))
         xs = dequantize_scalar(v, scale, zero_point)
         ys = np.where(xs >= 0, xs * one, glibc_expm1f(xs * one) * a * one)
     return vt, quantize_scalar(ys, out_scale, out_zero_point, dtype)
@@ -966,7 +964,7 @@ def qsoftmax(input, dim, scale, zero_point, *, engine=None, capability=None, num
         if xq.shape[d] == 0:
             raise ValueError(f"size of dim {dim} must be non-zero for softmax on engine 'qnnpack': torch computes "
                              f"numel / 0 and the process dies (SIGFPE)")
-        _check_normal_float32(xq.scale, 'input scale', 'softmax')
+        check_qnnpack_scale(xq.scale, 'input scale', 'softmax')
         return QArray(softmax_qnnpack(xq.int_repr, xq.scale, d), scale, zero_point, 'quint8')
     y = softmax_float(dequantize(xq), dim, capability, num_threads)
     return QArray(quantize_per_tensor(y, scale, zero_point, xq.dtype).int_repr.reshape(xq.shape), scale, zero_point, xq.dtype)

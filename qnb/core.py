@@ -11,11 +11,11 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['QDTYPES', 'ENGINES', 'CAPABILITIES', 'NEAR_TIE', 'PARALLEL_MIN', 'MEMORY_CHECK_MIN', 'check_dtype', 'dtype_range',
-           'check_scale', 'check_zero_point', 'check_scales', 'check_zero_points', 'check_axis', 'check_num_threads',
-           'resolve_engine', 'resolve_capability', 'wrap_int32', 'fma_f32', 'float32_input', 'quantize_values_fma',
-           'quantize_values_scalar', 'QArray', 'as_qarray', 'quantize_per_tensor', 'quantize_per_channel', 'dequantize',
-           'worker_count', 'parallel_ranges', 'RecentKeys', 'RecentCache', 'available_memory', 'check_memory',
-           'dense_strides', 'channels_last_contiguous', 'suggests_channels_last']
+           'check_scale', 'check_zero_point', 'check_scales', 'check_zero_points', 'check_axis', 'check_qnnpack_scale',
+           'check_num_threads', 'resolve_engine', 'resolve_capability', 'wrap_int32', 'fma_f32', 'float32_input',
+           'quantize_values_fma', 'quantize_values_scalar', 'QArray', 'as_qarray', 'quantize_per_tensor',
+           'quantize_per_channel', 'dequantize', 'worker_count', 'parallel_ranges', 'RecentKeys', 'RecentCache',
+           'available_memory', 'check_memory', 'dense_strides', 'channels_last_contiguous', 'suggests_channels_last']
 
 # %% ../nbs/00_core.ipynb #59eabce1
 QDTYPES = {  # name: (storage dtype, q_min, q_max)
@@ -93,6 +93,12 @@ def check_axis(axis, ndim, name='axis') -> int:
     if not 0 <= axis < ndim:
         raise ValueError(f"{name} must be in [0, {ndim - 1}] for a {ndim}-D array (torch takes no negative axis), got {axis}")
     return int(axis)
+
+def check_qnnpack_scale(scale, name, op) -> None:
+    "QNNPACK's operators refuse a scale whose float32 is not normal (`isnormal`: 0, subnormal, inf, NaN): so does qnb on that engine."
+    f = abs(np.float32(scale))
+    if not (np.isfinite(f) and f >= np.finfo(np.float32).tiny):
+        raise ValueError(f"{name} must be a normal float32 for {op} on engine 'qnnpack' (QNNPACK refuses it), got {scale!r}")
 
 def check_num_threads(num_threads) -> int:
     "The thread count a kernel reproduces torch's work split for: an int >= 1, or None for `torch.get_num_threads()` (1 without torch)."

@@ -9,7 +9,7 @@ Docs: https://qnb-dev.github.io/qnb/elementwise.html.md"""
 from __future__ import annotations
 import functools, math
 import numpy as np
-from .core import (check_num_threads, check_memory, QArray, as_qarray, check_scale, check_zero_point, resolve_engine, resolve_capability,
+from .core import (check_num_threads, check_memory, check_qnnpack_scale, QArray, as_qarray, check_scale, check_zero_point, resolve_engine, resolve_capability,
                       fma_f32, quantize_values_fma, quantize_values_scalar, dtype_range, wrap_int32, RecentKeys, RecentCache, parallel_ranges,
                       dense_strides, suggests_channels_last)
 from .batchnorm import quantize_aten_avx
@@ -217,10 +217,7 @@ def add_fp32(qa, za, sa, qb, zb, sb, out_scale, out_zp, dtype, relu, capability,
 def qnnpack_add_params(sa, sb, out_scale):
     "(m_a, m_b, k) of eq. (E2); ValueError when a scale is not a normal float32 or a scale ratio is outside [2^-14, 2^8)."
     f32 = np.float32
-    for name, s in (('input scale', sa), ('other scale', sb), ('scale', out_scale)):
-        v = abs(f32(s))
-        if not (np.isfinite(v) and v >= np.finfo(f32).tiny):
-            raise ValueError(f"{name} must be a normal float32 on engine 'qnnpack' (QNNPACK's add refuses it), got {s!r}")
+    for name, s in (('input scale', sa), ('other scale', sb), ('scale', out_scale)): check_qnnpack_scale(s, name, 'add')
     ra, rb = f32(sa) / f32(out_scale), f32(sb) / f32(out_scale)
     for name, r in (('input scale / output scale', ra), ('other scale / output scale', rb)):
         if not (2.0 ** -14 <= r < 2.0 ** 8):

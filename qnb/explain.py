@@ -1293,7 +1293,7 @@ def explain_activation(a, index, engine, printed=None, op='hardswish'):
         else: x = act.dequantize_scalar(np.array([q]), xq.scale, xq.zero_point)[0]
         formula, v, lib = _activation_value(op, x, vec, build, a)
         inverse = {'hardswish': act.inverse_double(so), 'hardsigmoid': 256, 'sigmoid': act.inverse_double(so), 'tanh': 128,
-                   'leaky_relu': np.float32(1) / np.float32(so), 'elu': np.float32(1.0 / float(np.float32(so))),
+                   'leaky_relu': np.float32(1) / np.float32(so), 'elu': act._inverse_of_float(so),
                    'gelu': np.float32(1.0 / so)}[op]
         with np.errstate(over='ignore', invalid='ignore'):
             shown = int((act.quantize_vector([v], so, zo, xq.dtype, build, inverse) if vec else act.quantize_scalar([v], so, zo, xq.dtype))[0])

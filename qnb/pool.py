@@ -9,7 +9,7 @@ Docs: https://qnb-dev.github.io/qnb/pool.html.md"""
 from __future__ import annotations
 import math, functools
 import numpy as np
-from .core import (check_num_threads, check_memory, QArray, as_qarray, dtype_range, resolve_engine, resolve_capability, wrap_int32,
+from .core import (check_num_threads, check_memory, check_qnnpack_scale, QArray, as_qarray, dtype_range, resolve_engine, resolve_capability, wrap_int32,
                       quantize_values_scalar, quantize_values_fma, quantize_per_tensor, dequantize,
                       parallel_ranges, PARALLEL_MIN, dense_strides, channels_last_contiguous, suggests_channels_last)
 from .conv import conv_tuple
@@ -216,6 +216,7 @@ def qnnpack_avg_pool2d(xq, k, s, p) -> QArray:
         raise ValueError(f"input must be 4-dimensional (N, C, H, W) on engine 'qnnpack' (QNNPACK's average pool), got shape {xq.shape}")
     if k == (1, 1):
         raise ValueError("kernel_size must have more than one element on engine 'qnnpack' (QNNPACK refuses 1x1 pooling)")
+    check_qnnpack_scale(xq.scale, 'input scale', 'average pooling')
     (H, W), z = xq.shape[-2:], xq.zero_point
     out = tuple((n + 2 * pi - ki) // si + 1 for n, pi, ki, si in zip((H, W), p, k, s))
     if any(o < 1 for o in out):
@@ -702,6 +703,7 @@ def mean_channels_last(xq, nd, num_threads) -> np.ndarray:
 
 def qnnpack_global_avg_pool(xq) -> np.ndarray:
     "(P2) with the whole image as the window: QNNPACK's global average pool of a quint8 (N, C, H, W) input, shape (N, C)."
+    check_qnnpack_scale(xq.scale, 'input scale', 'global average pooling')
     K, z, f32 = xq.shape[2] * xq.shape[3], xq.zero_point, np.float32
     acc = (xq.int_repr.reshape(xq.shape[:2] + (K,)).astype(np.int64) - z).sum(-1)
     return np.clip(np.rint(acc.astype(f32) * (f32(xq.scale) / (f32(xq.scale) * f32(K)))) + z, 0, 255).astype(np.uint8)

@@ -119,3 +119,33 @@ def test_quantize_refuses_what_torch_refuses():
             quantize_per_tensor(t, 0.1, 0, 'quint8')
     with pytest.raises(TypeError, match='x must be floating point'):
         quantize_per_tensor(np.arange(4), 0.1, 0, 'quint8')
+
+def _torch_and_qnb(engine, torch_call, qnb_call):
+    "(torch's integers or None if it refused, qnb's or None if it refused)."
+    torch = pytest.importorskip('torch')
+    if engine not in torch.backends.quantized.supported_engines: pytest.skip(f'no {engine}')
+    torch.backends.quantized.engine = engine
+    try: t = torch_call(torch).int_repr().numpy()
+    except RuntimeError: t = None
+    try: q = qnb_call().int_repr
+    except ValueError: q = None
+    return t, q
+
+@pytest.mark.parametrize('engine', ['x86', 'qnnpack'])
+@pytest.mark.parametrize('scale', [1e39, 1e-46, 3e-39])         # float32: inf, 0, subnormal
+@pytest.mark.parametrize('op', ['avg_pool2d', 'adaptive_avg_pool2d', 'mean', 'elu', 'add', 'hardswish'])
+def test_scales_beyond_float32_follow_torch_per_engine(engine, scale, op):
+    torch = pytest.importorskip('torch')
+    x = torch.quantize_per_tensor(torch.linspace(-3, 3, 64).reshape(1, 4, 4, 4), 0.05, 64, torch.quint8)
+    xin = torch._make_per_tensor_quantized_tensor(x.int_repr(), scale, 64)        # the input scale beyond float32
+    calls = {
+        'avg_pool2d': (lambda t: t.nn.functional.avg_pool2d(xin, 2), lambda: pool.qavg_pool2d(xin, 2, engine=engine)),
+        'adaptive_avg_pool2d': (lambda t: t.nn.functional.adaptive_avg_pool2d(xin, 2), lambda: pool.qadaptive_avg_pool2d(xin, 2, engine=engine)),
+        'mean': (lambda t: xin.mean((2, 3)), lambda: pool.qmean(xin, (2, 3), engine=engine)),
+        'elu': (lambda t: t.ops.quantized.elu(x, scale, 3, 1.0, 1.0, 1.0), lambda: activation.qelu(x, scale, 3, engine=engine)),
+        'add': (lambda t: t.ops.quantized.add(x, x, scale, 3), lambda: elementwise.qadd(x, x, scale, 3, engine=engine)),
+        'hardswish': (lambda t: t.ops.quantized.hardswish(xin, 0.1, 3), lambda: activation.qhardswish(xin, 0.1, 3, engine=engine)),
+    }
+    t, q = _torch_and_qnb(engine, *calls[op])
+    assert (t is None) == (q is None), (t, q)
+    if t is not None: assert np.array_equal(t, q)
