@@ -140,6 +140,7 @@ def qlayer_norm(input, normalized_shape, weight, bias, eps, scale, zero_point, *
     k = len(normalized_shape)
     if k == 0 or tuple(xq.shape[xq.ndim - k:]) != normalized_shape:
         raise ValueError(f"normalized_shape must match the input's trailing dimensions {xq.shape}, got {normalized_shape}")
+    if xq.int_repr.size == 0: return QArray(np.empty(xq.shape, xq.int_repr.dtype), scale, zero_point, xq.dtype)   # torch: empty too
     N = math.prod(normalized_shape); M = xq.int_repr.size // N
     gamma, beta = float_param(weight, normalized_shape, 'weight', 1.0).ravel(), float_param(bias, normalized_shape, 'bias', 0.0).ravel()
     y = normalize_contiguous(xq.int_repr, xq.zero_point, xq.scale, gamma, beta, M, N, 1, eps, scale, zero_point,
@@ -160,6 +161,7 @@ def qgroup_norm(input, num_groups, weight, bias, eps, scale, zero_point, *, capa
     Bs, G = xq.shape[0], int(num_groups)
     if channels_last is not None and not isinstance(channels_last, (bool, np.bool_)):
         raise TypeError(f"channels_last must be None or a bool, got {channels_last!r}")
+    if xq.int_repr.size == 0: return QArray(np.empty(xq.shape, xq.int_repr.dtype), scale, zero_point, xq.dtype)   # torch: empty too
     if is_channels_last(input) or (bool(channels_last) and xq.ndim == 4):
         y = normalize_channels_last(xq.int_repr, xq.zero_point, xq.scale, gamma, beta, G, eps, scale, zero_point,
                                     xq.dtype, capability, num_threads)

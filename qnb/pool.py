@@ -73,6 +73,9 @@ def _qmax_pool(ndim, input, kernel_size, stride, padding, dilation, ceil_mode, e
     ranks = (5,) if ndim == 3 else (ndim + 1, ndim + 2)                  # torch's quantized 3-D pool needs a batch
     if xq.ndim not in ranks:
         raise ValueError(f"input must have {' or '.join(map(str, ranks))} dimensions for max_pool{ndim}d, got shape {xq.shape}")
+    if 0 in xq.shape[-ndim - 1:]:
+        raise ValueError(f"input must have non-zero channel and spatial sizes for max_pool{ndim}d (torch: 'input dimensions "
+                         f"must be non-zero'), got shape {xq.shape}")
     k, s, p = pool_window(kernel_size, stride, padding, ndim)
     d = conv_tuple(dilation, ndim, 'dilation', 1)
     spatial = xq.shape[-ndim:]
@@ -217,6 +220,7 @@ def qnnpack_avg_pool2d(xq, k, s, p) -> QArray:
     if k == (1, 1):
         raise ValueError("kernel_size must have more than one element on engine 'qnnpack' (QNNPACK refuses 1x1 pooling)")
     check_qnnpack_scale(xq.scale, 'input scale', 'average pooling')
+    if xq.shape[1] == 0: raise ValueError("input must have at least one channel on engine 'qnnpack' (QNNPACK's average pool refuses 0 channels)")
     (H, W), z = xq.shape[-2:], xq.zero_point
     out = tuple((n + 2 * pi - ki) // si + 1 for n, pi, ki, si in zip((H, W), p, k, s))
     if any(o < 1 for o in out):
@@ -411,7 +415,7 @@ def qavg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, cou
     xq = as_qarray(input)
     if xq.per_channel: raise ValueError("input must be quantized per tensor for avg_pool3d")
     if xq.ndim not in (4, 5): raise ValueError(f"input must have 4 or 5 dimensions for avg_pool3d, got shape {xq.shape}")
-    if any(n < 1 for n in xq.shape[-4:]): raise ValueError(f"input must have non-empty channel and spatial dimensions, got shape {xq.shape}")
+    if any(n < 1 for n in xq.shape[-3:]): raise ValueError(f"input must have non-empty spatial dimensions, got shape {xq.shape}")
     check_memory(xq.int_repr.size * 24, 'avg_pool3d')
     k, s, p = pool_window(kernel_size, stride, padding, 3)
     _check_divisor(divisor_override)
@@ -704,6 +708,7 @@ def mean_channels_last(xq, nd, num_threads) -> np.ndarray:
 def qnnpack_global_avg_pool(xq) -> np.ndarray:
     "(P2) with the whole image as the window: QNNPACK's global average pool of a quint8 (N, C, H, W) input, shape (N, C)."
     check_qnnpack_scale(xq.scale, 'input scale', 'global average pooling')
+    if xq.shape[1] == 0: raise ValueError("input must have at least one channel on engine 'qnnpack' (QNNPACK's global average pool refuses 0 channels)")
     K, z, f32 = xq.shape[2] * xq.shape[3], xq.zero_point, np.float32
     acc = (xq.int_repr.reshape(xq.shape[:2] + (K,)).astype(np.int64) - z).sum(-1)
     return np.clip(np.rint(acc.astype(f32) * (f32(xq.scale) / (f32(xq.scale) * f32(K)))) + z, 0, 255).astype(np.uint8)
@@ -750,8 +755,12 @@ def qmean(input, dim=None, keepdim=False, *, engine=None, channels_last=None, nu
     if not isinstance(keepdim, (bool, np.bool_)): raise TypeError(f"keepdim must be a bool, got {keepdim!r}")
     check_memory(xq.int_repr.size * 16, 'mean')
     given, dims = _mean_dims(dim, xq.ndim)
-    if any(xq.shape[d] == 0 for d in dims): raise ValueError(f"the reduced dimensions must be non-empty, got shape {xq.shape}")
     shape = tuple(1 if i in dims else n for i, n in enumerate(xq.shape) if keepdim or i not in dims)
+    if any(xq.shape[d] == 0 for d in dims):                      # the mean of nothing: 0/0 = NaN, cast to int32
+        if mean_path(input, xq, given, engine, channels_last) == 'qnnpack':
+            raise ValueError(f"the reduced dimensions must be non-empty on engine 'qnnpack' (QNNPACK's global average "
+                             f"pool refuses width 0), got shape {xq.shape}")
+        return QArray(np.full(shape, -2**31).astype(xq.int_repr.dtype), xq.scale, xq.zero_point, xq.dtype)   # low bits kept
     nd = len(dims)
     if dims != list(range(xq.ndim - nd, xq.ndim)):
         raise ValueError(f"dim must name trailing dimensions (torch reduces others in float, in an order qnb does not "

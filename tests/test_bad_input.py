@@ -149,3 +149,43 @@ def test_scales_beyond_float32_follow_torch_per_engine(engine, scale, op):
     t, q = _torch_and_qnb(engine, *calls[op])
     assert (t is None) == (q is None), (t, q)
     if t is not None: assert np.array_equal(t, q)
+
+ZERO_SHAPES = [(0, 3, 4, 4), (2, 0, 4, 4), (2, 3, 0, 4), (2, 3, 4, 0)]
+
+def _zero_size_ops(torch, x, engine):
+    C = x.shape[1]
+    c = torch.ones(C)
+    F = torch.nn.functional
+    return {
+        'relu': (lambda: torch.relu(x), lambda: activation.qrelu(x, engine=engine)),
+        'sigmoid': (lambda: torch.sigmoid(x), lambda: activation.qsigmoid(x, engine=engine)),
+        'softmax': (lambda: torch.ops.quantized.softmax(x, 1, 0.1, 3), lambda: activation.qsoftmax(x, 1, 0.1, 3, engine=engine)),
+        'add': (lambda: torch.ops.quantized.add(x, x, 0.1, 3), lambda: elementwise.qadd(x, x, 0.1, 3, engine=engine)),
+        'mul': (lambda: torch.ops.quantized.mul(x, x, 0.1, 3), lambda: elementwise.qmul(x, x, 0.1, 3, engine=engine)),
+        'cat': (lambda: torch.ops.quantized.cat([x, x], 1, 0.1, 3), lambda: elementwise.qcat([x, x], 1, 0.1, 3)),
+        'batch_norm': (lambda: torch.ops.quantized.batch_norm2d(x, c, c, c * 0, c, 1e-5, 0.1, 3),
+                       lambda: batchnorm.qbatch_norm(x, c.numpy(), c.numpy(), 0 * c.numpy(), c.numpy(), 1e-5, 0.1, 3, engine=engine)),
+        'layer_norm': (lambda: torch.ops.quantized.layer_norm(x, [x.shape[-1]], None, None, 1e-5, 0.1, 3),
+                       lambda: norm.qlayer_norm(x, x.shape[-1:], None, None, 1e-5, 0.1, 3)),
+        'max_pool2d': (lambda: F.max_pool2d(x, 2), lambda: pool.qmax_pool2d(x, 2, engine=engine)),
+        'avg_pool2d': (lambda: F.avg_pool2d(x, 2), lambda: pool.qavg_pool2d(x, 2, engine=engine)),
+        'adaptive_avg_pool2d': (lambda: F.adaptive_avg_pool2d(x, 1), lambda: pool.qadaptive_avg_pool2d(x, 1, engine=engine)),
+        'mean': (lambda: x.mean((2, 3)), lambda: pool.qmean(x, (2, 3), engine=engine)),
+        'upsample': (lambda: F.interpolate(x, scale_factor=2), lambda: upsample.qinterpolate(x, scale_factor=2)),
+        'bilinear': (lambda: F.interpolate(x, scale_factor=2, mode='bilinear'), lambda: upsample.qinterpolate(x, scale_factor=2, mode='bilinear')),
+    }
+
+@pytest.mark.parametrize('engine', ['x86', 'qnnpack'])
+@pytest.mark.parametrize('shape', ZERO_SHAPES)
+def test_zero_size_inputs_follow_torch(engine, shape):
+    torch = pytest.importorskip('torch')
+    x = torch.quantize_per_tensor(torch.randn(shape), 0.05, 64, torch.quint8)
+    for op, (t_call, q_call) in _zero_size_ops(torch, x, engine).items():
+        t, q = _torch_and_qnb(engine, lambda _: t_call(), q_call)
+        assert (t is None) == (q is None), (op, t, q)
+        if t is not None: assert t.shape == q.shape and np.array_equal(t, q), op
+
+def test_group_norm_of_zero_channels_is_empty():
+    # torch 2.13's quantized group_norm divides by zero channels and the process dies (SIGFPE); the result is empty
+    y = norm.qgroup_norm(QArray(np.zeros((2, 0, 4, 4), np.uint8), 0.05, 64, 'quint8'), 1, None, None, 1e-5, 0.1, 3)
+    assert y.shape == (2, 0, 4, 4)
