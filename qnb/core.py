@@ -10,12 +10,13 @@ import math
 import numpy as np
 
 # %% auto #0
-__all__ = ['QDTYPES', 'ENGINES', 'CAPABILITIES', 'NEAR_TIE', 'PARALLEL_MIN', 'MEMORY_CHECK_MIN', 'check_dtype', 'dtype_range',
-           'check_scale', 'check_zero_point', 'check_scales', 'check_zero_points', 'check_axis', 'check_qnnpack_scale',
-           'check_num_threads', 'resolve_engine', 'resolve_capability', 'wrap_int32', 'fma_f32', 'float32_input',
-           'quantize_values_fma', 'quantize_values_scalar', 'QArray', 'as_qarray', 'quantize_per_tensor',
-           'quantize_per_channel', 'dequantize', 'worker_count', 'parallel_ranges', 'RecentKeys', 'RecentCache',
-           'available_memory', 'check_memory', 'dense_strides', 'channels_last_contiguous', 'suggests_channels_last']
+__all__ = ['QDTYPES', 'ENGINES', 'CAPABILITIES', 'PLAIN_DTYPES', 'NEAR_TIE', 'PARALLEL_MIN', 'MEMORY_CHECK_MIN', 'check_dtype',
+           'dtype_range', 'check_scale', 'check_zero_point', 'check_scales', 'check_zero_points', 'check_axis',
+           'check_qnnpack_scale', 'check_num_threads', 'resolve_engine', 'resolve_capability', 'wrap_int32', 'fma_f32',
+           'float32_input', 'quantize_values_fma', 'quantize_values_scalar', 'QArray', 'as_qarray',
+           'quantize_per_tensor', 'quantize_per_channel', 'dequantize', 'worker_count', 'parallel_ranges', 'RecentKeys',
+           'RecentCache', 'available_memory', 'check_memory', 'dense_strides', 'channels_last_contiguous',
+           'suggests_channels_last']
 
 # %% ../nbs/00_core.ipynb #59eabce1
 QDTYPES = {  # name: (storage dtype, q_min, q_max)
@@ -26,12 +27,17 @@ QDTYPES = {  # name: (storage dtype, q_min, q_max)
 ENGINES = ('fbgemm', 'x86', 'onednn', 'qnnpack')
 CAPABILITIES = ('default', 'avx2', 'avx512')
 
+PLAIN_DTYPES = {'uint8': 'quint8', 'int8': 'qint8', 'int32': 'qint32'}   # pt2e's plain storage dtypes
+
 def check_dtype(dtype) -> str:
-    "Name of a quantized dtype: accepts 'quint8', 'qint8', 'qint32' or the torch dtypes."
+    """Name of a quantized dtype: 'quint8', 'qint8', 'qint32', the torch dtypes, or the plain storage dtypes pt2e graphs
+    carry (`torch.uint8`/`'uint8'`, `int8`, `int32`, NumPy's too), which name the same integers."""
     if type(dtype) is str and dtype in QDTYPES: return dtype           # the common case, without str()/rsplit
-    name = str(dtype).rsplit('.', 1)[-1]
+    name = np.dtype(dtype).name if isinstance(dtype, np.dtype) or (isinstance(dtype, type) and issubclass(dtype, np.generic)) \
+        else str(dtype).rsplit('.', 1)[-1]
+    name = PLAIN_DTYPES.get(name, name)
     if name not in QDTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(QDTYPES)} (or the torch dtype), got {dtype!r}")
+        raise ValueError(f"dtype must be one of {', '.join(QDTYPES)} or {', '.join(PLAIN_DTYPES)} (or the torch dtype), got {dtype!r}")
     return name
 
 def dtype_range(dtype) -> tuple[int, int]:
@@ -272,21 +278,34 @@ class QArray:
 
     def dequantize(self) -> np.ndarray: return dequantize(self)
 
-    def to_torch(self):
-        "The same quantized tensor in torch."
+    def to_torch(self, quantized=True):
+        "The same quantized tensor in torch; with `quantized=False` the plain integer tensor (its qparams stay here)."
         torch = _torch()
         ints = torch.from_numpy(np.ascontiguousarray(self.int_repr).reshape(self.shape))   # 0-d stays 0-d
+        if not quantized: return ints
         if self.axis is None:
             return torch._make_per_tensor_quantized_tensor(ints, self.scale, self.zero_point)
         return torch._make_per_channel_quantized_tensor(
             ints, torch.from_numpy(self.scale), torch.from_numpy(self.zero_point), self.axis)
 
     @classmethod
-    def from_torch(cls, t):
-        "A QArray holding the integers and parameters of torch quantized tensor `t`."
+    def from_torch(cls, t, scale=None, zero_point=None, axis=None):
+        """A QArray holding the integers and parameters of torch tensor `t`: a quantized tensor carries its own; a plain
+        uint8/int8/int32 tensor (what pt2e graphs and torchao hold, now that the quantized dtypes are deprecated)
+        takes them here, `scale`/`zero_point` numbers, or 1-D per-channel arrays/tensors along `axis`."""
         torch = _torch()
         if not getattr(t, 'is_quantized', False):
-            raise TypeError(f"expected a quantized torch tensor, got {getattr(t, 'dtype', type(t).__name__)}")
+            if not isinstance(t, torch.Tensor) or t.dtype not in (torch.uint8, torch.int8, torch.int32):
+                raise TypeError(f"t must be a quantized torch tensor or a uint8/int8/int32 one, got {getattr(t, 'dtype', type(t).__name__)}")
+            if scale is None or zero_point is None:
+                raise TypeError(f"a plain {t.dtype} tensor needs its scale and zero_point (axis too if per channel), "
+                                f"got scale={scale!r}, zero_point={zero_point!r}")
+            plain = lambda v: v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v
+            scale, zero_point = plain(scale), plain(zero_point)
+            if axis is None and np.ndim(scale) == 0: scale, zero_point = float(scale), int(np.asarray(zero_point))
+            return cls(t.detach().cpu().numpy(), scale, zero_point, t.dtype, axis)
+        if not (scale is None and zero_point is None and axis is None):
+            raise TypeError("a quantized tensor carries its own scale, zero_point and axis: do not pass them")
         ints = t.int_repr().numpy()
         if t.qscheme() in (torch.per_tensor_affine, torch.per_tensor_symmetric):
             return cls(ints, t.q_scale(), t.q_zero_point(), t.dtype)
