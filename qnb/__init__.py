@@ -4,6 +4,7 @@ Modules:
 
 - `qnb.activation`: `relu`, `relu6`, `hardtanh`, `clamp` (the input's qparams, bounds quantized once) and `hardswish`, `hardsigmoid`, `sigmoid`, `tanh`, `leaky_relu`, `elu`, `gelu`, `softmax` (dequantize, float math as torch's vector body, scalar tail or QNNPACK table rounds it, quantize).
 - `qnb.batchnorm`: `quantized::batch_norm1d/2d/3d` (and `_relu`): one multiplier and one offset per channel, then a vector body and a scalar tail that round differently on each CPU capability.
+- `qnb.decomposed`: `torch.ops.quantized_decomposed.*` (the quantize, dequantize and qparams ops that `torch.export` + torchao's `convert_pt2e` leave in a graph) reproduced bit for bit in NumPy, eqs. (D1)–(D15).
 - `qnb.elementwise`: `quantized::add` / `add_relu` / `mul` / `mul_relu` with numpy broadcasting, `add_scalar` / `mul_scalar`, and `cat`: a vector body and a scalar tail that round differently, QNNPACK's fixed-point add, and the scalar ops' qparam shortcuts.
 - `qnb.explain`: `explain(op, *inputs, index=...)` and `explain(model, x, layer=..., index=...)`: how one output element is computed, step by step, with torch's output for the same element and match or mismatch.
 - `qnb.explore`: Interactive views (ipywidgets, matplotlib): a quantizer explorer, a requantization explorer and a per-layer error plot for a converted model, each with a static figure for the rendered docs.
