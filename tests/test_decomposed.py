@@ -20,9 +20,11 @@ def test_zero_point_after_rounding():
     theirs = Q.quantize_per_tensor(x, 0.1, 3, 0, 255, torch.uint8).numpy()
     assert D.quantize_per_tensor(x, 0.1, 3, 0, 255, 'uint8').tolist() == theirs.tolist() == [3, 5, 3]
 
-def test_int32_top_saturates():
-    x = np.array([3e9, -3e9, 2147483600.0], np.float32)
-    assert D.quantize_per_tensor(x, 1.0, 0, -2**31, 2**31 - 1, 'int32').tolist() == [2**31 - 1, -2**31, 2**31 - 1]
+def test_int32_top_wraps_as_in_torch():
+    x = np.array([3e9, -3e9, 2147483600.0], np.float32)       # float32(2**31 - 1) = 2**31 passes the clamp, then wraps
+    import torch.ao.quantization.fx._decomposed                # registers torch.ops.quantized_decomposed
+    theirs = torch.ops.quantized_decomposed.quantize_per_tensor(torch.from_numpy(x), 1.0, 0, -2**31, 2**31 - 1, torch.int32).tolist()
+    assert D.quantize_per_tensor(x, 1.0, 0, -2**31, 2**31 - 1, 'int32').tolist() == theirs == [-2**31, -2**31, -2**31]
     assert D.int32_top_wraps(np.float32(2**31)) and not D.int32_top_wraps(np.float32(2**31 - 128))
 
 def test_bfloat16_out_is_float32_of_bf16_values():
