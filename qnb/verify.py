@@ -317,7 +317,7 @@ def faults_met(rows) -> str:
     for k, n in counts.most_common():
         lines += [f"{n:>10,}  {k}: {fault_registry.fault(k).title}",
                   f"{'':>10}  in {', '.join(kernels[k])} on {', '.join(engines[k])}"]
-    if unnamed > 0: lines.append(f"{unnamed:>10,}  torch faults or crashes no registry entry names")
+    if unnamed > 0: lines.append(f"{unnamed:>10,}  torch faults or crashes recorded without a registry id")
     return '\n'.join(lines)
 
 def _worker():
