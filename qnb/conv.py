@@ -19,8 +19,8 @@ __all__ = ['BLOCK_ELEMENTS', 'CHUNK_BYTES', 'PLANS_PER_WEIGHT', 'PLANES_CHANNELS
            'conv_path_accumulator', 'cpu_has_avx512_vnni', 'conv_engine_path', 'output_stage_last', 'conv_output_stage',
            'ConvPlan', 'conv_plan', 'conv_forward', 'qconv1d', 'qconv2d', 'qconv3d', 'conv_prepack', 'qconv_packed',
            'qconv_transpose1d', 'qconv_transpose2d', 'qconv_transpose3d', 'torch_conv', 'qnb_conv', 'random_conv_case',
-           'real_conv_output', 'fbgemm_direct_transposed_path', 'qnb_right_torch_wrong', 'torch_fault',
-           'check_conv_cases', 'qnb_conv_output_shape']
+           'real_conv_output', 'fbgemm_direct_transposed_path', 'qnb_right_torch_wrong', 'conv_fault_family',
+           'conv_crash_fault', 'torch_fault', 'check_conv_cases', 'qnb_conv_output_shape']
 
 # %% ../nbs/03_conv.ipynb #7c0f8ce4
 def conv_tuple(value, ndim, name, minimum) -> tuple:
@@ -892,23 +892,39 @@ def qnb_right_torch_wrong(ours, theirs, real) -> bool:
     "The test for torch's wrong conv kernels: qnb within half a unit of the real-number result `real` everywhere, torch beyond half a unit somewhere."
     return bool(np.all(np.abs(ours - real) <= 0.5 + 1e-3) and np.any(np.abs(np.asarray(theirs, np.float64) - real) > 0.5 + 1e-3))
 
-def torch_fault(case, ours, theirs) -> bool:
-    "Whether torch's output (not qnb's) is the one that is not the convolution: see above."
+def conv_fault_family(case) -> str:
+    "The id (`qnb.faults`) of the faulty torch kernel family listed above that computes sweep case `case`, or ''."
+    xq, wq = _case_qarrays(case)
+    OC = wq.shape[1] * case['groups'] if case['transposed'] else wq.shape[0]
+    zw = np.broadcast_to(wq.zero_point, (OC,))
+    path = conv_engine_path(case['engine'], zw, case['groups'], case['output_padding'], case['transposed'], wq.per_channel)
+    args = (xq.shape[1], OC, wq.shape[2:], case['stride'], case['padding'], case['dilation'], case['groups'])
+    if case['transposed']:
+        if path == 'onednn': return 'onednn-conv-transpose'                                                  # 1.
+        return 'fbgemm-direct-conv-transpose' if path == 'fbgemm' and fbgemm_direct_transposed_path(*args) else ''   # 3.
+    if path == 'onednn': return 'onednn-conv-padding'                                                        # 2.
+    if (path == 'fbgemm' and case['ndim'] == 3 and fbgemm_depthwise_fast_path(*args)
+            and any(i < k for i, k in zip(xq.shape[2:], wq.shape[2:]))): return 'fbgemm-depthwise3d-small-input'   # 4.
+    return ''
+
+def conv_crash_fault(case) -> str:
+    "The id of the fault that explains torch crashing (or failing inside) on `case`, or '' if no entry names it."
+    family = conv_fault_family(case)
+    return {'onednn-conv-padding': 'onednn-conv-segfault', 'fbgemm-depthwise3d-small-input': family}.get(family, '')
+
+def torch_fault(case, ours, theirs) -> str:
+    "The id (`qnb.faults`) of the fault by which torch's output (not qnb's) is not the convolution, or '': see above."
+    family = conv_fault_family(case)
+    if family in ('', 'fbgemm-depthwise3d-small-input'): return family   # the whole depthwise family, values unchecked
     xq, wq = _case_qarrays(case)
     zw = np.broadcast_to(wq.zero_point, (ours.shape[1],))
-    path = conv_engine_path(case['engine'], zw, case['groups'], case['output_padding'], case['transposed'], wq.per_channel)
-    args = (xq.shape[1], ours.shape[1], wq.shape[2:], case['stride'], case['padding'], case['dilation'], case['groups'])
-    direct = case['transposed'] and path == 'fbgemm' and fbgemm_direct_transposed_path(*args)
-    depthwise_3d = not case['transposed'] and path == 'fbgemm' and case['ndim'] == 3 and fbgemm_depthwise_fast_path(*args)
-    if depthwise_3d and any(i < k for i, k in zip(xq.shape[2:], wq.shape[2:])): return True   # the whole family
-    if path != 'onednn' and not direct: return False
     if case['transposed']:
         acc = conv_transpose_accumulator(xq.int_repr, xq.zero_point, wq.int_repr, zw, case['stride'], case['padding'],
                                          case['output_padding'], case['dilation'], case['groups'])
     else:
         acc = conv_accumulator(xq.int_repr, xq.zero_point, wq.int_repr, zw, case['stride'], case['padding'],
                                case['dilation'], case['groups'])
-    return qnb_right_torch_wrong(ours, theirs, np.clip(real_conv_output(case, acc), 0, 255))
+    return family if qnb_right_torch_wrong(ours, theirs, np.clip(real_conv_output(case, acc), 0, 255)) else ''
 
 # %% ../nbs/03_conv.ipynb #3db5f9df
 TORCH_INTERNAL_ERRORS = ('Cannot access data pointer', 'INTERNAL ASSERT FAILED')   # torch failing, not refusing
@@ -918,16 +934,16 @@ def check_conv_cases(cases, kernel) -> 'CheckResult':
     from qnb.verify import CheckResult, call_isolated
     res = CheckResult(kernel, cases[0]['engine'] if cases else '-')
     theirs_all, crashed = call_isolated('qnb.conv:torch_conv', cases)
-    res.torch_crashes = len(crashed)
+    for i in crashed: res.add_torch_crash(conv_crash_fault(cases[i]))
     for case, theirs in zip(cases, theirs_all):
         if theirs is None: continue
         if isinstance(theirs, dict):                                    # torch raised on a valid case
             if not any(m in theirs['error'] for m in TORCH_INTERNAL_ERRORS):
                 raise AssertionError(f"torch refused a case qnb accepts: {theirs['error']}")
-            res.torch_crashes += 1; continue
+            res.add_torch_crash(conv_crash_fault(case)); continue
         ours = qnb_conv(case)
-        if np.any(ours != theirs) and torch_fault(case, ours, theirs):
-            res.torch_faults += 1; continue
+        if np.any(ours != theirs) and (fault := torch_fault(case, ours, theirs)):
+            res.add_torch_fault(0, fault); continue                     # 0: these cases stay out of `compared`
         res.add(ours, theirs)
     return res
 

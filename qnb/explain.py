@@ -62,7 +62,7 @@ class Explanation:
     torch: object = None
     tables: list = field(default_factory=list)      # (heading, header row, rows, closing sentence)
     notes: list = field(default_factory=list)
-    torch_fault: bool = False                          # torch's output here is a known torch bug (see notes)
+    torch_fault: str = ''                              # id (qnb.faults) of the known torch fault behind torch's output here
     qparams_match: bool = True                         # False when torch's output scale/zero point differ from qnb's
 
     @property
@@ -74,7 +74,7 @@ class Explanation:
     @property
     def verdict(self) -> str:
         if self.torch is None: return 'torch not available: nothing to compare'
-        return 'match' if self.match else 'MISMATCH (a known torch fault: see the note)' if self.torch_fault else 'MISMATCH'
+        return 'match' if self.match else f'MISMATCH (torch fault {self.torch_fault}: see the note)' if self.torch_fault else 'MISMATCH'
 
     def _closing(self):
         lines = [f"qnb: {fmt(self.result)} (float {fmt(self.result_float)}); full qnb kernel at {fmt(self.index)}: {fmt(self.kernel)}"]
@@ -721,7 +721,9 @@ def explain_conv_add(a, index, engine, printed=None):
     steps += [Step('to output units, plus zero point', 'fl(fl(… · R_y) + z_y)', t6),
               Step('clamp, then round half to even', 'rne(min(max(…, 0), 255))', y), _out_step(y, sy, zy)]
     notes = []
-    if OC == 1: notes.append("torch's conv2d_add is wrong for a single output channel (qnb.fused's sweep counts it as a torch fault)")
+    if OC == 1:
+        from qnb.faults import describe
+        notes.append(describe('onednn-conv2d-add-one-channel', "qnb computes (F7) here as everywhere"))
     title = f"conv2d_add{'_relu' if relu else ''} on engine {engine} (oneDNN's sum post-op): output[{_ix(index)}]"
     return title, steps, [], notes, y, _yf(y, sy, zy)
 
@@ -1689,27 +1691,28 @@ _LAYOUT_KINDS = ('avg_pool', 'adaptive_avg_pool', 'upsample_nearest', 'upsample_
 
 def _layout_torch_fault(e, a, ours, theirs):
     "Note torch's layout fault (qnb.pool, eq. P7): a channels-last kernel's NHWC result in an output torch allocates NCHW."
+    from qnb.faults import describe
     from qnb.pool import layout_fault
     x = as_qarray(a['input'])
     nd = a.get('_ndim', x.ndim - 2)
     theirs = np.asarray(theirs)
     strides = (tuple(a['input'].stride()) if getattr(a['input'], 'is_quantized', False) else      # torch's, or the QArray's
                tuple(s // x.int_repr.itemsize for s in x.int_repr.strides))
-    if theirs.shape != ours.shape or not layout_fault(x.shape, nd, ours, theirs, strides): return
-    e.torch_fault = True
-    e.notes.append("torch's output here is its layout fault (qnb.pool, eq. P7): the input passes is_contiguous(channels_last) but "
-                   "its strides are not channels-last-like (one pixel per channel, or a size-1 dimension with an off-pattern stride), "
-                   "so torch runs the channels-last kernel and reads its NHWC result back as NCHW")
+    fault = layout_fault(x.shape, nd, ours, theirs, strides) if theirs.shape == ours.shape else ''
+    if not fault: return
+    e.torch_fault = fault
+    e.notes.append(describe(fault, "the input passes is_contiguous(channels_last) but its strides are not channels-last-like, "
+                                   "so torch runs the channels-last kernel and reads its NHWC result back as NCHW"))
 
 def _conv_torch_fault(e, a, kind, ours, theirs):
     "Note it when torch's conv output belongs to one of the kernel families `qnb.conv` documents as not computing the conv."
     from qnb.conv import torch_fault
+    from qnb.faults import describe
     theirs = np.asarray(theirs)
-    if theirs.shape != ours.shape or not torch_fault(_conv_case(a, kind, e.engine), ours, theirs): return
-    e.torch_fault = True
-    e.notes.append("torch's output here is a known torch fault (qnb.conv, 'When torch is wrong': oneDNN's transposed conv, "
-                   "oneDNN's conv with large padding or stride, FBGEMM's direct transposed or 3-D depthwise kernel): "
-                   "qnb's output is within rounding of the real-number result, torch's is not")
+    fault = torch_fault(_conv_case(a, kind, e.engine), ours, theirs) if theirs.shape == ours.shape else ''
+    if not fault: return
+    e.torch_fault = fault
+    e.notes.append(describe(fault, "qnb's output is within rounding of the real-number result, torch's is not"))
 
 def torch_reference(name, *inputs, engine=None, **params):
     """torch's full output for the kernel call `explain(name, *inputs, **params)` would make, as picklable data:
@@ -1734,6 +1737,7 @@ def _qnnpack_clamp_fault(e, a, kind):
     """torch's QNNPACK clamp (relu6, hardtanh, clamp) reads a channels-last input's memory as if it were contiguous
     NCHW: its output at an index is the clamp of the element stored at that memory offset. Note it where it shows."""
     from qnb.activation import qclamp
+    from qnb.faults import describe
     x = a['input']
     if e.match or e.torch is None or not hasattr(x, 'is_contiguous') or x.is_contiguous() or x.dim() != 4: return
     import torch
@@ -1743,9 +1747,9 @@ def _qnnpack_clamp_fault(e, a, kind):
     lo, hi = {'relu6': (0.0, 6.0), 'hardtanh': (a.get('min_val'), a.get('max_val')), 'clamp': (a.get('min'), a.get('max'))}[kind]
     xa = as_qarray(x)
     if int(qclamp(QArray(np.array([[q]], xa.int_repr.dtype), xa.scale, xa.zero_point, xa.dtype), lo, hi).int_repr[0, 0]) != e.torch: return
-    e.torch_fault = True
-    e.notes.append(f"torch's QNNPACK clamp read this channels-last input's memory as if it were NCHW: memory offset {offset} "
-                   f"holds {q}, not this element, and torch's {e.torch} is {q} clamped — a torch fault, not the clamp of q_x")
+    e.torch_fault = 'qnnpack-clamp-channels-last'
+    e.notes.append(describe(e.torch_fault, f"memory offset {offset} holds {q}, not this element, and torch's {e.torch} is {q} "
+                                           "clamped, not the clamp of q_x"))
 
 # %% ../nbs/16_explain.ipynb #1699df17
 def _qp(m, s='scale', z='zero_point'):

@@ -696,7 +696,9 @@ def _to_torch(v):
 
 def run(model, x, *, engine=None):
     """Run converted `model` on float input `x` with qnb's kernels only; returns what the model returns. `engine`
-    should be the one the model was converted (or loaded) under: torch's convs and linears keep that engine's kernels."""
+    should be the one the model was converted (or loaded) under: torch's convs and linears keep that engine's kernels.
+    Where torch's kernel is known to be wrong, undefined or crashing (the faults page) the layer gets the right value,
+    and where torch's odd result is what its arithmetic defines (rounding, wrapping, saturation), torch's."""
     torch = _torch()
     gm = model_graph(model)
     out = run_graph(gm, x, engine)
@@ -726,44 +728,43 @@ def _real_conv_output(m, t_in):
     return (y / m.scale + m.zero_point).clamp(lo, hi).numpy()
 
 def _wrong_convolution(gm, node, theirs, engine) -> str:
-    """torch's conv kernels that do not compute the convolution (conv notebook, "When torch is wrong"): qnb within
-    half a unit of the real-number result everywhere, torch's output beyond half a unit somewhere."""
+    """The id (`qnb.faults`) of torch's conv kernel family that does not compute the convolution (conv notebook, "When
+    torch is wrong") when it shows here: qnb within half a unit of the real-number result everywhere, torch's output
+    beyond half a unit somewhere; or ''."""
     torch = _torch()
     from torch.ao.nn.quantized.modules.conv import _ConvNd
-    from qnb.conv import conv_engine_path, fbgemm_direct_transposed_path, qnb_right_torch_wrong
+    from qnb.conv import conv_engine_path, fbgemm_direct_transposed_path, fbgemm_depthwise_fast_path, qnb_right_torch_wrong
     if node.op != 'call_module' or len(node.args) != 1: return ''
     m = gm.get_submodule(node.target)
     t_in, t_out = theirs.get(getattr(node.args[0], 'name', None)), theirs.get(node.name)
     if not (isinstance(m, _ConvNd) and isinstance(t_in, torch.Tensor) and t_in.is_quantized and m.padding_mode == 'zeros'): return ''
     transposed = 'Transpose' in type(m).__name__
-    if transposed:
-        w = QArray.from_torch(m.weight())
-        zw = np.broadcast_to(w.zero_point, (m.out_channels,))
-        path = conv_engine_path(engine, zw, m.groups, m.output_padding, True, w.per_channel)
-        if path == 'fbgemm' and fbgemm_direct_transposed_path(m.in_channels, m.out_channels, m.kernel_size, m.stride,
-                                                               m.padding, m.dilation, m.groups):
-            # its output is not the convolution, and its unpacked weight() is not the weight that was packed either,
-            # so there is no real-number result to hold either side to
-            return ("FBGEMM's direct transposed-conv kernel (2 x k kernel, 8k channels, no padding) is not the "
-                    "convolution, and its weight() does not return the packed weight (torch 2.13 bug)")
+    w = QArray.from_torch(m.weight())
+    zw = np.broadcast_to(w.zero_point, (m.out_channels,))
+    path = conv_engine_path(engine, zw, m.groups, m.output_padding if transposed else (0,), transposed, w.per_channel)
+    geometry = (m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, m.groups)
+    if transposed and path == 'fbgemm' and fbgemm_direct_transposed_path(*geometry):
+        # its output is not the convolution, and its unpacked weight() is not the weight that was packed either,
+        # so there is no real-number result to hold either side to
+        return 'fbgemm-direct-conv-transpose'
+    family = ('onednn-conv-transpose' if transposed else 'onednn-conv-padding') if path == 'onednn' else \
+             'fbgemm-depthwise3d-small-input' if (path == 'fbgemm' and not transposed and len(m.kernel_size) == 3
+                                                  and fbgemm_depthwise_fast_path(*geometry)
+                                                  and any(i < k for i, k in zip(t_in.shape[2:], m.kernel_size))) else ''
+    if not family: return ''
     real = _real_conv_output(m, t_in)
     if real.shape != tuple(t_out.shape): return ''
     modules, _, _ = kernel_tables()
     ours = _module_kernel(modules, m)(m, QArray.from_torch(t_in), engine=engine).int_repr
-    if qnb_right_torch_wrong(ours, t_out.int_repr().numpy(), real):
-        kind = 'transposed convolution' if transposed else 'convolution'
-        return (f"torch's {engine} {kind} kernel is off from the real-number result by up to "
-                f"{np.abs(t_out.int_repr().numpy() - real).max():.1f} units while qnb is within 0.5 (torch 2.13 bug)")
-    return ''
+    return family if qnb_right_torch_wrong(ours, t_out.int_repr().numpy(), real) else ''
 
 def known_torch_fault(gm, node, theirs, engine) -> str:
-    "A description of the torch bug that explains this layer's disagreement with qnb, or ''."
+    "The id (`qnb.faults`) of the torch fault that explains this layer's disagreement with qnb, or ''."
     torch = _torch()
     wrong = _wrong_convolution(gm, node, theirs, engine)
     if wrong: return wrong
     if _op_name(gm, node) in ('ConvAdd2d', 'ConvAddReLU2d') and len(node.args) > 1 and node.args[0] is node.args[1]:
-        return ("oneDNN's conv2d_add writes its result into the accum tensor in place, and here the accum is also the "
-                "conv's input, which it overwrites while reading it (torch 2.13 bug)")
+        return 'onednn-conv2d-add-aliased-accum'
     if engine != 'qnnpack' or _op_name(gm, node) not in _CLAMP_FAMILY: return ''
     src = node.args[0]
     t_in = theirs.get(getattr(src, 'name', None))
@@ -784,7 +785,7 @@ def known_torch_fault(gm, node, theirs, engine) -> str:
         y = (functions[node.target] if node.op == 'call_function' else methods[node.target])(engine, *args, **kwargs)
     t_out = theirs[node.name]
     if np.array_equal(y.int_repr, t_out.int_repr().numpy()):
-        return "QNNPACK's clamp reads the channels-last input's memory as NCHW (torch 2.13 bug)"
+        return 'qnnpack-clamp-channels-last'
     return ''
 
 # %% ../nbs/14_model.ipynb #333a558c
@@ -797,7 +798,7 @@ class LayerResult:
     compared: int
     mismatches: int
     max_abs_diff: float
-    torch_fault: str = ''
+    torch_fault: str = ''                 # id (qnb.faults) of the torch fault behind this layer's mismatches
 
 @dataclass
 class ModelReport:
@@ -814,9 +815,10 @@ class ModelReport:
                 for l in self.layers]
 
     def _summary(self):
+        from qnb.faults import describe
         kinds = {}
         for l in self.torch_faults: kinds.setdefault(l.torch_fault, []).append(l.name)
-        faults = ''.join(f"; {len(v)} torch fault(s), {k}: {', '.join(v)}" for k, v in kinds.items())
+        faults = ''.join(f"; {len(v)} layer(s) at {describe(k)}: {', '.join(v)}" for k, v in kinds.items())
         return f"engine {self.engine}: {self.compared:,} outputs compared, {self.mismatches:,} mismatches{faults}"
 
     def __str__(self):

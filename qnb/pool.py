@@ -134,15 +134,17 @@ def writes_permuted(shape, strides) -> bool:
     "Eq. (P7)'s condition: torch's channels-last kernel runs, but the output is allocated NCHW (or NCDHW)."
     return channels_last_contiguous(shape, strides) and not suggests_channels_last(shape, strides)
 
-def layout_fault(in_shape, nd, ours, theirs, strides=None) -> bool:
-    """Whether `theirs` is (P7)'s permutation of `ours` for a batched input of `in_shape` with `strides` (contiguous
-    if None) and `nd` spatial dimensions (a 1-D pool's input is seen unsqueezed at -2)."""
-    if len(in_shape) != nd + 2 or ours is None or theirs is None: return False
+def layout_fault(in_shape, nd, ours, theirs, strides=None) -> str:
+    """'channels-last-layout' (its id in `qnb.faults`) if `theirs` is (P7)'s permutation of `ours` for a batched input of
+    `in_shape` with `strides` (contiguous if None) and `nd` spatial dimensions (a 1-D pool's input is seen unsqueezed at
+    -2), else ''."""
+    if len(in_shape) != nd + 2 or ours is None or theirs is None: return ''
     shape, st = tuple(in_shape), tuple(strides) if strides is not None else dense_strides(in_shape)
     if nd == 1: shape, st = shape[:2] + (1,) + shape[2:], st[:2] + (st[2] * shape[2],) + st[2:]       # torch's unsqueeze(-2)
     ours, theirs = np.asarray(ours), np.asarray(theirs)
-    return (writes_permuted(shape, st) and shape[1] > 1 and math.prod(ours.shape[2:]) > 1 and ours.shape == theirs.shape
-            and np.array_equal(theirs.reshape(-1), np.moveaxis(ours, 1, -1).reshape(-1)))
+    permuted = (writes_permuted(shape, st) and shape[1] > 1 and math.prod(ours.shape[2:]) > 1 and ours.shape == theirs.shape
+                and np.array_equal(theirs.reshape(-1), np.moveaxis(ours, 1, -1).reshape(-1)))
+    return 'channels-last-layout' if permuted else ''
 
 def random_order(rng, shape) -> tuple:
     "A random memory order of the dimensions of `shape`: any permutation, or channels-last with one size-1 dimension moved."
@@ -191,11 +193,11 @@ def qnb_max_pool(case):
     f = (qmax_pool1d, qmax_pool2d, qmax_pool3d)[case['ndim'] - 1]
     return f(x, case['k'], case['s'], case['p'], case['d'], case['ceil'], engine=case['engine']).int_repr
 
-def max_pool_torch_fault(case, out_shape) -> bool:
-    "(P7) for a contiguous input: C > 1, one input pixel, several output pixels (see above)."
+def max_pool_torch_fault(case, out_shape) -> str:
+    "'channels-last-layout' when (P7) hits a contiguous input, C > 1, one input pixel, several output pixels (see above); else ''."
     spatial = case['q'].shape[-case['ndim']:]
     C = case['q'].shape[-case['ndim'] - 1]
-    return C > 1 and math.prod(spatial) == 1 and math.prod(out_shape[-case['ndim']:]) > 1
+    return 'channels-last-layout' if C > 1 and math.prod(spatial) == 1 and math.prod(out_shape[-case['ndim']:]) > 1 else ''
 
 from .verify import register_check, _start, both_sides
 
@@ -207,8 +209,8 @@ def check_max_pool(engine, rng, size):
         case = dict(random_max_pool_case(rng), engine=engine)
         ours, theirs = both_sides(lambda: qnb_max_pool(case), lambda: torch_max_pool(case))
         strides = dense_strides(case['q'].shape, case['order']) if case.get('order') else None
-        if layout_fault(case['q'].shape, case['ndim'], ours, theirs, strides):
-            res.add_torch_fault(ours.size); continue
+        if fault := layout_fault(case['q'].shape, case['ndim'], ours, theirs, strides):
+            res.add_torch_fault(ours.size, fault); continue
         res.add(ours, theirs)
     return res
 
@@ -479,8 +481,8 @@ def check_avg_pool1d(engine, rng, size):
     while res.compared < size:
         case = dict(random_avg_pool1d_case(rng), engine=engine)
         ours, theirs = both_sides(lambda: qnb_avg_pool1d(case), lambda: torch_avg_pool1d(case))
-        if case['q'].ndim == 3 and layout_fault(case['q'].shape, 1, ours, theirs, dense_strides(case['q'].shape, case['order'] or None)):
-            res.add_torch_fault(ours.size); continue
+        if case['q'].ndim == 3 and (fault := layout_fault(case['q'].shape, 1, ours, theirs, dense_strides(case['q'].shape, case['order'] or None))):
+            res.add_torch_fault(ours.size, fault); continue
         res.add(ours, theirs)
     return res
 
@@ -624,7 +626,7 @@ def check_adaptive_avg_pool(engine, rng, size):
         try: ours = qnb_adaptive(case)
         except ValueError: res.compared += 1; continue          # a path qnb does not reproduce yet
         theirs = torch_adaptive(case)
-        if layout_fault(case['q'].shape, 2, ours, theirs): res.add_torch_fault(ours.size); continue
+        if fault := layout_fault(case['q'].shape, 2, ours, theirs): res.add_torch_fault(ours.size, fault); continue
         res.add(ours, theirs)
     return res
 
@@ -858,7 +860,7 @@ def check_avg_pool_nhwc(engine, rng, size):
     while res.compared < size:
         case = dict(random_pool_nhwc_case(rng), engine=engine)
         ours, theirs = both_sides(lambda: qnb_pool_nhwc(case), lambda: torch_pool_nhwc(case))
-        if case['op'] != 'mean' and layout_fault(case['q'].shape, case['nd'], ours, theirs, pool_case_strides(case)):
-            res.add_torch_fault(ours.size); continue
+        if case['op'] != 'mean' and (fault := layout_fault(case['q'].shape, case['nd'], ours, theirs, pool_case_strides(case))):
+            res.add_torch_fault(ours.size, fault); continue
         res.add(ours, theirs)
     return res

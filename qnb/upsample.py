@@ -228,17 +228,18 @@ def qnb_upsample(case) -> np.ndarray:
     if case.get('order'): x, cl = strided_torch(x, case['order']), None
     return qinterpolate(x, case['size'], case['scale_factor'], case['mode'], case['align_corners'], case['recompute'], channels_last=cl).int_repr
 
-def upsample_torch_fault(case, ours, theirs) -> bool:
-    "Whether `theirs` differs from `ours` by the two torch bugs above, alone or together."
+def upsample_torch_fault(case, ours, theirs) -> str:
+    "The id (`qnb.faults`) of the torch bug above by which `theirs` differs from `ours` (both: the second's), or ''."
     N, C, *spatial = shape = case['q'].shape
     strides = dense_strides(shape, case.get('order') or None)   # one pixel: .contiguous(CL) keeps these
-    if layout_fault(shape, len(spatial), ours, theirs, strides): return True                  # NHWC results in an NCHW buffer
+    if fault := layout_fault(shape, len(spatial), ours, theirs, strides): return fault        # NHWC results in an NCHW buffer
     cl = (channels_last_contiguous(shape, strides) if case.get('order') else
           is_channels_last(QArray(case['q'], 0.1, case['zp'], case['dtype']), case['channels_last']))
     if len(spatial) == 3 and tuple(ours.shape[2:]) == tuple(spatial) and N > 1 and cl:    # only batch 0 copied ...
         permuted = writes_permuted(shape, strides) and np.array_equal(theirs[0].reshape(-1), np.moveaxis(ours[0], 0, -1).reshape(-1))
-        return np.array_equal(theirs[0], ours[0]) or permuted                              # ... and maybe (P7)-permuted
-    return False
+        copied = np.array_equal(theirs[0], ours[0]) or permuted                            # ... and maybe (P7)-permuted
+        return 'upsample-nearest3d-nhwc-copy' if copied else ''
+    return ''
 
 from .verify import register_check, _start, both_sides
 
@@ -250,7 +251,7 @@ def check_upsample(engine, rng, size):
         case = random_upsample_case(rng)
         ours, theirs = both_sides(lambda: qnb_upsample(case), lambda: torch_upsample(case))
         if ours is not None and theirs is not None and ours.shape == theirs.shape and np.any(ours != theirs) \
-                and upsample_torch_fault(case, ours, theirs):
-            res.add_torch_fault(ours.size); continue
+                and (fault := upsample_torch_fault(case, ours, theirs)):
+            res.add_torch_fault(ours.size, fault); continue
         res.add(ours, theirs)
     return res

@@ -7,7 +7,9 @@ Docs: https://qnb-dev.github.io/qnb/verify.html.md"""
 # %% ../nbs/02_verify.ipynb #bd112b31
 from __future__ import annotations
 import numpy as np, warnings
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
+from . import faults as fault_registry
 from .core import QDTYPES, dtype_range, quantize_per_tensor, quantize_per_channel, dequantize, QArray
 from .requantize import torch_linear_requant, linear_output
 
@@ -15,7 +17,7 @@ from .requantize import torch_linear_requant, linear_output
 __all__ = ['CHECKS', 'CAPABILITY_INDEPENDENT', 'SCALE_FAMILIES', 'LEVELS', 'KERNEL_MODULES', 'CheckResult', 'both_sides',
            'register_check', 'draw_scales', 'draw_zero_points', 'draw_values', 'check_quantize_per_tensor',
            'check_quantize_per_channel', 'check_dequantize', 'check_requantize', 'call_isolated', 'supported_engines',
-           'supported_capabilities', 'load_checks', 'run_checks', 'verify', 'format_table']
+           'supported_capabilities', 'load_checks', 'run_checks', 'verify', 'format_table', 'faults_met']
 
 # %% ../nbs/02_verify.ipynb #d0debd37
 @dataclass
@@ -28,6 +30,7 @@ class CheckResult:
     max_abs_diff: float = 0.0
     torch_crashes: int = 0        # cases where torch's kernel killed its process (qnb still computes them)
     torch_faults: int = 0         # cases where torch's output is not the convolution/product it claims (see notebooks)
+    faults: dict = field(default_factory=dict)   # cases per known fault, crashes included: id in qnb.faults -> count
 
     def add(self, ours, theirs):
         """Count the elements where `ours` and `theirs` differ (float arrays compare bit patterns). `None` on a
@@ -49,10 +52,21 @@ class CheckResult:
         if differ.any(): self.max_abs_diff = max(self.max_abs_diff, float(np.nanmax(np.where(differ, d, 0))))
         return self
 
-    def add_torch_fault(self, outputs=1):
-        "A case torch's kernel gets wrong (see the kernel's notebook): its `outputs` are counted as compared, apart from mismatches."
+    def add_torch_fault(self, outputs=1, fault=''):
+        """A case torch's kernel gets wrong, `fault` its id in `qnb.faults`: its `outputs` are counted as compared, apart
+        from mismatches (0 where a sweep leaves such cases out of `compared`)."""
         self.torch_faults += 1
         self.compared += outputs
+        return self._met(fault)
+
+    def add_torch_crash(self, fault=''):
+        "A case that killed torch's process (or failed inside torch), `fault` its id in `qnb.faults` if it is a known one."
+        self.torch_crashes += 1
+        return self._met(fault)
+
+    def _met(self, fault):
+        if fault:                                                   # an unknown id is a KeyError, not a silent count
+            self.faults[fault_registry.fault(fault).id] = self.faults.get(fault, 0) + 1
         return self
 
 def both_sides(ours, theirs):
@@ -287,6 +301,23 @@ def format_table(rows) -> str:
     bad = sum(r['mismatches'] != 0 for r in rows)
     lines.append(f"{'all bit-exact' if not bad else f'{bad} row(s) with mismatches or crashes'}: "
                  f"{sum(r['compared'] for r in rows):,} outputs compared")
+    met = faults_met(rows)
+    return '\n'.join(lines + ([met] if met else []))
+
+def faults_met(rows) -> str:
+    "Which known torch faults (`qnb.faults`) the rows met, how often and where, and how many torch faults or crashes no entry names."
+    counts, kernels, engines = Counter(), {}, {}
+    for r in rows:
+        for k, n in (r.get('faults') or {}).items():
+            counts[k] += n
+            kernels.setdefault(k, {})[r['kernel']] = engines.setdefault(k, {})[r['engine']] = None   # dicts: first-seen order
+    unnamed = sum(r.get('torch_faults', 0) + r.get('torch_crashes', 0) for r in rows) - sum(counts.values())
+    if not counts and unnamed <= 0: return ''
+    lines = [f"torch faults met, cases per fault (see {fault_registry.FAULTS_PAGE}):"]
+    for k, n in counts.most_common():
+        lines += [f"{n:>10,}  {k}: {fault_registry.fault(k).title}",
+                  f"{'':>10}  in {', '.join(kernels[k])} on {', '.join(engines[k])}"]
+    if unnamed > 0: lines.append(f"{unnamed:>10,}  torch faults or crashes recorded without a registry id")
     return '\n'.join(lines)
 
 def _worker():

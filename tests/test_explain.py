@@ -150,7 +150,7 @@ def test_explain_model_layers(engine):
             assert not any(m.startswith('inconsistent') for m in e.notes), (layer, index, e)
             assert e.result == e.kernel
             assert e.match or e.torch_fault, (layer, index, e)
-            n, faults = n + 1, faults + e.torch_fault
+            n, faults = n + 1, faults + bool(e.torch_fault)
     print(f"\n{engine}: {n} model-layer pairs, {faults} at torch's QNNPACK channels-last clamp fault")
     assert faults == 0 or engine == 'qnnpack'
 
