@@ -14,10 +14,11 @@ from .core import QDTYPES, dtype_range, quantize_per_tensor, quantize_per_channe
 from .requantize import torch_linear_requant, linear_output
 
 # %% auto #0
-__all__ = ['CHECKS', 'CAPABILITY_INDEPENDENT', 'SCALE_FAMILIES', 'LEVELS', 'KERNEL_MODULES', 'CheckResult', 'both_sides',
-           'register_check', 'draw_scales', 'draw_zero_points', 'draw_values', 'check_quantize_per_tensor',
-           'check_quantize_per_channel', 'check_dequantize', 'check_requantize', 'call_isolated', 'supported_engines',
-           'supported_capabilities', 'load_checks', 'run_checks', 'verify', 'format_table', 'faults_met']
+__all__ = ['CHECKS', 'CAPABILITY_INDEPENDENT', 'SCALE_FAMILIES', 'ISOLATED_TIMEOUT', 'LEVELS', 'KERNEL_MODULES', 'CheckResult',
+           'both_sides', 'register_check', 'draw_scales', 'draw_zero_points', 'draw_values',
+           'check_quantize_per_tensor', 'check_quantize_per_channel', 'check_dequantize', 'check_requantize',
+           'call_isolated', 'supported_engines', 'supported_capabilities', 'load_checks', 'run_checks', 'verify',
+           'format_table', 'faults_met']
 
 # %% ../nbs/02_verify.ipynb #d0debd37
 @dataclass
@@ -213,13 +214,18 @@ def check_requantize(engine, rng, size):
     return res
 
 # %% ../nbs/02_verify.ipynb #2e63db7e
+ISOLATED_TIMEOUT = 120          # seconds a child may take beyond one second per case before it counts as hung
+
 def call_isolated(func, cases) -> tuple[list, list]:
-    "Run `func` ('module:function') on each case in child processes. Returns (results, crashed indices)."
+    "Run `func` ('module:function') on each case in child processes. Returns (results, crashed indices): a crash or a hang."
     import pickle, subprocess, sys
     results, crashed, i = [None] * len(cases), [], 0
     while i < len(cases):
-        p = subprocess.run([sys.executable, '-m', 'qnb.verify', '--isolated', func],
-                           input=pickle.dumps(cases[i:]), capture_output=True)
+        try:                              # a deadlocked torch kernel (FBGEMM's 3-D depthwise fault) must not hang the sweep
+            p = subprocess.run([sys.executable, '-m', 'qnb.verify', '--isolated', func], input=pickle.dumps(cases[i:]),
+                               capture_output=True, timeout=ISOLATED_TIMEOUT + len(cases[i:]))
+        except subprocess.TimeoutExpired as e:
+            p = subprocess.CompletedProcess(e.cmd, -9, e.stdout or b'', e.stderr or b'')
         out, k = p.stdout, 0
         while len(out) >= 8:
             n = int.from_bytes(out[:8], 'little')

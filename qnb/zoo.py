@@ -203,7 +203,7 @@ def check_models(engine, rng, size, names=ZOO):
             r = compare(built[n], x, engine=engine)
             res.compared += r.compared
             res.mismatches += r.mismatches
-            res.torch_faults += len(r.torch_faults)
+            for layer in r.torch_faults: res.add_torch_fault(0, fault=layer.torch_fault)
         batch += 1
     return res
 
