@@ -1,6 +1,6 @@
-"""The float32 activations oneDNN's int8 matmul applies between the dequantized sum and the output scale (`relu`,
-`leaky_relu`, `tanh`), emulated instruction by instruction: what `quantized::linear_leaky_relu`,
-`quantized::linear_tanh` and `onednn::qlinear_pointwise` compute.
+"""The float32 activations oneDNN's int8 matmul applies between the dequantized sum and the output scale (relu,
+leaky relu, tanh, GELU in both forms, hardtanh, hardswish, swish), emulated instruction by instruction: what
+`quantized::linear_leaky_relu`, `quantized::linear_tanh` and `onednn::qlinear_pointwise` compute.
 
 Docs: https://qnb-dev.github.io/qnb/eltwise.html.md"""
 
@@ -13,8 +13,10 @@ from .core import fma_f32
 from .requantize import channelwise, onednn_store
 
 # %% auto #0
-__all__ = ['TANH_LINEAR_END', 'TANH_ONE_FROM', 'SLOPES', 'onednn_relu', 'onednn_leaky_relu', 'onednn_tanh', 'onednn_post_op',
-           'requantize_onednn_eltwise', 'torch_onednn_eltwise', 'draw_eltwise_inputs', 'check_onednn_eltwise']
+__all__ = ['TANH_LINEAR_END', 'TANH_ONE_FROM', 'SLOPES', 'ONEDNN_POST_OPS', 'onednn_relu', 'onednn_leaky_relu', 'onednn_tanh',
+           'onednn_exp', 'onednn_logistic', 'onednn_swish', 'onednn_clip', 'onednn_hardswish', 'onednn_gelu_tanh',
+           'onednn_gelu_erf', 'onednn_post_op', 'requantize_onednn_eltwise', 'torch_onednn_eltwise',
+           'draw_eltwise_inputs', 'random_post_op', 'check_onednn_eltwise']
 
 # %% ../nbs/20_eltwise.ipynb #11737314
 def onednn_relu(x) -> np.ndarray:
@@ -69,20 +71,128 @@ def onednn_tanh(x, fma=True) -> np.ndarray:
         y = np.where(mag >= np.float32(TANH_LINEAR_END), y, mag)                     # ... and |x| itself
     return (y.view(np.uint32) ^ (bits & np.uint32(0x80000000))).view(np.float32)    # the sign back on
 
+# %% ../nbs/20_eltwise.ipynb #9c68deeb
+def _vmax(x, c) -> np.ndarray:
+    "`vmaxps(x, c)` with the constant second: c unless x > c (a NaN x gives c)."
+    return np.where(x > c, x, np.float32(c))
+
+def _vmin(x, c) -> np.ndarray:
+    "`vminps(x, c)` with the constant second: c unless x < c (a NaN x gives c)."
+    return np.where(x < c, x, np.float32(c))
+
+_EXP_POLY = _f32([0x3f7ffffb, 0x3efffee3, 0x3e2aad40, 0x3d2b9d0d, 0x3c07cfce])   # p1..p5 of exp_compute_vector_fwd
+_LN_FLT_MIN, _LN_FLT_MAX, _LOG2E, _LN2 = _f32([0xc2aeac50, 0x42b17218, 0x3fb8aa3b, 0x3f317218])
+
+def onednn_exp(x) -> np.ndarray:
+    """oneDNN's `eltwise_exp`, eq. (D4): x clamped to [ln FLT_MIN, ln FLT_MAX] (a NaN becomes the upper end),
+    n = floor(fl(fl(x log2 e) + 1/2)), r = fma(-n, ln 2, x), a degree-5 polynomial by FMA, times 2^(n-1) and 2;
+    0 below ln FLT_MIN."""
+    x = np.asarray(x, dtype=np.float32)
+    with np.errstate(invalid='ignore', over='ignore'):
+        small = x < _LN_FLT_MIN
+        x = _vmax(_vmin(x, _LN_FLT_MAX), _LN_FLT_MIN)
+        n = np.floor(x * _LOG2E + np.float32(0.5))
+        r = fma_f32(-n, _LN2, x)
+        scale = ((n - np.float32(1)).astype(np.int32) + np.int32(127)) << np.int32(23)       # 2^(n-1) by its bits
+        scale = np.where(small, 0, scale).view(np.float32)
+        p = _EXP_POLY[4]
+        for c in (_EXP_POLY[3], _EXP_POLY[2], _EXP_POLY[1], _EXP_POLY[0], np.float32(1)): p = fma_f32(p, r, c)
+        return (p * scale) * np.float32(2)
+
+def onednn_logistic(x) -> np.ndarray:
+    "oneDNN's `eltwise_logistic`, eq. (D5): e = exp(-|x|), y = fl(e / fl(e + 1)), and fl(1 - y) where x has no sign bit."
+    x = np.asarray(x, dtype=np.float32)
+    bits = x.view(np.uint32)
+    e = onednn_exp((bits | np.uint32(0x80000000)).view(np.float32))
+    with np.errstate(invalid='ignore'):
+        y = e / (e + np.float32(1))
+        return np.where(bits & np.uint32(0x80000000), y, np.float32(1) - y)
+
+def onednn_swish(x, alpha=1.0) -> np.ndarray:
+    "oneDNN's `eltwise_swish`, eq. (D5): fl(x logistic(fl(alpha x)))."
+    x = np.asarray(x, dtype=np.float32)
+    with np.errstate(invalid='ignore', over='ignore'):
+        return onednn_logistic(x * np.float32(alpha)) * x               # this operand order: which NaN a product keeps
+
+# %% ../nbs/20_eltwise.ipynb #ed403f0e
+def onednn_clip(x, lower, upper) -> np.ndarray:
+    "oneDNN's `eltwise_clip` (torch's hardtanh post-op), eq. (D6): `vminps(vmaxps(x, lower), upper)`, a NaN giving min(lower, upper)."
+    return _vmin(_vmax(np.asarray(x, dtype=np.float32), np.float32(lower)), np.float32(upper))
+
+def onednn_hardswish(x, alpha=1 / 6, beta=0.5) -> np.ndarray:
+    "oneDNN's `eltwise_hardswish`, eq. (D6): fl(x max(min(fl(fl(alpha x) + beta), 1), 0)), a NaN's factor being 1."
+    x = np.asarray(x, dtype=np.float32)
+    with np.errstate(invalid='ignore', over='ignore'):
+        return _vmax(_vmin(x * np.float32(alpha) + np.float32(beta), 1), 0) * x
+
+# %% ../nbs/20_eltwise.ipynb #58916c95
+_GELU_TANH_A, _SQRT_2_OVER_PI = _f32([0x3d372713, 0x3f4c422a])     # 0.044715, sqrt(2/pi)
+
+def onednn_gelu_tanh(x, fma=True) -> np.ndarray:
+    "oneDNN's `eltwise_gelu_tanh`, eq. (D7): g = fl(fl(fma(x², 0.044715, 1) x) sqrt(2/pi)), then fl(fl(fl(tanh(g) + 1) / 2) x)."
+    x = np.asarray(x, dtype=np.float32)
+    with np.errstate(invalid='ignore', over='ignore'):
+        g = (fma_f32(x * x, _GELU_TANH_A, 1) if fma else x * x * _GELU_TANH_A + np.float32(1)) * x * _SQRT_2_OVER_PI
+        return (onednn_tanh(g, fma) + np.float32(1)) * np.float32(0.5) * x
+
+# %% ../nbs/20_eltwise.ipynb #f00b257c
+# oneDNN v3.12 `gelu_erf_minimax_pol`: row d holds the degree-d coefficients of 25 polynomials in |x| (7 columns of padding)
+_GELU_ERF_TABLE = _f32([[int(h, 16) for h in row.split()] for row in (
+    "a6f2cb94 32827792 3381cc0c 34523d4a 351ac44d 35f36d88 36ee8229 37b8a3bb 3867a213 3940033b 3a2a5a1d 3ae35863 3b7828f2 3c08b14b 3c515ed3 bb503236 "
+    "bd8d8e5e be8abcd9 bf0c19a2 beccb328 3e176ced 3f470d99 3f7abb28 3f800000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000",
+    "3f4c422a 3f4c421f 3f4c4207 3f4c41cb 3f4c413b 3f4c3fad 3f4c3a2f 3f4c2d40 3f4c146a 3f4bc341 3f4ad08c 3f48f8cf 3f45fac7 3f404e07 3f3b980f 3f48dff3 "
+    "3f78b21b 3fbb0704 40019c32 3fe536d6 3f81331e 3e6c8684 3c98f936 00000000 3f800000 00000000 00000000 00000000 00000000 00000000 00000000 00000000",
+    "b62173f4 3735e4cf 37f2ff89 388c23be 3917535c 39ab2ab0 3a60fadb 3af9b960 3b6e5491 3c0a4ec5 3ca5aa8c 3d2138d9 3d8737d4 3ddfb660 3e0f27ab 3d94004b "
+    "be0efdeb bf1d96c3 bf89db58 bf6d9897 bef69fb8 bdc4f8a8 bbde6422 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000",
+    "be081a19 be084570 be08639b be089837 be08f409 be09ab95 be0b66d0 be0e400a be124df8 be1bde02 be2f19c9 be4931bf be685fbc be89c95f be96cbca be8044aa "
+    "be0550f2 3dcfd6a1 3e94c826 3e79345f 3decec91 3ca46568 3aa1e00a 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000",
+    "ba3d61db 39f097a3 3a5845dc 3ab1fa35 3b0cefb8 3b653ab6 3bcae527 3c221712 3c6c5840 3cc0a703 3d1dcc19 3d63656d 3d955907 3dbf9910 3dd53f69 3db7dcef "
+    "3d639ebe ba6ede48 bd22be69 bd041cf1 bc64f5ab bb097a32 b8ebf380 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000",
+    "3cb7d80c 3c9b6050 3c978d11 3c92e850 3c8d058b 3c848454 3c6cd623 3c4c824b 3c2a7935 3be0b390 3b0651ac bb232f53 bbd42fa0 bc2c5366 bc492c9e bc2a7aa6 "
+    "bbd55d04 ba823a76 3b102aa8 3ae25a7e 3a31f792 38b84375 3689bb5a 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000",)])
+_GELU_ERF_IDX_BIAS, _GELU_ERF_RBOUND = np.uint32(0xc21fffff), _f32(0x40b15cee)      # 0x40b15cee: about 5.54
+
+def onednn_gelu_erf(x) -> np.ndarray:
+    """oneDNN's AVX-512 `eltwise_gelu_erf`, eq. (D8): erf(x/sqrt 2) as one of 24 degree-5 polynomials in |x|, chosen by
+    |x|'s exponent and 2 mantissa bits (column 23 beyond 5.54: erf = 1), by FMA; then fl(fl(x fl(±p + 1)) / 2)."""
+    x = np.asarray(x, dtype=np.float32)
+    bits = x.view(np.uint32)
+    mag_bits = bits & np.uint32(0x7fffffff)
+    mag = mag_bits.view(np.float32)
+    column = ((mag_bits + _GELU_ERF_IDX_BIAS).view(np.int32) >> np.int32(21)).clip(1, 24)    # vpsrad: arithmetic
+    with np.errstate(invalid='ignore', over='ignore'):
+        column = np.where(_GELU_ERF_RBOUND < mag, 23, column)
+        coeff = _GELU_ERF_TABLE[:, column]
+        p = coeff[5]
+        for d in range(4, -1, -1): p = fma_f32(p, mag, coeff[d])
+        p = (p.view(np.uint32) ^ (bits & np.uint32(0x80000000))).view(np.float32)
+        return x * (p + np.float32(1)) * np.float32(0.5)
+
 # %% ../nbs/20_eltwise.ipynb #102e5f6e
 def _real(v, name) -> float:
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a real number, got {type(v).__name__}")
     return float(v)
 
+_PLAIN_POST_OPS = {'relu': onednn_relu, 'tanh': onednn_tanh, 'hardswish': onednn_hardswish, 'swish': onednn_swish}
+
 def onednn_post_op(post_op) -> tuple:
-    "`(name, float32 function)` of a post-op given as torch names it: 'relu', 'tanh' or ('leaky_relu', negative_slope)."
+    """`(name, float32 function)` of a post-op named as torch's oneDNN ops name it: 'relu', 'tanh', 'hardswish', 'swish',
+    ('leaky_relu', negative_slope), ('hardtanh', min_val, max_val), 'gelu' or ('gelu', 'tanh'). Arguments are floats to ideep."""
     name, *args = (post_op,) if isinstance(post_op, str) else tuple(post_op)
-    if name in ('relu', 'tanh') and not args: return name, onednn_relu if name == 'relu' else onednn_tanh
+    if name in _PLAIN_POST_OPS and not args: return name, _PLAIN_POST_OPS[name]
     if name == 'leaky_relu' and len(args) == 1:
-        alpha = np.float32(_real(args[0], 'negative_slope'))      # ideep takes the slope as a float
+        alpha = np.float32(_real(args[0], 'negative_slope'))
         return name, lambda t: onednn_leaky_relu(t, alpha)
-    raise ValueError(f"post_op must be 'relu', 'tanh' or ('leaky_relu', negative_slope), got {post_op!r}")
+    if name == 'hardtanh' and len(args) == 2:
+        lower, upper = np.float32(_real(args[0], 'min_val')), np.float32(_real(args[1], 'max_val'))
+        if not lower <= upper:                     # as floats; NaN too
+            raise ValueError(f"hardtanh needs min_val <= max_val (as floats), got {lower} and {upper} (oneDNN: \"could not append an elementwise post-op\")")
+        return name, lambda t: onednn_clip(t, lower, upper)
+    if name == 'gelu' and len(args) <= 1 and (args or ['none'])[0] in ('none', 'tanh'):
+        return name, onednn_gelu_tanh if args == ['tanh'] else onednn_gelu_erf
+    raise ValueError("post_op must be 'relu', 'tanh', 'hardswish', 'swish', ('leaky_relu', negative_slope), "
+                     f"('hardtanh', min_val, max_val), 'gelu' or ('gelu', 'tanh'), got {post_op!r}")
 
 def requantize_onednn_eltwise(acc, input_mult, weight_mult, output_mult, zero_point, eltwise, dtype='quint8', bias=None,
                               out=None) -> np.ndarray:
@@ -115,12 +225,12 @@ def torch_onednn_eltwise(x, name, args=(), algorithm='') -> np.ndarray:
 from .verify import register_check, CheckResult
 
 def draw_eltwise_inputs(rng, n) -> np.ndarray:
-    """float32 values for the post-op sweeps: any bit pattern (NaN, inf, subnormals), |x| log-uniform in [2^-14, 16],
+    """float32 values for the post-op sweeps: any bit pattern (NaN, inf, subnormals), |x| log-uniform in [2^-14, 128],
     and tanh's interval edges within 3 ulps; half negated, no -0 and no signalling NaN (the probe's bias add makes them
     +0 and quiet NaNs, as any arithmetic before a post-op does)."""
     kind = rng.integers(0, 3, n)
     any_bits = rng.integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32).view(np.float32)
-    magnitude = np.exp2(rng.uniform(-14, 4, n)).astype(np.float32)
+    magnitude = np.exp2(rng.uniform(-14, 7, n)).astype(np.float32)
     edges = np.float32([*2.0 ** np.arange(-13, 4), *1.5 * 2.0 ** np.arange(-13, 4), TANH_LINEAR_END, TANH_ONE_FROM])
     near = (edges[rng.integers(0, len(edges), n)].view(np.int32) + rng.integers(-3, 4, n).astype(np.int32)).view(np.float32)
     v = np.where(kind == 0, any_bits, np.where(kind == 1, magnitude, near))
@@ -132,15 +242,30 @@ def draw_eltwise_inputs(rng, n) -> np.ndarray:
 
 SLOPES = (0.01, 0.1, 0.2, 0.25, 0.5, 1.0, 2.0, -0.5, 0.0, 1e-3)    # torch's default, common ones, powers of two, 0, odd ones
 
+def random_post_op(rng, name) -> tuple:
+    "A post-op spec of kind `name` with drawn arguments, and torch's `(post_op_name, post_op_args, post_op_algorithm)` for it."
+    if name == 'leaky_relu':
+        slope = float(rng.choice(SLOPES)) if rng.random() < 0.7 else float(rng.uniform(-1, 1))
+        return ('leaky_relu', slope), ('leaky_relu', [slope], '')
+    if name == 'hardtanh':
+        lower, upper = [(-1.0, 1.0), (0.0, 6.0), (2.0, 2.0), tuple(sorted(rng.uniform(-8, 8, 2)))][rng.integers(0, 4)]
+        return ('hardtanh', float(lower), float(upper)), ('hardtanh', [float(lower), float(upper)], '')
+    if name.startswith('gelu'):
+        algorithm = 'tanh' if name == 'gelu_tanh' else 'none'
+        return ('gelu', algorithm), ('gelu', [], algorithm)
+    return name, (name, [], '')
+
+ONEDNN_POST_OPS = ('relu', 'leaky_relu', 'tanh', 'gelu_erf', 'gelu_tanh', 'hardtanh', 'hardswish', 'swish')
+
 @register_check('onednn_eltwise', capability_independent=True)
-def check_onednn_eltwise(engine, rng, size, names=('relu', 'leaky_relu', 'tanh')):
+def check_onednn_eltwise(engine, rng, size, names=ONEDNN_POST_OPS):
     "oneDNN's float32 post-ops against the installed torch's (through `torch_onednn_eltwise`), `size` values each; float bits compared."
     res = CheckResult('onednn_eltwise', engine)
     for name in names:
         done = 0
         while done < size:
             x = draw_eltwise_inputs(rng, 1 << 16)
-            args = [float(rng.choice(SLOPES)) if rng.random() < 0.7 else float(rng.uniform(-1, 1))] if name == 'leaky_relu' else []
-            res.add(onednn_post_op((name, *args))[1](x), torch_onednn_eltwise(x, name, args))
+            spec, (torch_name, args, algorithm) = random_post_op(rng, name)
+            res.add(onednn_post_op(spec)[1](x), torch_onednn_eltwise(x, torch_name, args, algorithm))
             done += len(x)
     return res

@@ -107,6 +107,9 @@ def _post_op(relu, post_op, path, engine):
     if relu: raise ValueError("give relu=True or post_op, not both (post_op='relu' is relu=True)")
     name, function = onednn_post_op(post_op)
     if name == 'relu': return 'relu'
+    if name not in ('leaky_relu', 'tanh'):
+        raise ValueError(f"post_op {name!r}: quantized::linear fuses relu, leaky_relu and tanh only (the others are "
+                         "onednn::qlinear_pointwise's)")
     if path != 'onednn':
         raise ValueError(f"post_op {name!r} runs on engine 'onednn' only (torch: \"Didn't find engine for operation "
                          f"quantized::linear_{name} {resolve_engine(engine).upper()}\")")

@@ -218,6 +218,7 @@ def test_post_ops_run_on_onednn_only():
         with pytest.raises(ValueError, match="runs on engine 'onednn' only"): qlinear_leaky_relu(x, w, b, 0.05, 10, 0.1, engine=engine)
     with pytest.raises(ValueError, match='not both'): qlinear(x, w, b, 0.05, 10, relu=True, post_op='tanh', engine='onednn')
     with pytest.raises(ValueError, match='post_op must be'): qlinear(x, w, b, 0.05, 10, post_op='sigmoid', engine='onednn')
+    with pytest.raises(ValueError, match='fuses relu, leaky_relu and tanh only'): qlinear(x, w, b, 0.05, 10, post_op='gelu', engine='onednn')
 
 @pytest.mark.parametrize('check', [check_linear_tanh, check_linear_leaky_relu, check_linear_relu_dynamic],
                          ids=['linear_tanh', 'linear_leaky_relu', 'linear_relu_dynamic'])
