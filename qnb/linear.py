@@ -1,5 +1,5 @@
-"""`quantized::linear` / `linear_relu` (static) and `quantized::linear_dynamic` (float in, float out),
-engine by engine.
+"""`quantized::linear` / `linear_relu` (static), oneDNN's `linear_leaky_relu` / `linear_tanh`, and
+`quantized::linear_dynamic` / `linear_relu_dynamic` (float in, float out), engine by engine.
 
 Docs: https://qnb-dev.github.io/qnb/linear.html.md"""
 
@@ -7,16 +7,20 @@ Docs: https://qnb-dev.github.io/qnb/linear.html.md"""
 
 # %% ../nbs/04_linear.ipynb #87e82f89
 from __future__ import annotations
+import math
 import numpy as np
-from .core import QArray, as_qarray, check_scale, check_zero_point, resolve_engine, fma_f32, wrap_int32
-from .requantize import linear_output
-from .conv import channels_last_accumulator, _check_bias, _input_bound, BLOCK_ELEMENTS, _F32_EXACT
+from .core import QArray, as_qarray, check_scale, check_zero_point, resolve_engine, fma_f32, wrap_int32, float32_input
+from .requantize import linear_output, onednn_scales, qnnpack_multiplier
+from .eltwise import onednn_post_op, onednn_relu, requantize_onednn_eltwise
+from .conv import channels_last_accumulator, _input_bound, BLOCK_ELEMENTS, _F32_EXACT
 
 # %% auto #0
-__all__ = ['LINEAR_GEMM_ROWS', 'SMALL_SCALE', 'check_linear', 'check_linear_dynamic', 'linear_accumulator_reference',
-           'PackedLinear', 'linear_accumulator', 'linear_engine_path', 'linear_prepack', 'qlinear_packed', 'qlinear',
-           'choose_qparams', 'quantize_dynamic_input', 'qlinear_dynamic', 'random_linear_case', 'torch_linear',
-           'qnb_linear']
+__all__ = ['LINEAR_GEMM_ROWS', 'SMALL_SCALE', 'check_linear', 'check_linear_dynamic', 'check_linear_relu_dynamic',
+           'check_linear_tanh', 'check_linear_leaky_relu', 'ZERO_SIZE_SHAPES', 'linear_accumulator_reference',
+           'PackedLinear', 'linear_accumulator', 'linear_bias', 'linear_engine_path', 'linear_prepack',
+           'qlinear_packed', 'qlinear', 'qlinear_leaky_relu', 'qlinear_tanh', 'choose_qparams',
+           'quantize_dynamic_input', 'qlinear_dynamic', 'random_linear_case', 'random_post_op_case', 'torch_linear',
+           'qnb_linear', 'zero_size_case', 'acc_zero_twin', 'torch_zero_size_fault', 'check_linear_empty']
 
 # %% ../nbs/04_linear.ipynb #11761115
 def linear_accumulator_reference(x, zx, w, zw) -> np.ndarray:
@@ -32,11 +36,12 @@ def linear_accumulator_reference(x, zx, w, zw) -> np.ndarray:
 class PackedLinear:
     """A linear weight prepared once, as torch's `quantized::linear_prepack` prepares its own: q_w - z_w as
     float32, its (C2) bounds, and the parameters the output stage needs. Built by `linear_prepack`."""
-    def __init__(self, w, zw, scale=None, per_channel=False, bias=None):
+    def __init__(self, w, zw, scale=None, per_channel=False, bias=None, bias_dtype=None):
         self.w = np.asarray(w)                                        # (O, K) integers
         O = self.w.shape[0]
         self.zw = np.broadcast_to(np.asarray(zw, dtype=np.int64), (O,))
-        self.scale, self.per_channel, self.bias = scale, per_channel, bias
+        self.scale, self.per_channel, self.bias, self.bias_dtype = scale, per_channel, bias, bias_dtype
+        self.qnnpack_scales_ok = None                 # the last (input scale, output scale) QNNPACK's check passed
         wz = self.w.astype(np.float32)
         if self.zw.any(): wz -= self.zw[:, None].astype(np.float32)
         self.wt = wz.T[None]                          # (1, K, O) view of the (O, K) array: BLAS reads it transposed
@@ -61,6 +66,55 @@ def linear_accumulator(x, zx, w, zw) -> np.ndarray:
     "Eq. (L1), vectorised and exact: (M, O) sums (float32/float64 holding integers; int64 if wrapped)."
     return _packed_accumulator(x, zx, PackedLinear(w, zw))
 
+# %% ../nbs/04_linear.ipynb #78c61796
+def linear_bias(bias, out_features) -> tuple:
+    """`(bias as float32 (out_features,) or None, the dtype name of a torch tensor that was not float32, else None)`.
+    NumPy arrays and Python numbers of another float precision are rounded to float32 first (a documented leniency:
+    the result is torch's for that float32 bias); integers are refused, as every engine refuses them."""
+    if bias is None: return None, None
+    if hasattr(bias, 'detach'):
+        if not bias.is_floating_point(): raise TypeError(f"bias must be a float tensor, got {bias.dtype}")
+        kind = None if str(bias.dtype) == 'torch.float32' else str(bias.dtype).replace('torch.', '')
+        b = bias.detach().cpu().float().numpy()
+    else:
+        kind, b = None, np.asarray(bias)
+        if not np.issubdtype(b.dtype, np.floating): raise TypeError(f"bias must be floating point (float32), got dtype {b.dtype}")
+        b = b.astype(np.float32)
+    if b.shape != (out_features,): raise ValueError(f"bias must have shape ({out_features},) (one per output feature), got {b.shape}")
+    return b, kind
+
+_TORCH_DTYPE_NAMES = {'float64': 'Double', 'float16': 'Half', 'bfloat16': 'BFloat16'}
+
+def _check_bias_dtype(kind, path, engine):
+    "FBGEMM and QNNPACK refuse a torch bias that is not float32 when they run; oneDNN takes it (and misreads it: FAULTS.md)."
+    if kind is None or path == 'onednn': return
+    name = _TORCH_DTYPE_NAMES.get(kind, kind)
+    said = f"expected scalar type Float but found {name}" if path == 'fbgemm' else f"Quantize only works on Float Tensor, got {name}"
+    raise TypeError(f"bias must be a float32 tensor on engine {resolve_engine(engine)!r}, got torch.{kind} (torch: \"{said}\")")
+
+def _check_qnnpack_scale(input_scale, weight_scale, output_scale):
+    "QNNPACK refuses a requantization scale, eq. (10), that is not a normal float32 > 0: each channel's and the padding channels' (s_w = 1)."
+    m = qnnpack_multiplier(input_scale, np.append(np.ravel(weight_scale), 1.0), output_scale)
+    with np.errstate(invalid='ignore'):
+        bad = ~((m >= np.finfo(np.float32).tiny) & (m < np.inf))
+    if bad.any():
+        raise ValueError(f"scale: engine 'qnnpack' needs every requantization scale fl(s_w s_x) fl(1/scale) to be a normal float32 > 0, "
+                         f"got {m[bad][0]:.7g} (torch: \"failed to create op with requantization scale ... must be finite and positive\")")
+
+def _post_op(relu, post_op, path, engine):
+    "None (plain linear), 'relu' (`linear_relu`, every engine) or the float32 function of a oneDNN-only post-op."
+    if post_op is None: return 'relu' if relu else None
+    if relu: raise ValueError("give relu=True or post_op, not both (post_op='relu' is relu=True)")
+    name, function = onednn_post_op(post_op)
+    if name == 'relu': return 'relu'
+    if name not in ('leaky_relu', 'tanh'):
+        raise ValueError(f"post_op {name!r}: quantized::linear fuses relu, leaky_relu and tanh only (the others are "
+                         "onednn::qlinear_pointwise's)")
+    if path != 'onednn':
+        raise ValueError(f"post_op {name!r} runs on engine 'onednn' only (torch: \"Didn't find engine for operation "
+                         f"quantized::linear_{name} {resolve_engine(engine).upper()}\")")
+    return function
+
 # %% ../nbs/04_linear.ipynb #63b5a049
 def linear_engine_path(engine) -> str:
     "The kernel family computing `quantized::linear` on `engine`: x86 always uses FBGEMM."
@@ -75,7 +129,9 @@ def _check_linear_weight(weight, in_shape, bias, engine):
     w_zp = _weight_zero_points(wq)
     path = linear_engine_path(engine)
     _check_symmetric(path, w_zp, engine)
-    return wq, w_zp, _check_bias(bias, wq.shape[0]), path
+    bias, kind = linear_bias(bias, wq.shape[0])
+    _check_bias_dtype(kind, path, engine)
+    return wq, w_zp, bias, path
 
 def _weight_zero_points(wq): return wq.zero_point if wq.per_channel else np.full(wq.shape[0], wq.zero_point)
 
@@ -105,12 +161,14 @@ def _check_input(input):
 def linear_prepack(weight, bias=None) -> PackedLinear:
     "The weight prepared once for `qlinear_packed`, as `quantized::linear_prepack` (the functional op prepares it on every call)."
     wq = _check_weight(weight)
-    return PackedLinear(wq.int_repr, _weight_zero_points(wq), wq.scale, wq.per_channel, _check_bias(bias, wq.shape[0]))
+    bias, kind = linear_bias(bias, wq.shape[0])
+    return PackedLinear(wq.int_repr, _weight_zero_points(wq), wq.scale, wq.per_channel, bias, kind)
 
 LINEAR_GEMM_ROWS = 1024          # input rows per GEMM: large enough for BLAS, bounded for memory
 
-def qlinear_packed(input, packed, scale=1.0, zero_point=0, *, relu=False, engine=None) -> QArray:
-    "`quantized::linear(input, packed, scale, zero_point)` (`linear_relu` with `relu=True`): `qlinear`'s result, the weight already prepared."
+def qlinear_packed(input, packed, scale=1.0, zero_point=0, *, relu=False, post_op=None, engine=None) -> QArray:
+    """`quantized::linear(input, packed, scale, zero_point)` (`linear_relu` with `relu=True`; `linear_tanh`,
+    `linear_leaky_relu` with `post_op='tanh'`, `('leaky_relu', negative_slope)`): `qlinear`'s result, the weight already prepared."""
     if not isinstance(packed, PackedLinear): raise TypeError(f"packed must be a PackedLinear (from linear_prepack), got {type(packed).__name__}")
     xq = _check_input(input)
     if xq.ndim < 1 or xq.shape[-1] != packed.in_features:
@@ -118,28 +176,52 @@ def qlinear_packed(input, packed, scale=1.0, zero_point=0, *, relu=False, engine
     path = linear_engine_path(engine)
     _check_rank(xq.shape, path, engine)
     _check_symmetric(path, packed.zw, engine)
+    _check_bias_dtype(packed.bias_dtype, path, engine)
+    eltwise = _post_op(relu, post_op, path, engine)
     scale, zero_point = check_scale(scale, 'scale'), check_zero_point(zero_point, 'quint8', 'zero_point')
-    return _run_packed(xq, packed, scale, zero_point, relu, path)
+    if path == 'qnnpack' and packed.qnnpack_scales_ok != (xq.scale, scale):      # a model's layer: once
+        _check_qnnpack_scale(xq.scale, packed.scale, scale)
+        packed.qnnpack_scales_ok = (xq.scale, scale)
+    return _run_packed(xq, packed, scale, zero_point, eltwise, path)
 
-def _run_packed(xq, packed, scale, zero_point, relu, path) -> QArray:
-    "Eq. (L1) a GEMM of rows at a time, each through the output stage a cache-sized block of rows at a time."
-    x = xq.int_repr.reshape(-1, packed.in_features)
-    y = np.empty((len(x), packed.out_features), dtype=np.uint8)
-    rows = max(1, BLOCK_ELEMENTS // max(1, packed.out_features))
-    for r0 in range(0, len(x), LINEAR_GEMM_ROWS):
+def _run_packed(xq, packed, scale, zero_point, eltwise, path) -> QArray:
+    "Eq. (L1) a GEMM of rows at a time, each through the output stage (eqs. 9–11, or L5 with a post-op) a cache-sized block of rows at a time."
+    lead, O = xq.shape[:-1], packed.out_features
+    x = xq.int_repr.reshape(math.prod(lead), packed.in_features)       # not -1: no rows' length to infer when K = 0
+    y = np.empty((len(x), O), dtype=np.uint8)
+    rows = max(1, BLOCK_ELEMENTS // max(1, O))
+    for r0 in range(0, len(x) if O else 0, LINEAR_GEMM_ROWS):
         acc = _packed_accumulator(x[r0:r0 + LINEAR_GEMM_ROWS], xq.zero_point, packed)
         for b0 in range(0, len(acc), rows):
-            y[r0 + b0:r0 + b0 + rows] = linear_output(acc[b0:b0 + rows], xq.scale, packed.scale, scale, zero_point, path,
-                                                      packed.bias, relu, packed.per_channel)
-    return QArray(y.reshape(*xq.shape[:-1], packed.out_features), scale, zero_point, 'quint8')
+            block = acc[b0:b0 + rows]                                  # the GEMM's last block may be short
+            out = y[r0 + b0:r0 + b0 + len(block)]
+            if callable(eltwise):
+                requantize_onednn_eltwise(block, *onednn_scales(xq.scale, packed.scale, scale, 'linear', packed.per_channel),
+                                          zero_point, eltwise, 'quint8', packed.bias, out)
+            else:
+                linear_output(block, xq.scale, packed.scale, scale, zero_point, path, packed.bias, eltwise == 'relu',
+                              per_channel=packed.per_channel, out=out)
+    return QArray(y.reshape(*lead, O), scale, zero_point, 'quint8')
 
-def qlinear(input, weight, bias=None, scale=1.0, zero_point=0, *, relu=False, engine=None) -> QArray:
-    "`quantized::linear` (`linear_relu` with `relu=True`) on `engine`, bit for bit."
+def qlinear(input, weight, bias=None, scale=1.0, zero_point=0, *, relu=False, post_op=None, engine=None) -> QArray:
+    """`quantized::linear` (`linear_relu` with `relu=True`; `linear_tanh`, `linear_leaky_relu` with `post_op='tanh'`,
+    `('leaky_relu', negative_slope)`, engine 'onednn' only) on `engine`, bit for bit."""
     xq = _check_input(input)
     wq, w_zp, bias, path = _check_linear_weight(weight, xq.shape, bias, engine)
     _check_rank(xq.shape, path, engine)
+    eltwise = _post_op(relu, post_op, path, engine)
     scale, zero_point = check_scale(scale, 'scale'), check_zero_point(zero_point, 'quint8', 'zero_point')
-    return _run_packed(xq, PackedLinear(wq.int_repr, w_zp, wq.scale, wq.per_channel, bias), scale, zero_point, relu, path)
+    if path == 'qnnpack': _check_qnnpack_scale(xq.scale, wq.scale, scale)
+    return _run_packed(xq, PackedLinear(wq.int_repr, w_zp, wq.scale, wq.per_channel, bias), scale, zero_point, eltwise, path)
+
+# %% ../nbs/04_linear.ipynb #12147b6e
+def qlinear_leaky_relu(input, weight, bias, scale, zero_point, negative_slope, *, engine=None) -> QArray:
+    "`quantized::linear_leaky_relu` (`nniq.LinearLeakyReLU`; engine 'onednn' only), bit for bit."
+    return qlinear(input, weight, bias, scale, zero_point, post_op=('leaky_relu', negative_slope), engine=engine)
+
+def qlinear_tanh(input, weight, bias, scale, zero_point, *, engine=None) -> QArray:
+    "`quantized::linear_tanh` (`nniq.LinearTanh`; engine 'onednn' only), bit for bit."
+    return qlinear(input, weight, bias, scale, zero_point, post_op='tanh', engine=engine)
 
 # %% ../nbs/04_linear.ipynb #d87c0f9e
 SMALL_SCALE = float(np.float32(6.1e-5))
@@ -170,9 +252,8 @@ def choose_qparams(x_min, x_max, qmin=0, qmax=255, reduce_range=False) -> tuple[
 
 # %% ../nbs/04_linear.ipynb #0020c5fa
 def _float_input(x):
-    x = x.detach().cpu().numpy() if hasattr(x, 'detach') else np.asarray(x)
-    if not np.issubdtype(x.dtype, np.floating): raise TypeError(f"input must be float (dynamic linear quantizes it), got {x.dtype}")
-    x = x.astype(np.float32)
+    "The float32 input (`core.float32_input`: a torch tensor must be float32, NumPy float64 is rounded), at least 2-D, finite."
+    x = float32_input(x, 'input')
     if x.ndim < 2: raise ValueError(f"input must have at least 2 dimensions (..., in_features), got shape {x.shape}")
     if x.size and not np.all(np.isfinite(x)): raise ValueError("input must be finite (NaN/inf make the chosen range meaningless)")
     return x
@@ -193,12 +274,12 @@ def quantize_dynamic_input(x, engine=None, reduce_range=True):
 
 def qlinear_dynamic(input, weight, bias=None, *, reduce_range=True, relu=False, engine=None) -> np.ndarray:
     "`quantized::linear_dynamic` (`linear_relu_dynamic` with `relu=True`): float32 input to float32 output, bit for bit."
-    from qnb.requantize import onednn_scales
     x = _float_input(input)
     wq, w_zp, b, path = _check_linear_weight(weight, x.shape, bias, engine)
     O = wq.shape[0]
     xq, scale, zp = quantize_dynamic_input(x, path, reduce_range)
-    acc = np.asarray(linear_accumulator(xq.reshape(-1, x.shape[-1]), zp, wq.int_repr, w_zp), dtype=np.float32)
+    rows = xq.reshape(math.prod(x.shape[:-1]), x.shape[-1])           # not -1: nothing to infer it from when K = 0
+    acc = np.asarray(linear_accumulator(rows, zp, wq.int_repr, w_zp), dtype=np.float32)
     w_scale = np.broadcast_to(np.asarray(wq.scale, np.float32), (O,))
     with np.errstate(over='ignore', invalid='ignore'):
         if path == 'fbgemm':
@@ -210,12 +291,12 @@ def qlinear_dynamic(input, weight, bias=None, *, reduce_range=True, relu=False, 
             s_x, s_w, _ = onednn_scales(scale, wq.scale, 1.0, 'linear', wq.per_channel)
             y = (acc * s_x) * s_w
             if b is not None: y = y + b
-    if relu: y = np.maximum(y, np.float32(0))
+    if relu: y = onednn_relu(y) if path == 'onednn' else np.maximum(y, np.float32(0))   # oneDNN's max makes NaN 0
     return y.astype(np.float32).reshape(*x.shape[:-1], O)
 
 # %% ../nbs/04_linear.ipynb #176d886e
-def random_linear_case(rng, engine, dynamic=False) -> dict:
-    "A random (static or dynamic) linear case for `engine`."
+def random_linear_case(rng, engine, dynamic=False, nonfinite=False) -> dict:
+    "A random (static or dynamic) linear case for `engine`; `nonfinite`: NaN/inf biases and extreme output scales now and then."
     lead = tuple(int(v) for v in rng.integers(1, 6, int(rng.integers(1, 4))))
     if dynamic and len(lead) < 2: lead = (1,) + lead
     K = int(rng.choice([1, 3, 16, 64, 257])) if rng.random() < 0.95 else int(rng.integers(4097, 5000))
@@ -229,6 +310,7 @@ def random_linear_case(rng, engine, dynamic=False) -> dict:
     w = rng.integers(-128, 128, (O, K)).astype(np.int8)
     bias = None
     if rng.random() < 0.7: bias = (rng.standard_normal(O) * 10.0 ** rng.uniform(-3, 1)).astype(np.float32)
+    if nonfinite and bias is not None and rng.random() < 0.03: bias[rng.integers(0, O, 2)] = rng.choice(np.float32([np.nan, np.inf, -np.inf]), 2)
     case = dict(engine=engine, w=w, sw=sw, zw=zw, bias=bias, relu=bool(rng.random() < 0.3), dynamic=dynamic)
     if dynamic:
         kind = rng.choice(['normal', 'ties', 'positive', 'negative', 'zero', 'tiny'])
@@ -244,8 +326,36 @@ def random_linear_case(rng, engine, dynamic=False) -> dict:
         sy = sx * float(np.mean(sw)) * np.sqrt(K) * 100 * float(np.exp(rng.uniform(-3, 3)))
         if rng.random() < 0.1: sy *= 1e-3
         if pow2: sy = float(2.0 ** np.round(np.log2(sy)))
+        if nonfinite and rng.random() < 0.01: sy = float(rng.choice([1e39, 3e38, 1e-40, 1e-300]))   # R_y 0 or inf; QNNPACK refuses
         zx, zy = (int(v) for v in rng.choice([0, 1, 127, 128, 254, 255, *rng.integers(0, 256, 4)], 2))
         case.update(x=rng.integers(0, 256, lead + (K,)).astype(np.uint8), sx=sx, zx=zx, sy=float(sy), zy=zy)
+    return case
+
+def random_post_op_case(rng, engine, op) -> dict:
+    """A random static case for `op` ('tanh' or 'leaky_relu'): up to 300 rows, pre-activations t of typical size
+    1e-3 to 20 (tanh's every interval and its saturation), output scales that resolve tanh's range or saturate,
+    power-of-two scales and slopes (exact ties), NaN/inf biases now and then."""
+    case = random_linear_case(rng, engine)
+    O, K = case['w'].shape
+    case.update(relu=False, x=rng.integers(0, 256, (int(rng.integers(1, 300)), K)).astype(np.uint8))
+    spread = np.sqrt(K) * 74 * max(1.0, float(np.std(case['x'] - np.float64(case['zx']))))
+    target, pow2 = 10.0 ** rng.uniform(-3, 1.3), rng.random() < 0.4
+    sw = target / (case['sx'] * spread) * np.exp(rng.uniform(-0.5, 0.5, np.shape(case['sw'])))
+    if pow2: sw = 2.0 ** np.round(np.log2(sw))
+    case['sw'] = float(sw) if np.ndim(sw) == 0 else sw
+    if case['bias'] is not None:
+        case['bias'] = (rng.standard_normal(O) * target).astype(np.float32)
+        if rng.random() < 0.05: case['bias'][rng.integers(0, O, 2)] = rng.choice(np.float32([np.nan, np.inf, -np.inf]), 2)
+    if op == 'tanh':
+        case['post_op'] = 'tanh'
+        case['sy'] = float(rng.choice([1 / 128, 2.0 ** -int(rng.integers(3, 12)), np.exp(rng.uniform(np.log(1e-3), np.log(0.1)))]))
+        case['zy'] = int(rng.choice([128, int(rng.integers(0, 256))]))
+    else:
+        from qnb.eltwise import SLOPES
+        case['post_op'] = ('leaky_relu', float(rng.choice(SLOPES)) if rng.random() < 0.7 else float(rng.uniform(-1, 1)))
+        sy = target * np.exp(rng.uniform(-2, 1)) / 64
+        case['sy'] = float(2.0 ** np.round(np.log2(sy))) if pow2 else float(sy)
+    if rng.random() < 0.01: case['sy'] = float(rng.choice([1e39, 1e-40]))
     return case
 
 def _case_weight(case):
@@ -253,7 +363,7 @@ def _case_weight(case):
     return QArray(case['w'], case['sw'], case['zw'], 'qint8', axis=0)
 
 def torch_linear(case) -> np.ndarray:
-    "torch's output for a linear case (ints for static, float32 for dynamic)."
+    "torch's output for a linear case (ints for static, float32 for dynamic), on a freshly packed weight."
     import torch
     torch.backends.quantized.engine = case['engine']
     b = None if case['bias'] is None else torch.from_numpy(case['bias'])
@@ -262,6 +372,10 @@ def torch_linear(case) -> np.ndarray:
         op = torch.ops.quantized.linear_relu_dynamic if case['relu'] else torch.ops.quantized.linear_dynamic
         return op(torch.from_numpy(case['x']), packed, case['reduce_range']).numpy()
     xq = QArray(case['x'], case['sx'], case['zx'], 'quint8').to_torch()
+    post_op = case.get('post_op')
+    if post_op == 'tanh': return torch.ops.quantized.linear_tanh(xq, packed, case['sy'], case['zy']).int_repr().numpy()
+    if post_op is not None:
+        return torch.ops.quantized.linear_leaky_relu(xq, packed, case['sy'], case['zy'], post_op[1]).int_repr().numpy()
     op = torch.ops.quantized.linear_relu if case['relu'] else torch.ops.quantized.linear
     return op(xq, packed, case['sy'], case['zy']).int_repr().numpy()
 
@@ -271,18 +385,80 @@ def qnb_linear(case) -> np.ndarray:
         return qlinear_dynamic(case['x'], _case_weight(case), case['bias'], reduce_range=case['reduce_range'],
                                relu=case['relu'], engine=case['engine'])
     xq = QArray(case['x'], case['sx'], case['zx'], 'quint8')
-    return qlinear(xq, _case_weight(case), case['bias'], case['sy'], case['zy'], relu=case['relu'], engine=case['engine']).int_repr
+    return qlinear(xq, _case_weight(case), case['bias'], case['sy'], case['zy'], relu=case['relu'], post_op=case.get('post_op'),
+                   engine=case['engine']).int_repr
 
-from .verify import register_check, _start
+from .verify import register_check, _start, both_sides
 
-def _linear_sweep(kernel, dynamic):
+def _linear_sweep(kernel, draw):
     def check(engine, rng, size):
         _, res = _start(kernel, engine)
+        if kernel in ('linear_tanh', 'linear_leaky_relu') and engine != 'onednn': size = min(size, 20)   # refusals, one each
         while res.compared < size:
-            case = random_linear_case(rng, engine, dynamic)
-            res.add(qnb_linear(case), torch_linear(case))
+            case = draw(rng, engine)
+            res.add(*both_sides(lambda: qnb_linear(case), lambda: torch_linear(case)))
         return res
     return check
 
-check_linear = register_check('linear', capability_independent=True)(_linear_sweep('linear', False))
-check_linear_dynamic = register_check('linear_dynamic', capability_independent=True)(_linear_sweep('linear_dynamic', True))
+check_linear = register_check('linear', capability_independent=True)(
+    _linear_sweep('linear', lambda rng, engine: random_linear_case(rng, engine, nonfinite=True)))
+check_linear_dynamic = register_check('linear_dynamic', capability_independent=True)(
+    _linear_sweep('linear_dynamic', lambda rng, engine: random_linear_case(rng, engine, True, True)))
+check_linear_relu_dynamic = register_check('linear_relu_dynamic', capability_independent=True)(
+    _linear_sweep('linear_relu_dynamic', lambda rng, engine: {**random_linear_case(rng, engine, True, True), 'relu': True}))
+check_linear_tanh = register_check('linear_tanh', capability_independent=True)(
+    _linear_sweep('linear_tanh', lambda rng, engine: random_post_op_case(rng, engine, 'tanh')))
+check_linear_leaky_relu = register_check('linear_leaky_relu', capability_independent=True)(
+    _linear_sweep('linear_leaky_relu', lambda rng, engine: random_post_op_case(rng, engine, 'leaky_relu')))
+
+# %% ../nbs/04_linear.ipynb #4a950fce
+ZERO_SIZE_SHAPES = ((0, 5, 4), (3, 0, 4), (0, 0, 4), (2, 0, 1), (3, 5, 0), (3, 0, 0), (0, 5, 0))   # (rows, in, out)
+
+def zero_size_case(rng, engine, dynamic, rows, in_features, out_features) -> dict:
+    "A random linear case of the given sizes, one of them 0 (per-tensor weight when there are no output features)."
+    case = random_linear_case(rng, engine, dynamic)
+    O, K = out_features, in_features
+    case['w'] = rng.integers(-128, 128, (O, K)).astype(np.int8)
+    if np.ndim(case['sw']) and O: case['sw'], case['zw'] = np.exp(rng.uniform(-9, -3, O)), np.zeros(O, np.int64)
+    else: case['sw'], case['zw'] = float(np.exp(rng.uniform(-9, -3))), 0
+    case['bias'] = None if rng.random() < 0.3 else (rng.standard_normal(O) * 3).astype(np.float32)
+    if dynamic: case['x'] = rng.standard_normal((rows, K)).astype(np.float32)
+    else: case.update(x=rng.integers(0, 256, (rows, K)).astype(np.uint8), sy=0.05, zy=int(rng.integers(0, 256)))
+    return case
+
+def acc_zero_twin(case) -> dict:
+    "The case with one input feature and the input at its zero point (static) or 0.0 (dynamic): every accumulator 0, so torch's output is the bias-only value."
+    M, O = math.prod(case['x'].shape[:-1]), case['w'].shape[0]
+    x = np.zeros((M, 1), np.float32) if case['dynamic'] else np.full((M, 1), case['zx'], np.uint8)
+    return {**case, 'w': np.ones((O, 1), np.int8), 'x': x}
+
+def torch_zero_size_fault(case):
+    "The torch fault a zero-size linear case meets (see FAULTS.md), or None."
+    M, K, O = math.prod(case['x'].shape[:-1]), case['x'].shape[-1], case['w'].shape[0]
+    path = linear_engine_path(case['engine'])
+    if path == 'onednn' and K == 0 and not case['dynamic']: return 'onednn-linear-zero-in-features'           # SIGFPE
+    if path == 'qnnpack' and O == 0 and M > 0: return 'qnnpack-linear-zero-out-features'                     # SIGFPE
+    if path != 'qnnpack' and K == 0 and M * O > 0: return 'linear-zero-in-features-uninitialised'            # garbage
+    return None
+
+@register_check('linear_empty', capability_independent=True)
+def check_linear_empty(engine, rng, size, repeats=2):
+    """Zero rows, in_features or out_features, static and dynamic, torch in child processes: qnb against torch where
+    torch is right, else (a torch fault: a crash or uninitialised memory) against torch's own bias-only value."""
+    from qnb.verify import CheckResult, call_isolated
+    res = CheckResult('linear_empty', engine)
+    cases = [zero_size_case(rng, engine, dynamic, *shape) for dynamic in (False, True) for shape in ZERO_SIZE_SHAPES
+             for _ in range(repeats)]
+    theirs_all, crashed = call_isolated('qnb.linear:torch_linear', cases)
+    twins = [torch_linear(acc_zero_twin(c)) if c['x'].size == 0 and math.prod(c['x'].shape[:-1]) * c['w'].shape[0] else None
+             for c in cases]                                   # the twins never crash: in this process
+    for i, (case, theirs, twin) in enumerate(zip(cases, theirs_all, twins)):
+        fault, ours = torch_zero_size_fault(case), qnb_linear(case)
+        if (i in crashed) != (fault in ('onednn-linear-zero-in-features', 'qnnpack-linear-zero-out-features')):
+            raise AssertionError(f"torch {'crashed' if i in crashed else 'did not crash'} on {case['x'].shape} x {case['w'].shape}, fault {fault}")
+        if isinstance(theirs, dict): raise AssertionError(f"torch refused a zero-size case: {theirs['error']}")
+        if i in crashed: res.torch_crashes += 1
+        elif fault: res.torch_faults += 1
+        if ours.size == 0: res.add(ours, np.empty((*case['x'].shape[:-1], case['w'].shape[0]), ours.dtype))   # the shape only
+        else: res.add(ours, twin if fault else theirs)
+    return res

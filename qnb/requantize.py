@@ -12,9 +12,10 @@ from .core import dtype_range, check_dtype, resolve_engine, fma_f32, quantize_va
 
 # %% auto #0
 __all__ = ['SCHEMES', 'cvtps_epi32', 'channelwise', 'write_integers', 'saturating_output', 'requantize_fp32', 'fbgemm_multiplier',
-           'fbgemm_bias_term', 'qnnpack_multiplier', 'qnnpack_bias', 'onednn_scales', 'requantize_onednn',
-           'quantize_multiplier', 'saturating_rounding_doubling_high_mul', 'rounding_divide_by_pot',
-           'requantize_fixedpoint', 'requantize', 'requantization_multiplier', 'torch_linear_requant', 'linear_output']
+           'fbgemm_bias_term', 'qnnpack_multiplier', 'qnnpack_bias', 'onednn_scales', 'onednn_store',
+           'requantize_onednn', 'quantize_multiplier', 'saturating_rounding_doubling_high_mul',
+           'rounding_divide_by_pot', 'requantize_fixedpoint', 'requantize', 'requantization_multiplier',
+           'torch_linear_requant', 'linear_output']
 
 # %% ../nbs/01_requantize.ipynb #c2151195
 def cvtps_epi32(v) -> np.ndarray:
@@ -128,6 +129,26 @@ def _onednn_scales(input_scale, weight_scale, output_scale, op, per_channel):
     else: s_w = _f32_recip((1.0 / w).astype(np.float32))
     return s_x, s_w, r_y
 
+def onednn_store(t, output_mult, zero_point, dtype='quint8', out=None) -> np.ndarray:
+    """The end of eq. (11) on float32 `t` (after bias and post-op), in place: fl(fl(t R_y) + z), clamped keeping NaN,
+    rounded. A NaN becomes `cvtps2dq`'s -2^31, which the u8 store saturates (unsigned) to 255, the signed ones to the low end."""
+    lo, hi = dtype_range(check_dtype(dtype))
+    t *= np.float32(output_mult)
+    t += np.float32(zero_point)
+    nan = np.isnan(t)
+    np.clip(t, lo, hi, out=t)
+    np.rint(t, out=t)
+    if nan.any(): t[nan] = hi if dtype == 'quint8' else lo
+    return write_integers(t, out)
+
+def _nan_free(input_mult, weight_mult, output_mult, bias) -> bool:
+    """Whether eq. (11) cannot meet a NaN: finite positive scales and a finite bias keep t finite or ±inf, and
+    fl(t R_y) then has no 0·inf (a bias whose squares overflow float32 only takes the slower path)."""
+    if not (0 < float(input_mult) < math.inf and 0 < float(output_mult) < math.inf): return False
+    if np.ndim(weight_mult) == 0: ok = 0 < float(weight_mult) < math.inf
+    else: ok = float(np.min(weight_mult, initial=math.inf)) > 0 and math.isfinite(float(np.sum(weight_mult)))
+    return ok and (bias is None or math.isfinite(float(np.dot(bias, bias))))
+
 def requantize_onednn(acc, input_mult, weight_mult, output_mult, zero_point, dtype='quint8', bias=None, relu=False,
                       out=None) -> np.ndarray:
     "Eq. (11): oneDNN's int8 output stage. Integers as int64, or stored into `out`."
@@ -135,11 +156,14 @@ def requantize_onednn(acc, input_mult, weight_mult, output_mult, zero_point, dty
     t = np.asarray(acc, dtype=np.float32) * np.float32(input_mult)     # a new array: the steps below are in place
     channelwise(np.multiply, t, weight_mult)
     if bias is not None: channelwise(np.add, t, bias)
+    if not _nan_free(input_mult, weight_mult, output_mult, bias):
+        if relu: np.fmax(t, np.float32(0), out=t)                     # vmaxps(t, 0): 0 for a NaN t
+        return onednn_store(t, output_mult, zero_point, dtype, out)
     t *= np.float32(output_mult)
     t += np.float32(zero_point)
     # ReLU before the affine step is ReLU after it at z: 0 maps to z exactly and rounding keeps the order, so it is the
     # clamp's lower bound (NumPy's clip is SIMD; its maximum against a scalar is not)
-    np.clip(t, max(lo, zero_point) if relu else lo, hi, out=t)        # NaN passes through, as in the kernel
+    np.clip(t, max(lo, zero_point) if relu else lo, hi, out=t)        # no NaN here (_nan_free)
     return write_integers(np.rint(t, out=t), out)
 
 # %% ../nbs/01_requantize.ipynb #aa33d16d
