@@ -151,10 +151,12 @@ def _conv_add(relu=False):
                            relu=relu, engine=engine)
     return run
 
-def _linear(relu=False):
+def _linear(relu=False, post_op=None):
+    "`nnq.Linear`, `nniq.LinearReLU` (`relu`) and the oneDNN fusions `LinearLeakyReLU`, `LinearTanh` (`post_op`, a name or a function of the module)."
     def run(m, x, engine):
         from qnb.linear import linear_prepack, qlinear_packed
-        return qlinear_packed(x, _packed(m, linear_prepack), m.scale, m.zero_point, relu=relu, engine=engine)
+        op = post_op(m) if callable(post_op) else post_op
+        return qlinear_packed(x, _packed(m, linear_prepack), m.scale, m.zero_point, relu=relu, post_op=op, engine=engine)
     return run
 
 def _linear_dynamic(relu=False):
@@ -454,7 +456,8 @@ def kernel_tables():
         nniq.ConvReLU1d: _conv(1, True), nniq.ConvReLU2d: _conv(2, True), nniq.ConvReLU3d: _conv(3, True),
         nniq.ConvAdd2d: _conv_add(), nniq.ConvAddReLU2d: _conv_add(True),
         nnq.ConvTranspose1d: _conv_transpose(1), nnq.ConvTranspose2d: _conv_transpose(2), nnq.ConvTranspose3d: _conv_transpose(3),
-        nnq.Linear: _linear(), nniq.LinearReLU: _linear(True), nnqd.Linear: _linear_dynamic(), nniqd.LinearReLU: _linear_dynamic(True),
+        nnq.Linear: _linear(), nniq.LinearReLU: _linear(True),
+        nniq.LinearLeakyReLU: _linear(post_op=lambda m: ('leaky_relu', m.negative_slope)), nniq.LinearTanh: _linear(post_op='tanh'), nnqd.Linear: _linear_dynamic(), nniqd.LinearReLU: _linear_dynamic(True),
         nnq.BatchNorm2d: _batch_norm(), nnq.BatchNorm3d: _batch_norm(), nniq.BNReLU2d: _batch_norm(True), nniq.BNReLU3d: _batch_norm(True),
         nnq.LayerNorm: _layer_norm, nnq.GroupNorm: _group_norm,
         nnq.InstanceNorm1d: _instance_norm, nnq.InstanceNorm2d: _instance_norm, nnq.InstanceNorm3d: _instance_norm,

@@ -261,3 +261,33 @@ def test_runner_names_the_layer_of_torch_errors_and_a_missing_input():
         run(net, torch.randn(1, 2, 3, 3, 3), engine='qnnpack')
     with pytest.raises(TypeError, match='x is None'):
         run(net, None, engine='qnnpack')
+
+def test_onednn_fused_linears_run_bit_exact():
+    "FX with oneDNN's backend config fuses Linear+LeakyReLU and Linear+Tanh into nniq modules that only oneDNN runs."
+    if 'onednn' not in supported_engines(): pytest.skip('no onednn')
+    from torch.ao.quantization import QConfigMapping, get_default_qconfig
+    from torch.ao.quantization.quantize_fx import prepare_fx, convert_fx
+    from torch.ao.quantization.backend_config import get_onednn_backend_config
+    torch.backends.quantized.engine = 'onednn'
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.LeakyReLU(0.07), torch.nn.Linear(32, 8), torch.nn.Tanh()).eval()
+    qm = QConfigMapping().set_global(get_default_qconfig('onednn'))
+    p = prepare_fx(m, qm, (torch.randn(64, 16),), backend_config=get_onednn_backend_config())
+    for _ in range(3): p(torch.randn(64, 16))
+    q = convert_fx(p, backend_config=get_onednn_backend_config())
+    assert {'LinearLeakyReLU', 'LinearTanh'} <= {type(mm).__name__ for mm in q.modules()}
+    for s in (1, 3, 10):                                   # 10: saturating
+        r = compare(q, torch.randn(500, 16) * s, engine='onednn')
+        assert r.mismatches == 0 and r.compared == 500 * (16 + 32 + 8 + 8), str(r)
+
+@pytest.mark.parametrize('engine', supported_engines())
+def test_dynamic_linear_relu_runs_bit_exact(engine):
+    import torch.ao.nn.intrinsic as nni
+    torch.backends.quantized.engine = engine
+    torch.manual_seed(1)
+    m = torch.ao.quantization.fuse_modules(torch.nn.Sequential(torch.nn.Linear(24, 40), torch.nn.ReLU()).eval(), [['0', '1']])
+    q = torch.ao.quantization.quantize_dynamic(m, {nni.LinearReLU}, dtype=torch.qint8)
+    assert type(q[0]).__name__ == 'LinearReLU' and 'dynamic' in type(q[0]).__module__
+    for s in (0.1, 1, 30):
+        x = torch.randn(1025, 24) * s                      # more rows than one GEMM block
+        assert torch.equal(run(q, x, engine=engine), q(x))
