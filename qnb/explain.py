@@ -203,7 +203,7 @@ def output_stage(acc, input_scale, weight_scale, bias, output_scale, output_zero
                   Step('to real units', 'fl(fl(acc · S_x) · S_w)', t2),
                   Step('plus the float bias (real units)', 'fl(… + b)', t3)]
         if relu:
-            t3 = max(t3, f32(0)); steps.append(Step('ReLU in real units', 'max(…, 0)', t3))
+            t3 = np.fmax(t3, f32(0)); steps.append(Step('ReLU in real units', 'max(…, 0)  (vmaxps: NaN becomes 0)', t3))
         t4 = f32(t3 * R_y); t5 = f32(t4 + f32(zy))
         steps += [Step('to output units', 'fl(… · R_y)', t4), Step('plus zero point (float)', 'fl(… + z_y)', t5)]
         bias_acc = None if b1 is None else float(b1[0]) / (float(S_x) * float(S_w))
@@ -213,7 +213,7 @@ def output_stage(acc, input_scale, weight_scale, bias, output_scale, output_zero
     y = int(linear_output(acc1, sx, sw, sy, zy, path, b1, relu, op=op, per_channel=per_channel)[0, 0])
     if path == 'onednn':
         steps.append(Step('clamp, then round half to even', f"rne(min(max(…, {lo}), 255))", y))
-        pre, shown = float(t5), int(np.rint(np.clip(t5, lo, 255)))
+        pre, shown = float(t5), (y if np.isnan(t5) else int(np.rint(np.clip(t5, lo, 255))))    # NaN: stored as 255
     else:
         r = int(cvtps_epi32(np.array([scaled]))[0])
         steps += [Step('round half to even', 'r = rne(…)  (cvtps2dq)', r), Step('plus zero point', 'r + z_y', r + zy)]
@@ -703,9 +703,9 @@ def explain_conv_add(a, index, engine, printed=None):
     qa = int(aq.int_repr[index])
     skip = f32(f32(aq.scale) * f32(qa - aq.zero_point))
     t4 = f32(t3 + skip)
-    t5 = max(t4, f32(0)) if relu else t4
+    t5 = np.fmax(t4, f32(0)) if relu else t4
     t6 = f32(f32(t5 * f32(R_y)) + f32(zy))
-    y = int(np.rint(np.clip(t6, 0, 255)))
+    y = 255 if np.isnan(t6) else int(np.rint(np.clip(t6, 0, 255)))                 # oneDNN's u8 store of a NaN
     steps = [Step('receptive field: input integers', where, patch[0] if patch.shape[0] == 1 else patch),
              Step('weight integers', f"q_w[{o}]", wo[0] if wo.shape[0] == 1 else wo),
              Step('quantization parameters', 's_x, z_x | s_w (symmetric) | s_a, z_a (accum) | s_y, z_y',
