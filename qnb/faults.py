@@ -532,6 +532,176 @@ add_fault(
         shows_fault = bool((theirs != 0).any())
     ''')
 
+# %% ../nbs/21_faults.ipynb #0f46ad69
+# Linear with zero sizes, bias dtypes and per-weight caches (linear notebook, "Zero sizes" and "Accept and refuse"),
+# and group norm of zero channels (norm notebook)
+add_fault(
+    id='linear-zero-in-features-uninitialised', kind='undefined', engines=('fbgemm', 'x86', 'onednn'),
+    op='linear, linear_relu, linear_dynamic, linear_relu_dynamic', notebook='linear',
+    title="Linear with no input features returns uninitialised memory",
+    trigger="in_features = 0 with at least one row and one output (static on fbgemm/x86; dynamic on fbgemm/x86/onednn).",
+    effect="Garbage that changes from run to run (bytes of text, denormals, 1e29).",
+    qnb_returns="The bias alone through the engine's output stage (QNNPACK's value, and torch's with one zero feature).",
+    repro='''
+        import torch
+        torch.backends.quantized.engine = 'fbgemm'
+        w = torch.quantize_per_tensor(torch.randn(4, 0), 0.1, 0, torch.qint8)                 # in_features = 0
+        x = torch.quantize_per_tensor(torch.zeros(64, 0), 0.05, 64, torch.quint8)
+        theirs = torch.ops.quantized.linear(x, torch.ops.quantized.linear_prepack(w, torch.ones(4)), 0.1, 3).int_repr()
+        print('torch, row 0:', theirs[0].tolist(), ' right: [13, 13, 13, 13] (bias 1 / 0.1 + 3)')
+        shows_fault = bool((theirs != 13).any())
+    ''')
+
+add_fault(
+    id='onednn-linear-zero-in-features', kind='crash', engines=('onednn',), op='linear, linear_relu', notebook='linear',
+    title="oneDNN's static linear with no input features kills the process",
+    trigger="quantized::linear on onednn with in_features = 0 (any number of rows).",
+    effect="SIGFPE.",
+    qnb_returns="The bias alone (13 in the repro), or an empty (0, out_features) for no rows.",
+    repro='''
+        import signal, subprocess, sys
+        child = """
+        import torch
+        torch.backends.quantized.engine = 'onednn'
+        w = torch.quantize_per_tensor(torch.randn(4, 0), 0.1, 0, torch.qint8)
+        x = torch.quantize_per_tensor(torch.zeros(3, 0), 0.05, 64, torch.quint8)
+        torch.ops.quantized.linear(x, torch.ops.quantized.linear_prepack(w, torch.ones(4)), 0.1, 3)
+        """
+        code = subprocess.run([sys.executable, '-c', child], capture_output=True).returncode
+        print('child process exit code:', code, f'(killed by {signal.Signals(-code).name})' if code < 0 else '')
+        shows_fault = code == -signal.SIGFPE
+    ''')
+
+add_fault(
+    id='qnnpack-linear-zero-out-features', kind='crash', engines=('qnnpack',),
+    op='linear, linear_relu, linear_dynamic, linear_relu_dynamic', notebook='linear',
+    title="QNNPACK's linear with no output features kills the process",
+    trigger="out_features = 0 with at least one row (the other engines return the empty (rows, 0)).",
+    effect="SIGFPE.",
+    qnb_returns="The empty (rows, 0) result.",
+    repro='''
+        import signal, subprocess, sys
+        child = """
+        import torch
+        torch.backends.quantized.engine = 'qnnpack'
+        w = torch.quantize_per_tensor(torch.randn(0, 5), 0.1, 0, torch.qint8)                 # out_features = 0
+        x = torch.quantize_per_tensor(torch.rand(3, 5), 0.05, 64, torch.quint8)
+        torch.ops.quantized.linear(x, torch.ops.quantized.linear_prepack(w, None), 0.1, 3)
+        """
+        code = subprocess.run([sys.executable, '-c', child], capture_output=True).returncode
+        print('child process exit code:', code, f'(killed by {signal.Signals(-code).name})' if code < 0 else '')
+        shows_fault = code == -signal.SIGFPE
+    ''')
+
+add_fault(
+    id='onednn-linear-bias-dtype', kind='wrong', engines=('onednn',), op='linear, linear_relu, linear_dynamic',
+    notebook='linear',
+    title="oneDNN's linear reads a float64 or 16-bit bias as float32",
+    trigger="A float64, float16 or bfloat16 bias tensor in linear_prepack (fbgemm, x86 and qnnpack refuse it).",
+    effect="A float64 bias becomes the float32 values of its halves; a 16-bit one is read past its end.",
+    qnb_returns="The result for the bias rounded to float32; a TypeError on the engines that refuse it.",
+    repro='''
+        import torch
+        torch.backends.quantized.engine = 'onednn'
+        torch.manual_seed(0)
+        w = torch.quantize_per_tensor(torch.randn(6, 16) * 0.3, 0.01, 0, torch.qint8)
+        x = torch.quantize_per_tensor(torch.rand(5, 16), 0.01, 3, torch.quint8)
+        b = torch.randn(6, dtype=torch.float64) * 3
+        y64 = torch.ops.quantized.linear(x, torch.ops.quantized.linear_prepack(w, b), 0.05, 10).int_repr()
+        y32 = torch.ops.quantized.linear(x, torch.ops.quantized.linear_prepack(w, b.float()), 0.05, 10).int_repr()
+        print('float64 bias, row 0:', y64[0].tolist()); print('float32 bias, row 0:', y32[0].tolist())
+        shows_fault = not torch.equal(y64, y32)
+    ''')
+
+add_fault(
+    id='onednn-linear-post-op-cache', kind='wrong', engines=('onednn',),
+    op='linear, linear_relu, linear_leaky_relu, linear_tanh', notebook='linear',
+    title="oneDNN's linear reuses the first post-op called on a packed weight",
+    trigger="Two of linear, linear_relu, linear_leaky_relu, linear_tanh (or two slopes) on one packed weight, same shapes and qparams.",
+    effect="The second op runs the first op's post-op (e.g. linear_tanh returns leaky-ReLU integers).",
+    qnb_returns="The op asked for: a packed weight keeps no per-op state.",
+    details="The primitive is built once per packed weight and reused while a key of scales, zero points, input shape "
+            "and threads matches; the key has no post-op. A model calls one op per packed weight, so models are not affected.",
+    repro='''
+        import torch
+        torch.backends.quantized.engine = 'onednn'
+        torch.manual_seed(0)
+        w = torch.quantize_per_tensor(torch.randn(6, 16) * 0.3, 0.01, 0, torch.qint8)
+        x = torch.quantize_per_tensor(torch.rand(5, 16), 0.01, 3, torch.quint8)
+        b = torch.randn(6) * 3
+        p = torch.ops.quantized.linear_prepack(w, b)
+        torch.ops.quantized.linear_leaky_relu(x, p, 0.05, 10, 0.1)
+        stale = torch.ops.quantized.linear_tanh(x, p, 0.05, 10).int_repr()
+        fresh = torch.ops.quantized.linear_tanh(x, torch.ops.quantized.linear_prepack(w, b), 0.05, 10).int_repr()
+        print('tanh after leaky_relu, row 0:', stale[0].tolist()); print('tanh on a fresh weight, row 0:', fresh[0].tolist())
+        shows_fault = not torch.equal(stale, fresh)
+    ''')
+
+add_fault(
+    id='qnnpack-linear-stale-output-scale', kind='wrong', engines=('qnnpack',), op='linear, linear_relu',
+    notebook='linear',
+    title="QNNPACK's linear keeps the first output scale used with an input scale",
+    trigger="A second call on one packed weight with the same input scale and another output scale.",
+    effect="Integers requantized with the first call's output scale (and a refused scale such as 1e39 is taken).",
+    qnb_returns="The second call's own result; non-normal requantization scales refused on every call.",
+    details="The QNNPACK operator, whose requantization scales include the output scale, is rebuilt only when the input "
+            "scale changes. A model calls each layer with its fixed output scale, so models are not affected.",
+    repro='''
+        import torch
+        torch.backends.quantized.engine = 'qnnpack'
+        torch.manual_seed(0)
+        w = torch.quantize_per_tensor(torch.randn(6, 16) * 0.3, 0.01, 0, torch.qint8)
+        x = torch.quantize_per_tensor(torch.rand(3, 16), 0.01, 3, torch.quint8)
+        b = torch.randn(6)
+        p = torch.ops.quantized.linear_prepack(w, b)
+        torch.ops.quantized.linear(x, p, 0.05, 10)
+        stale = torch.ops.quantized.linear(x, p, 0.1, 10).int_repr()
+        fresh = torch.ops.quantized.linear(x, torch.ops.quantized.linear_prepack(w, b), 0.1, 10).int_repr()
+        print('second scale, reused weight, row 0:', stale[0].tolist()); print('second scale, fresh weight, row 0:', fresh[0].tolist())
+        shows_fault = not torch.equal(stale, fresh)
+    ''')
+
+add_fault(
+    id='onednn-linear-static-then-dynamic-segfault', kind='crash', engines=('onednn',),
+    op='linear then linear_dynamic', notebook='linear',
+    title="oneDNN's dynamic linear crashes on a weight a static linear used",
+    trigger="One packed weight used by quantized::linear, then by quantized::linear_dynamic (the other order works).",
+    effect="SIGSEGV: the static call reorders the weight in place to a blocked layout the dynamic call reads as plain.",
+    qnb_returns="The dynamic linear's value (qnb's packed weights are read-only).",
+    repro='''
+        import signal, subprocess, sys
+        child = """
+        import torch
+        torch.backends.quantized.engine = 'onednn'
+        w = torch.quantize_per_tensor(torch.randn(3, 7), 0.01, 0, torch.qint8)
+        p = torch.ops.quantized.linear_prepack(w, torch.randn(3))
+        torch.ops.quantized.linear(torch.quantize_per_tensor(torch.rand(5, 7), 0.05, 64, torch.quint8), p, 0.1, 3)
+        torch.ops.quantized.linear_dynamic(torch.randn(5, 7), p, True)
+        """
+        code = subprocess.run([sys.executable, '-c', child], capture_output=True).returncode
+        print('child process exit code:', code, f'(killed by {signal.Signals(-code).name})' if code < 0 else '')
+        shows_fault = code == -signal.SIGSEGV
+    ''')
+
+add_fault(
+    id='group-norm-zero-channels', kind='crash', engines=('fbgemm', 'x86', 'onednn', 'qnnpack'),
+    op='group_norm', notebook='norm',
+    title="Quantized group norm of an input with no channels kills the process",
+    trigger="quantized::group_norm of an input with 0 channels, e.g. shape (2, 0, 4, 4).",
+    effect="SIGFPE (a division by the channel count).",
+    qnb_returns="The empty result, of the input's shape.",
+    repro='''
+        import signal, subprocess, sys
+        child = """
+        import torch
+        x = torch.quantize_per_tensor(torch.randn(2, 0, 4, 4), 0.05, 64, torch.quint8)
+        torch.ops.quantized.group_norm(x, 1, None, None, 1e-5, 0.1, 3)
+        """
+        code = subprocess.run([sys.executable, '-c', child], capture_output=True).returncode
+        print('child process exit code:', code, f'(killed by {signal.Signals(-code).name})' if code < 0 else '')
+        shows_fault = code == -signal.SIGFPE
+    ''')
+
 # %% ../nbs/21_faults.ipynb #0b768a1d
 def run_repro(id) -> tuple[str, bool]:
     "Run fault `id`'s repro in this process (a crash runs in the repro's own child process): (what it printed, whether it showed the fault)."

@@ -86,7 +86,7 @@ def linear_bias(bias, out_features) -> tuple:
 _TORCH_DTYPE_NAMES = {'float64': 'Double', 'float16': 'Half', 'bfloat16': 'BFloat16'}
 
 def _check_bias_dtype(kind, path, engine):
-    "FBGEMM and QNNPACK refuse a torch bias that is not float32 when they run; oneDNN takes it (and misreads it: FAULTS.md)."
+    "FBGEMM and QNNPACK refuse a torch bias that is not float32 when they run; oneDNN takes it (and misreads it: the faults page, onednn-linear-bias-dtype)."
     if kind is None or path == 'onednn': return
     name = _TORCH_DTYPE_NAMES.get(kind, kind)
     said = f"expected scalar type Float but found {name}" if path == 'fbgemm' else f"Quantize only works on Float Tensor, got {name}"
@@ -433,7 +433,7 @@ def acc_zero_twin(case) -> dict:
     return {**case, 'w': np.ones((O, 1), np.int8), 'x': x}
 
 def torch_zero_size_fault(case):
-    "The torch fault a zero-size linear case meets (see FAULTS.md), or None."
+    "The torch fault a zero-size linear case meets (see the faults page), or None."
     M, K, O = math.prod(case['x'].shape[:-1]), case['x'].shape[-1], case['w'].shape[0]
     path = linear_engine_path(case['engine'])
     if path == 'onednn' and K == 0 and not case['dynamic']: return 'onednn-linear-zero-in-features'           # SIGFPE
@@ -457,8 +457,8 @@ def check_linear_empty(engine, rng, size, repeats=2):
         if (i in crashed) != (fault in ('onednn-linear-zero-in-features', 'qnnpack-linear-zero-out-features')):
             raise AssertionError(f"torch {'crashed' if i in crashed else 'did not crash'} on {case['x'].shape} x {case['w'].shape}, fault {fault}")
         if isinstance(theirs, dict): raise AssertionError(f"torch refused a zero-size case: {theirs['error']}")
-        if i in crashed: res.torch_crashes += 1
-        elif fault: res.torch_faults += 1
+        if i in crashed: res.add_torch_crash(fault=fault)
+        elif fault: res.add_torch_fault(0, fault=fault)
         if ours.size == 0: res.add(ours, np.empty((*case['x'].shape[:-1], case['w'].shape[0]), ours.dtype))   # the shape only
         else: res.add(ours, twin if fault else theirs)
     return res

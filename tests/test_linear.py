@@ -94,7 +94,7 @@ def test_every_row_count_matches_torch(O):
             np.testing.assert_array_equal(qlinear(x, w, b, 0.1, 3, engine=engine).int_repr, theirs, err_msg=f'{engine} M={M}')
             np.testing.assert_array_equal(qlinear_packed(x, linear_prepack(w, b), 0.1, 3, engine=engine).int_repr, theirs)
             p = torch.ops.quantized.linear_prepack(w.to_torch(), torch.from_numpy(b))   # fresh: oneDNN's static run
-            theirs = torch.ops.quantized.linear_dynamic(torch.from_numpy(xf), p, True).numpy()    # reorders it (FAULTS.md)
+            theirs = torch.ops.quantized.linear_dynamic(torch.from_numpy(xf), p, True).numpy()    # reorders it (qnb.faults onednn-linear-static-then-dynamic-segfault)
             np.testing.assert_array_equal(qlinear_dynamic(xf, w, b, engine=engine).view(np.int32), theirs.view(np.int32))
 
 def test_the_reported_1025_rows():
@@ -106,7 +106,7 @@ def test_the_reported_1025_rows():
 @pytest.mark.parametrize('dynamic', [False, True], ids=['static', 'dynamic'])
 def test_zero_sizes(engine, dynamic):
     """0 rows, in_features or out_features: torch's value where torch is right; where it is not (uninitialised memory,
-    SIGFPE: FAULTS.md), torch's own bias-only value for the same case with one input feature at the zero point."""
+    SIGFPE: see qnb.faults), torch's own bias-only value for the same case with one input feature at the zero point."""
     rng = np.random.default_rng(19)
     for shape in ((0, 5, 4), (3, 0, 4), (0, 0, 4), (2, 0, 1), (3, 5, 0), (3, 0, 0), (0, 5, 0)):
         for _ in range(3):
@@ -248,7 +248,7 @@ def test_fused_modules_map_to_qnb():
         np.testing.assert_array_equal(qlinear_dynamic(xf, w, b, relu=True, engine=engine), m(torch.from_numpy(xf)).numpy())
 
 def test_stateful_torch_faults():
-    """FAULTS.md onednn-linear-post-op-cache and qnnpack-linear-stale-output-scale: torch's second call on one packed
+    """qnb.faults onednn-linear-post-op-cache and qnnpack-linear-stale-output-scale: torch's second call on one packed
     weight reuses the first call's post-op / output scale; qnb's packed weight keeps no such state."""
     rng = np.random.default_rng(10)
     x, w, b = _static_case(rng, M=5)
