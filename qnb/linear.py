@@ -9,7 +9,7 @@ Docs: https://qnb-dev.github.io/qnb/linear.html.md"""
 from __future__ import annotations
 import math
 import numpy as np
-from .core import QArray, as_qarray, check_scale, check_zero_point, resolve_engine, fma_f32, wrap_int32, float32_input
+from .core import QArray, as_qarray, check_memory, check_scale, check_zero_point, resolve_engine, fma_f32, wrap_int32, float32_input
 from .requantize import linear_output, onednn_scales, qnnpack_multiplier
 from .eltwise import onednn_post_op, onednn_relu, requantize_onednn_eltwise
 from .conv import channels_last_accumulator, _input_bound, BLOCK_ELEMENTS, _F32_EXACT
@@ -188,6 +188,7 @@ def _run_packed(xq, packed, scale, zero_point, eltwise, path) -> QArray:
     "Eq. (L1) a GEMM of rows at a time, each through the output stage (eqs. 9–11, or L5 with a post-op) a cache-sized block of rows at a time."
     lead, O = xq.shape[:-1], packed.out_features
     x = xq.int_repr.reshape(math.prod(lead), packed.in_features)       # not -1: no rows' length to infer when K = 0
+    check_memory(len(x) * O + min(len(x), LINEAR_GEMM_ROWS) * O * 24, 'linear')    # output, one GEMM block's sums
     y = np.empty((len(x), O), dtype=np.uint8)
     rows = max(1, BLOCK_ELEMENTS // max(1, O))
     for r0 in range(0, len(x) if O else 0, LINEAR_GEMM_ROWS):
@@ -277,6 +278,7 @@ def qlinear_dynamic(input, weight, bias=None, *, reduce_range=True, relu=False, 
     x = _float_input(input)
     wq, w_zp, b, path = _check_linear_weight(weight, x.shape, bias, engine)
     O = wq.shape[0]
+    check_memory(math.prod(x.shape[:-1]) * (O * 24 + x.shape[-1] * 2), 'linear_dynamic')   # sums, output, quantized input
     xq, scale, zp = quantize_dynamic_input(x, path, reduce_range)
     rows = xq.reshape(math.prod(x.shape[:-1]), x.shape[-1])           # not -1: nothing to infer it from when K = 0
     acc = np.asarray(linear_accumulator(rows, zp, wq.int_repr, w_zp), dtype=np.float32)

@@ -189,3 +189,11 @@ def test_group_norm_of_zero_channels_is_empty():
     # torch 2.13's quantized group_norm divides by zero channels and the process dies (SIGFPE); the result is empty
     y = norm.qgroup_norm(QArray(np.zeros((2, 0, 4, 4), np.uint8), 0.05, 64, 'quint8'), 1, None, None, 1e-5, 0.1, 3)
     assert y.shape == (2, 0, 4, 4)
+
+def test_huge_linear_outputs_are_refused():
+    x = QArray(np.zeros((10**6, 4), np.uint8), 0.05, 64, 'quint8')
+    w = QArray(np.zeros((10**6, 4), np.int8), 0.02, 0, 'qint8')          # 10^12 outputs
+    with pytest.raises(MemoryError, match='linear needs about'):
+        linear.qlinear(x, w, None, 0.1, 0)
+    with pytest.raises(MemoryError, match='linear_dynamic needs about'):
+        linear.qlinear_dynamic(np.zeros((10**6, 4), np.float32), w)
