@@ -12,9 +12,10 @@ from .core import dtype_range, check_dtype, resolve_engine, fma_f32, quantize_va
 
 # %% auto #0
 __all__ = ['SCHEMES', 'cvtps_epi32', 'channelwise', 'write_integers', 'saturating_output', 'requantize_fp32', 'fbgemm_multiplier',
-           'fbgemm_bias_term', 'qnnpack_multiplier', 'qnnpack_bias', 'onednn_scales', 'requantize_onednn',
-           'quantize_multiplier', 'saturating_rounding_doubling_high_mul', 'rounding_divide_by_pot',
-           'requantize_fixedpoint', 'requantize', 'requantization_multiplier', 'torch_linear_requant', 'linear_output']
+           'fbgemm_bias_term', 'qnnpack_multiplier', 'check_qnnpack_requantization', 'qnnpack_bias', 'onednn_scales',
+           'onednn_stays_finite', 'requantize_onednn', 'quantize_multiplier', 'saturating_rounding_doubling_high_mul',
+           'rounding_divide_by_pot', 'requantize_fixedpoint', 'requantize', 'requantization_multiplier',
+           'torch_linear_requant', 'linear_output']
 
 # %% ../nbs/01_requantize.ipynb #c2151195
 def cvtps_epi32(v) -> np.ndarray:
@@ -98,6 +99,16 @@ def qnnpack_multiplier(input_scale, weight_scale, output_scale):
     "QNNPACK's requantization scale, eq. (10): fl(fl(s_w s_x) * fl(1/s_y))."
     return (np.asarray(weight_scale, dtype=np.float32) * np.float32(input_scale)) * (np.float32(1) / np.float32(output_scale))
 
+def check_qnnpack_requantization(input_scale, weight_scale, output_scale):
+    """Refuse what torch's QNNPACK refuses (`generate_requantization_scales`): every eq. (10) multiplier, including
+    the one for the 8 padding channels QNNPACK adds with weight scale 1.0, must be a normal float32."""
+    m = qnnpack_multiplier(input_scale, np.append(np.asarray(weight_scale, np.float32).reshape(-1), np.float32(1)), output_scale)
+    bad = ~(m >= np.finfo(np.float32).tiny) | np.isinf(m)
+    if bad.any():
+        raise ValueError(f"scale: the requantization scale fl(fl(s_w s_x) fl(1/s_y)) = {m[bad][0]:g} (input scale {input_scale:g}, "
+                         f"output scale {output_scale:g}) must be a normal float32 on engine 'qnnpack' (torch: \"failed to "
+                         f"create op with requantization scale ...: requantization scale must be finite and positive\")")
+
 def qnnpack_bias(bias, input_scale, weight_scale) -> np.ndarray:
     "The bias as QNNPACK adds it to the accumulator: qint32 with scale s_w*s_x (float64 product)."
     bias_scale = np.asarray(weight_scale, dtype=np.float64) * float(input_scale)
@@ -128,10 +139,23 @@ def _onednn_scales(input_scale, weight_scale, output_scale, op, per_channel):
     else: s_w = _f32_recip((1.0 / w).astype(np.float32))
     return s_x, s_w, r_y
 
+def onednn_stays_finite(input_mult, weight_mult, output_mult, bias=None) -> bool:
+    """Whether eq. (11) meets no NaN and no infinity before $R_y$ for any int32 accumulator: finite scales and bias,
+    and 2^31 S_x max|S_w| + max|b| below float32's range. Then the clamp's ReLU shortcut is exact."""
+    r, s_x = float(output_mult), float(input_mult)
+    w = np.asarray(weight_mult)
+    # |v| <= sqrt(v.v): one call each (this runs per block); a float32 dot that overflows only takes the exact path
+    s_w = abs(float(w)) if w.ndim == 0 else math.sqrt(float(np.vdot(w, w)))
+    b = 0.0 if bias is None else math.sqrt(float(np.vdot(bias, bias)))
+    return math.isfinite(r) and 2.0**31 * s_x * s_w + b < 2.0**127           # NaN fails the comparison
+
 def requantize_onednn(acc, input_mult, weight_mult, output_mult, zero_point, dtype='quint8', bias=None, relu=False,
                       out=None) -> np.ndarray:
     "Eq. (11): oneDNN's int8 output stage. Integers as int64, or stored into `out`."
-    lo, hi = dtype_range(check_dtype(dtype))
+    dtype = check_dtype(dtype)
+    lo, hi = dtype_range(dtype)
+    if not onednn_stays_finite(input_mult, weight_mult, output_mult, bias):
+        return _requantize_onednn_exact(acc, input_mult, weight_mult, output_mult, zero_point, dtype, bias, relu, out)
     t = np.asarray(acc, dtype=np.float32) * np.float32(input_mult)     # a new array: the steps below are in place
     channelwise(np.multiply, t, weight_mult)
     if bias is not None: channelwise(np.add, t, bias)
@@ -139,8 +163,20 @@ def requantize_onednn(acc, input_mult, weight_mult, output_mult, zero_point, dty
     t += np.float32(zero_point)
     # ReLU before the affine step is ReLU after it at z: 0 maps to z exactly and rounding keeps the order, so it is the
     # clamp's lower bound (NumPy's clip is SIMD; its maximum against a scalar is not)
-    np.clip(t, max(lo, zero_point) if relu else lo, hi, out=t)        # NaN passes through, as in the kernel
+    np.clip(t, max(lo, zero_point) if relu else lo, hi, out=t)
     return write_integers(np.rint(t, out=t), out)
+
+def _requantize_onednn_exact(acc, input_mult, weight_mult, output_mult, zero_point, dtype, bias, relu, out):
+    """Eq. (11) step by step, as the kernel runs it with NaN and infinities: ReLU is `vmaxps(t, t, 0)` (NaN becomes 0),
+    the clamp `vmaxps(0, t)`, `vminps(255, t)` passes NaN, and `cvtps2dq`'s INT_MIN is stored by `vpmovusdb` as 255
+    (by `vpmovsdb` as -128)."""
+    lo, hi = dtype_range(dtype)
+    with np.errstate(invalid='ignore', over='ignore'):
+        t = (np.asarray(acc, np.float32) * np.float32(input_mult)) * np.asarray(weight_mult, np.float32)
+        if bias is not None: t = t + np.asarray(bias, np.float32)
+        if relu: t = np.fmax(t, np.float32(0))
+        t = t * np.float32(output_mult) + np.float32(zero_point)
+    return write_integers(np.where(np.isnan(t), hi if dtype == 'quint8' else lo, np.rint(np.clip(t, lo, hi))), out)
 
 # %% ../nbs/01_requantize.ipynb #aa33d16d
 def quantize_multiplier(real):
