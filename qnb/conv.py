@@ -1,4 +1,4 @@
-"""qconv1d/2d/3d, conv+ReLU and transposed convolutions as `quantized::conv*` computes them, engine by engine.
+"""qconv1d/2d/3d, conv+ReLU, transposed and dynamic (float in, float out) convolutions as `quantized::conv*` computes them, engine by engine.
 
 Docs: https://qnb-dev.github.io/qnb/conv.html.md"""
 
