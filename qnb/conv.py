@@ -1192,7 +1192,7 @@ def qnb_conv_dynamic(case) -> np.ndarray:
         return f(case['x'], wq, case['bias'], output_padding=case['output_padding'], **kw)
     return (qconv1d_dynamic, qconv2d_dynamic, qconv3d_dynamic)[case['ndim'] - 1](case['x'], wq, case['bias'], **kw)
 
-def dynamic_torch_fault(case, ours, theirs) -> bool:
+def dynamic_torch_fault(case, ours, theirs):
     """Whether a dynamic case that differs is one of torch's wrong static kernels (`torch_fault`), judged on the
     integers of (C6). oneDNN's transposed conv (family 1) also counts when qnb's integers are a correct rounding of
     the real result everywhere: with $s_y = s_x$ its exact ties come out of that kernel either way."""
@@ -1200,13 +1200,14 @@ def dynamic_torch_fault(case, ours, theirs) -> bool:
     scale, zp = dynamic_input_qparams(case['x'], path, case['reduce_range'])
     static = dict(case, x=quantize_per_tensor(case['x'], scale, zp, 'quint8').int_repr, sx=scale, zx=zp, sy=scale, zy=zp)
     def ints(y): return (np.rint(np.asarray(y, np.float32) / np.float32(scale)) + zp).astype(np.int64)   # (C6) inverted: exact
-    if torch_fault(static, ints(ours), ints(theirs)): return True
-    if not (case['transposed'] and path == 'onednn'): return False
+    fault = torch_fault(static, ints(ours), ints(theirs))
+    if fault or not (case['transposed'] and path == 'onednn'): return fault
     xq, wq = _case_qarrays(static)
     zw = np.broadcast_to(wq.zero_point, (ours.shape[1],))
     acc = conv_transpose_accumulator(xq.int_repr, zp, wq.int_repr, zw, case['stride'], case['padding'], case['output_padding'],
                                      case['dilation'], case['groups'])
-    return bool(np.all(np.abs(ints(ours) - np.clip(real_conv_output(static, acc), 0, 255)) <= 0.5 + 1e-3))
+    right = np.all(np.abs(ints(ours) - np.clip(real_conv_output(static, acc), 0, 255)) <= 0.5 + 1e-3)
+    return 'onednn-conv-transpose' if right else ''
 
 def check_conv_dynamic_cases(cases, kernel='conv_dynamic') -> 'CheckResult':
     "Compare qnb and torch (isolated) on dynamic cases: float32 bit patterns; crashes and torch faults counted apart."
