@@ -1,4 +1,4 @@
-"""qconv1d/2d/3d, conv+ReLU and transposed convolutions as `quantized::conv*` computes them, engine by engine.
+"""qconv1d/2d/3d, conv+ReLU, transposed and dynamic (float in, float out) convolutions as `quantized::conv*` computes them, engine by engine.
 
 Docs: https://qnb-dev.github.io/qnb/conv.html.md"""
 
@@ -7,20 +7,27 @@ Docs: https://qnb-dev.github.io/qnb/conv.html.md"""
 # %% ../nbs/03_conv.ipynb #ea02839d
 from __future__ import annotations
 import math, numpy as np, warnings, functools, threading
-from .core import QArray, as_qarray, check_scale, check_zero_point, check_dtype, resolve_engine, fma_f32, wrap_int32, RecentCache
-from .requantize import fbgemm_multiplier, fbgemm_bias_term, requantize_fp32, linear_output
+from .core import (QArray, as_qarray, check_scale, check_zero_point, check_dtype, resolve_engine, fma_f32, wrap_int32, RecentCache,
+                      float32_input, quantize_per_tensor, dequantize)
+from .requantize import fbgemm_multiplier, fbgemm_bias_term, requantize_fp32, linear_output, check_qnnpack_requantization
 
 # %% auto #0
-__all__ = ['BLOCK_ELEMENTS', 'CHUNK_BYTES', 'PLANS_PER_WEIGHT', 'PLANES_CHANNELS', 'IM2COL_ELEMENTS', 'TORCH_INTERNAL_ERRORS',
-           'check_conv', 'check_conv_transpose', 'conv_tuple', 'conv_output_size', 'conv_transpose_output_size',
-           'conv_accumulator_reference', 'weight_bounds', 'tap_matrices', 'shared_buffer', 'channels_last_accumulator',
-           'PackedConv', 'accumulator_lines', 'conv_accumulator', 'conv_transpose_accumulator_reference',
-           'conv_transpose_accumulator', 'fbgemm_depthwise_fast_path', 'fbgemm_depthwise_accumulator',
-           'conv_path_accumulator', 'cpu_has_avx512_vnni', 'conv_engine_path', 'output_stage_last', 'conv_output_stage',
-           'ConvPlan', 'conv_plan', 'conv_forward', 'qconv1d', 'qconv2d', 'qconv3d', 'conv_prepack', 'qconv_packed',
-           'qconv_transpose1d', 'qconv_transpose2d', 'qconv_transpose3d', 'torch_conv', 'qnb_conv', 'random_conv_case',
-           'real_conv_output', 'fbgemm_direct_transposed_path', 'qnb_right_torch_wrong', 'conv_fault_family',
-           'conv_crash_fault', 'torch_fault', 'check_conv_cases', 'qnb_conv_output_shape']
+__all__ = ['BLOCK_ELEMENTS', 'CHUNK_BYTES', 'PLANS_PER_WEIGHT', 'PLANES_CHANNELS', 'IM2COL_ELEMENTS', 'PADDING_MODES',
+           'TORCH_INTERNAL_ERRORS', 'DYNAMIC_INPUTS', 'check_conv', 'check_conv_transpose', 'check_conv_dynamic',
+           'conv_tuple', 'conv_output_size', 'conv_transpose_output_size', 'conv_accumulator_reference',
+           'weight_bounds', 'tap_matrices', 'shared_buffer', 'channels_last_accumulator',
+           'weight_scales_beyond_float32', 'PackedConv', 'accumulator_lines', 'conv_accumulator',
+           'conv_transpose_accumulator_reference', 'conv_transpose_accumulator', 'fbgemm_depthwise_fast_path',
+           'fbgemm_depthwise_accumulator', 'conv_path_accumulator', 'cpu_has_avx512_vnni', 'conv_engine_path',
+           'output_stage_last', 'conv_output_stage', 'ConvPlan', 'conv_plan', 'check_empty_conv',
+           'check_float32_weight_scales', 'real_conv_integers', 'conv_forward', 'conv_output_last', 'qconv1d',
+           'qconv2d', 'qconv3d', 'conv_prepack', 'qconv_packed', 'qconv_transpose1d', 'qconv_transpose2d',
+           'qconv_transpose3d', 'dynamic_input_qparams', 'qconv_dynamic_packed', 'qconv1d_dynamic', 'qconv2d_dynamic',
+           'qconv3d_dynamic', 'qconv_transpose1d_dynamic', 'qconv_transpose2d_dynamic', 'qconv_transpose3d_dynamic',
+           'torch_conv', 'qnb_conv', 'random_conv_case', 'real_conv_output', 'fbgemm_direct_transposed_path',
+           'qnb_right_torch_wrong', 'conv_fault_family', 'conv_crash_fault', 'torch_fault', 'check_conv_cases',
+           'qnb_conv_output_shape', 'random_conv_dynamic_case', 'torch_conv_dynamic', 'qnb_conv_dynamic',
+           'dynamic_torch_fault', 'check_conv_dynamic_cases']
 
 # %% ../nbs/03_conv.ipynb #7c0f8ce4
 def conv_tuple(value, ndim, name, minimum) -> tuple:
@@ -92,7 +99,7 @@ def tap_matrices(w, zw) -> np.ndarray:
     "The weights of (C1) as float32 tap matrices (taps, C/groups, OC) holding q_w - z_w: one GEMM operand per tap."
     w = np.asarray(w)
     OC, Cg = w.shape[:2]
-    wt = np.ascontiguousarray(w.reshape(OC, Cg, -1).transpose(2, 1, 0)).astype(np.float32)   # transpose the bytes, then widen
+    wt = np.ascontiguousarray(w.reshape(OC, Cg, math.prod(w.shape[2:])).transpose(2, 1, 0)).astype(np.float32)   # transpose the bytes, then widen
     zw = np.broadcast_to(np.asarray(zw), (OC,))
     if np.any(zw): wt -= zw.astype(np.float32)
     return wt
@@ -272,6 +279,13 @@ def _shifted_row_sums(flat, a, b, wt, grid, groups, chunks, acc_dtype, scratch):
         if n > 0: _multiply_add(acc[:n], flat[a + offsets[tap]:a + offsets[tap] + n], wt[tap], groups, chunks, scratch)
     return acc
 
+def weight_scales_beyond_float32(weight_scale, n) -> np.ndarray | None:
+    "The channels whose weight scale is 0 or infinite in float32, as a mask (None if there are none)."
+    if weight_scale is None: return None
+    f = np.broadcast_to(np.asarray(weight_scale, np.float64), (n,)).astype(np.float32)
+    bad = (f == 0) | np.isinf(f)
+    return bad if bad.any() else None
+
 class PackedConv:
     """A convolution weight prepared once, as torch's `quantized::conv*_prepack` prepares its own: the tap
     matrices of (C1), their (C2) bounds, and the parameters the kernel needs. Built by `conv_prepack`."""
@@ -287,7 +301,8 @@ class PackedConv:
                           if self.groups == 1 and Cg < PLANES_CHANNELS and T > 1 else None)
         self.paths = {}                                          # engine -> kernel family, filled by the first run
         self.plans = RecentCache(PLANS_PER_WEIGHT)               # (input shape, thread) -> ConvPlan, see `conv_plan`
-        self.checked_shapes = RecentCache(64)                    # input shapes `qconv_packed` found to fit
+        self.checked_shapes = RecentCache(64)                    # input shape -> output size, for shapes `qconv_packed` found to fit
+        self.beyond_float32 = weight_scales_beyond_float32(scale, self.w.shape[0])   # oneDNN's broken channels, see `qconv2d`
     def __getstate__(self): return {**self.__dict__, 'plans': RecentCache(PLANS_PER_WEIGHT)}   # plans: views into a thread's buffers
     kernel = property(lambda self: tuple(self.w.shape[2:]))
     out_channels = property(lambda self: self.w.shape[0])
@@ -649,17 +664,54 @@ def _conv_tuples(stride, padding, dilation, ndim):
     return (conv_tuple(stride, ndim, 'stride', 1), conv_tuple(padding, ndim, 'padding', 0),
             conv_tuple(dilation, ndim, 'dilation', 1))
 
-def _check_geometry(in_shape, w_shape, groups, padding, dilation):
-    "Input and weight shapes against each other: channels per group, kernel within the padded input."
+def _check_geometry(in_shape, w_shape, groups, stride, padding, dilation) -> tuple:
+    """Input and weight shapes against each other: channels per group, and an output size (C0) >= 0, which it
+    returns. Every engine refuses a negative size; an output size of 0 is the engine's call (`check_empty_conv`)."""
     N, C, *in_size = in_shape
     OC, Cg, *kernel = w_shape
     if C % groups or OC % groups:
         raise ValueError(f"groups must divide in_channels ({C}) and out_channels ({OC}), got groups={groups}")
     if Cg != C // groups:
         raise ValueError(f"weight.shape[1] must be in_channels/groups = {C // groups}, got {Cg}")
-    extent = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
-    if any(e > i + 2 * p for e, i, p in zip(extent, in_size, padding)):
-        raise ValueError(f"kernel (dilated extent {tuple(extent)}) must fit in the padded input {tuple(i + 2 * p for i, p in zip(in_size, padding))}")
+    out = conv_output_size(in_size, kernel, stride, padding, dilation)
+    if any(o < 0 for o in out):
+        extent = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
+        raise ValueError(f"kernel (dilated extent {extent}) must fit in the padded input {tuple(i + 2 * p for i, p in zip(in_size, padding))} "
+                         f"(output size {out}; torch: \"Trying to create tensor with negative dimension\")")
+    return out
+
+def check_empty_conv(engine, path, shape, out_channels, in_channels_per_group, out_size, transposed=False):
+    """A call with a zero-size dimension (batch, channels, output size), refused where torch's kernel family `path`
+    refuses it. `shape` is the input's; what passes is computed: an empty output, or the bias alone with no channels."""
+    N, numel = shape[0], math.prod(shape)
+    if path == 'onednn' and (in_channels_per_group == 0 or out_channels == 0):
+        raise ValueError(f"in_channels and out_channels must be > 0 on engine {engine!r} (oneDNN: \"could not create a "
+                         f"primitive descriptor\"), got in_channels/groups={in_channels_per_group}, out_channels={out_channels}")
+    empty_output = out_channels == 0 or 0 in out_size
+    # FBGEMM checks the output shape when the batch is not empty, QNNPACK when the input is not empty; oneDNN never
+    if empty_output and (path == 'fbgemm' and N > 0 or path == 'qnnpack' and numel > 0):
+        raise ValueError(f"output shape {(N, out_channels, *out_size)} must be > 0 in every dimension on engine {engine!r} "
+                         f"(torch: \"each dimension of output tensor should be greater than 0\")")
+
+
+
+def check_float32_weight_scales(weight_scale, engine):
+    "FBGEMM's and oneDNN's prepack read per-channel weight scales with `item<float>()`, which refuses one beyond float32."
+    s = np.asarray(weight_scale, np.float64)
+    if np.any(s > np.finfo(np.float32).max):
+        raise ValueError(f"weight: per-channel scales must not exceed float32's range on engine {engine!r} (torch: \"value cannot be "
+                         f"converted to type float without overflow\"), got {s.max():g}")
+
+def real_conv_integers(acc, input_scale, weight_scale, output_scale, zero_point, bias=None, relu=False) -> np.ndarray:
+    """The convolution in float64 from channel-last accumulators (..., OC), rounded half to even and clamped to
+    quint8 (a NaN bias gives 255, as on oneDNN): qnb's answer where torch's kernel does not compute one."""
+    sw = np.broadcast_to(np.asarray(weight_scale, np.float64), (acc.shape[-1],))
+    with np.errstate(invalid='ignore', over='ignore'):
+        y = np.asarray(acc, np.float64) * float(input_scale) * sw
+        if bias is not None: y = y + np.asarray(bias, np.float64)
+        if relu: y = np.fmax(y, 0)
+        y = np.rint(y / float(output_scale)) + zero_point
+    return np.where(np.isnan(y), 255, np.clip(y, 0, 255)).astype(np.uint8)
 
 def _pack(wq, bias, stride, padding, dilation, groups) -> PackedConv:
     w_scale, w_zp, per_channel = _weight_params(wq, wq.shape[0], 0)
@@ -680,21 +732,48 @@ def conv_forward(xq, packed, scale, zero_point, path, relu=False, use_plan=True)
         else: y[lines] = stage(acc)
     return y.reshape(N, *out, packed.out_channels)
 
-def _run_packed(xq, packed, scale, zero_point, relu, engine) -> QArray:
+def conv_output_last(acc, input_scale, weight_scale, output_scale, zero_point, path, bias=None, relu=False,
+                     per_channel=None, beyond_float32=None) -> np.ndarray:
+    """Eq. (C4) on channel-last accumulators as uint8, with the channels in `beyond_float32` (see
+    `weight_scales_beyond_float32`) on oneDNN computed by `real_conv_integers` instead."""
+    if acc.size == 0: return np.zeros(acc.shape, np.uint8)               # an empty output
+    y = output_stage_last(acc, input_scale, weight_scale, output_scale, zero_point, path, bias, relu, per_channel).astype(np.uint8)
+    if path == 'onednn' and beyond_float32 is not None:
+        sw = np.broadcast_to(np.asarray(weight_scale, np.float64), beyond_float32.shape)[beyond_float32]
+        b = None if bias is None else np.asarray(bias)[beyond_float32]
+        y[..., beyond_float32] = real_conv_integers(acc[..., beyond_float32], input_scale, sw, output_scale, zero_point, b, relu)
+    return y
+
+def _conv_exceptional(xq, packed, scale, zero_point, relu, engine, path, out) -> np.ndarray:
+    "`conv_forward`'s output for a call with an empty dimension, or with oneDNN weight scales beyond float32."
+    check_empty_conv(engine, path, xq.shape, packed.out_channels, packed.w.shape[1], out)
+    if 0 in xq.shape or 0 in out or packed.w.size == 0:                 # no terms in (C1): the accumulator is 0
+        acc = np.zeros((xq.shape[0], *out, packed.out_channels), np.float32)
+    else:
+        acc = conv_path_accumulator(path, xq.int_repr, xq.zero_point, packed.w, packed.zw, packed.stride, packed.padding,
+                                    packed.dilation, packed.groups)
+    return conv_output_last(acc, xq.scale, packed.scale, scale, zero_point, path, packed.bias, relu, packed.per_channel,
+                            packed.beyond_float32)
+
+def _run_packed(xq, packed, scale, zero_point, relu, engine, out) -> QArray:
     engine = resolve_engine(engine)
     path = packed.paths.get(engine)                  # the weight's kernel family on this engine, found once
     if path is None:
         path = conv_engine_path(engine, packed.zw, packed.groups, (0,), False, packed.per_channel)
         _check_engine_support(path, engine, packed.zw, packed.per_channel, False, (0,), len(packed.kernel))
         packed.paths[engine] = path
-    y = conv_forward(xq, packed, scale, zero_point, path, relu)
+    if path == 'qnnpack': check_qnnpack_requantization(xq.scale, packed.scale, scale)
+    elif packed.per_channel and packed.beyond_float32 is not None: check_float32_weight_scales(packed.scale, engine)
+    if 0 in xq.shape or 0 in out or packed.w.size == 0 or (path == 'onednn' and packed.beyond_float32 is not None):
+        y = _conv_exceptional(xq, packed, scale, zero_point, relu, engine, path, out)
+    else: y = conv_forward(xq, packed, scale, zero_point, path, relu)
     return QArray(y.transpose(0, y.ndim - 1, *range(1, y.ndim - 1)), scale, zero_point, 'quint8')   # channels-last memory, like torch
 
 def _qconv(ndim, input, weight, bias, stride, padding, dilation, groups, padding_mode, scale, zero_point, dtype, relu, engine):
     xq, wq, scale, zero_point = _check_conv_inputs(input, weight, bias, ndim, groups, padding_mode, scale, zero_point, dtype, f"conv{ndim}d")
     stride, padding, dilation = _conv_tuples(stride, padding, dilation, ndim)
-    _check_geometry(xq.shape, wq.shape, groups, padding, dilation)
-    return _run_packed(xq, _pack(wq, bias, stride, padding, dilation, groups), scale, zero_point, relu, engine)
+    out = _check_geometry(xq.shape, wq.shape, groups, stride, padding, dilation)
+    return _run_packed(xq, _pack(wq, bias, stride, padding, dilation, groups), scale, zero_point, relu, engine, out)
 
 def qconv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode='zeros',
             scale=1.0, zero_point=0, dtype='quint8', *, relu=False, engine=None) -> QArray:
@@ -729,11 +808,12 @@ def qconv_packed(input, packed, scale=1.0, zero_point=0, *, relu=False, engine=N
     if xq.dtype != 'quint8': raise TypeError(f"input must be quint8 (the dtype every engine's conv{ndim}d takes), got {xq.dtype}")
     if xq.per_channel: raise ValueError("input must be quantized per tensor, got per-channel parameters")
     if xq.ndim != ndim + 2: raise ValueError(f"input must have {ndim + 2} dimensions (N, C, {ndim} spatial) for this weight, got shape {xq.shape}")
-    if xq.shape not in packed.checked_shapes:                # an input shape that fitted the weight once fits again
-        _check_geometry(xq.shape, packed.w.shape, packed.groups, packed.padding, packed.dilation)
-        packed.checked_shapes.put(xq.shape, True)
+    out = packed.checked_shapes.get(xq.shape)              # an input shape that fitted the weight once fits again
+    if out is None:
+        out = packed.checked_shapes.put(xq.shape, _check_geometry(xq.shape, packed.w.shape, packed.groups, packed.stride,
+                                                                  packed.padding, packed.dilation))
     scale, zero_point = check_scale(scale, 'scale'), check_zero_point(zero_point, 'quint8', 'zero_point')
-    return _run_packed(xq, packed, scale, zero_point, relu, engine)
+    return _run_packed(xq, packed, scale, zero_point, relu, engine, out)
 
 # %% ../nbs/03_conv.ipynb #dc09cbb4
 def _qconv_transpose(ndim, input, weight, bias, stride, padding, output_padding, groups, dilation, scale, zero_point, dtype, engine):
@@ -750,7 +830,8 @@ def _qconv_transpose(ndim, input, weight, bias, stride, padding, output_padding,
     if Cw != C: raise ValueError(f"weight.shape[0] must be in_channels = {C}, got {Cw}")
     OC = OCg * groups
     out_size = conv_transpose_output_size(in_size, kernel, stride, padding, output_padding, dilation)
-    if any(o < 1 for o in out_size): raise ValueError(f"padding {padding} leaves no output (output size {out_size})")
+    if any(o < 1 for o in out_size):
+        raise ValueError(f"padding {padding} leaves no output (output size {out_size}; torch: \"Output dimension is zero\")")
     # QNNPACK reads per-channel parameters by output channel whatever the axis; along axis 0 that is right when
     # each input channel feeds exactly one output channel (depthwise, one output per group)
     axis = 0 if wq.per_channel and wq.axis == 0 and OCg == 1 and groups == C else 1
@@ -759,11 +840,19 @@ def _qconv_transpose(ndim, input, weight, bias, stride, padding, output_padding,
                          "one output channel each) with the parameters along axis 0")
     w_scale, w_zp, per_channel = _weight_params(wq, OC, axis)
     bias = _check_bias(bias, OC)
+    engine = resolve_engine(engine)
     path = conv_engine_path(engine, w_zp, groups, output_padding, True, per_channel)
-    _check_engine_support(path, resolve_engine(engine), w_zp, per_channel, True, output_padding, ndim)
-    acc = conv_transpose_accumulator(xq.int_repr, xq.zero_point, wq.int_repr, w_zp, stride, padding, output_padding, dilation, groups)
-    y = conv_output_stage(acc, xq.scale, w_scale, scale, zero_point, path, bias, False, per_channel)
-    return QArray(y.astype(np.uint8), scale, zero_point, 'quint8')
+    _check_engine_support(path, engine, w_zp, per_channel, True, output_padding, ndim)
+    if path == 'qnnpack': check_qnnpack_requantization(xq.scale, w_scale, scale)
+    if 0 in xq.shape or OC == 0:                                        # no terms in (C3): the accumulator is 0
+        check_empty_conv(engine, path, xq.shape, OC, C // groups, out_size, transposed=True)
+        acc = np.zeros((N, *out_size, OC), np.float32)
+    else:
+        acc = np.moveaxis(conv_transpose_accumulator(xq.int_repr, xq.zero_point, wq.int_repr, w_zp, stride, padding,
+                                                     output_padding, dilation, groups), 1, -1)
+    y = conv_output_last(acc, xq.scale, w_scale, scale, zero_point, path, bias, False, per_channel,
+                         weight_scales_beyond_float32(w_scale, OC))
+    return QArray(np.moveaxis(y, -1, 1), scale, zero_point, 'quint8')
 
 def qconv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1,
                       scale=1.0, zero_point=0, dtype='quint8', *, engine=None) -> QArray:
@@ -779,6 +868,109 @@ def qconv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padd
                       scale=1.0, zero_point=0, dtype='quint8', *, engine=None) -> QArray:
     "`quantized::conv_transpose3d` on `engine` (not qnnpack, which has none)."
     return _qconv_transpose(3, input, weight, bias, stride, padding, output_padding, groups, dilation, scale, zero_point, dtype, engine)
+
+# %% ../nbs/03_conv.ipynb #9218e48e
+PADDING_MODES = ('zeros', 'reflect')          # torch's quantized conv modules refuse 'replicate' and 'circular'
+
+def _dynamic_input(input, ndim, name) -> np.ndarray:
+    "The float input of a dynamic conv: float32, (N, C, *S) with `ndim` spatial dimensions, finite."
+    x = float32_input(input, 'input')
+    if x.ndim != ndim + 2: raise ValueError(f"input must have {ndim + 2} dimensions (N, C, {ndim} spatial) for {name}, got shape {x.shape}")
+    if x.size and not np.isfinite(x).all():
+        raise ValueError("input must be finite (torch refuses NaN and +inf, and returns no convolution for -inf)")
+    return x
+
+def _padded_float(x, padding, padding_mode, ndim):
+    "What the module's forward does for `padding_mode` != 'zeros': F.pad the float input, then convolve unpadded."
+    if padding_mode not in PADDING_MODES:
+        raise ValueError(f"padding_mode must be 'zeros' or 'reflect' (torch: \"'padding_mode' {padding_mode} is not supported "
+                         f"by quantized convolution\"), got {padding_mode!r}")
+    if padding_mode == 'zeros': return x, padding
+    if ndim == 3: raise ValueError("padding_mode 'reflect' is not supported for 3-D (torch: \"Conv3d does not support reflection padding\")")
+    pad = conv_tuple(padding, ndim, 'padding', 0)
+    if any(p >= s for p, s in zip(pad, x.shape[2:])):
+        raise ValueError(f"padding must be smaller than the input size for padding_mode 'reflect', got {pad} for input {x.shape[2:]}")
+    return np.pad(x, [(0, 0), (0, 0)] + [(p, p) for p in pad], mode='reflect'), 0
+
+def dynamic_input_qparams(x, path, reduce_range=True) -> tuple[float, int]:
+    "Eq. (C5): the float input's (scale, zero point) as kernel family `path` chooses them; QNNPACK ignores `reduce_range`."
+    from qnb.linear import choose_qparams
+    x_min, x_max = (x.min(), x.max()) if x.size else (0.0, 0.0)
+    return choose_qparams(x_min, x_max, 0, 255, bool(reduce_range) and path != 'qnnpack')
+
+def _dynamic(x, path, reduce_range, run) -> np.ndarray:
+    "Eqs. (C5)-(C6): quantize `x` with its own parameters, run the static conv `run(xq, scale, zero_point)` at them, dequantize."
+    scale, zero_point = dynamic_input_qparams(x, path, reduce_range)
+    return dequantize(run(quantize_per_tensor(x, scale, zero_point, 'quint8'), scale, zero_point))
+
+def _packed_path(packed, engine) -> str:
+    "The kernel family of a PackedConv on `engine`, checked and kept on the first call."
+    path = packed.paths.get(engine)
+    if path is None:
+        path = conv_engine_path(engine, packed.zw, packed.groups, (0,), False, packed.per_channel)
+        _check_engine_support(path, engine, packed.zw, packed.per_channel, False, (0,), len(packed.kernel))
+        packed.paths[engine] = path
+    return path
+
+def qconv_dynamic_packed(input, packed, reduce_range=True, *, engine=None) -> np.ndarray:
+    "`quantized::conv{1,2,3}d_dynamic(input, packed, reduce_range)`: float32 in, float32 out, the weight prepared by `conv_prepack`."
+    if not isinstance(packed, PackedConv): raise TypeError(f"packed must be a PackedConv (from conv_prepack), got {type(packed).__name__}")
+    ndim = len(packed.kernel)
+    x = _dynamic_input(input, ndim, f"conv{ndim}d_dynamic")
+    engine = resolve_engine(engine)
+    path = _packed_path(packed, engine)
+    out = packed.checked_shapes.get(x.shape)
+    if out is None:
+        out = packed.checked_shapes.put(x.shape, _check_geometry(x.shape, packed.w.shape, packed.groups, packed.stride,
+                                                                 packed.padding, packed.dilation))
+    return _dynamic(x, path, reduce_range, lambda xq, s, z: _run_packed(xq, packed, s, z, False, engine, out))
+
+def _qconv_dynamic(ndim, input, weight, bias, stride, padding, dilation, groups, padding_mode, reduce_range, engine):
+    x = _dynamic_input(input, ndim, f"conv{ndim}d_dynamic")
+    x, padding = _padded_float(x, padding, padding_mode, ndim)
+    wq = as_qarray(weight, 'weight')
+    if wq.ndim != ndim + 2: raise ValueError(f"weight must have {ndim + 2} dimensions for conv{ndim}d_dynamic, got shape {wq.shape}")
+    return qconv_dynamic_packed(x, conv_prepack(wq, bias, stride, padding, dilation, groups), reduce_range, engine=engine)
+
+def qconv1d_dynamic(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode='zeros', *,
+                    reduce_range=True, engine=None) -> np.ndarray:
+    "`nnqd.Conv1d`'s forward (`quantized::conv1d_dynamic`): float32 (N, C, L) in, float32 out, bit for bit."
+    return _qconv_dynamic(1, input, weight, bias, stride, padding, dilation, groups, padding_mode, reduce_range, engine)
+
+def qconv2d_dynamic(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode='zeros', *,
+                    reduce_range=True, engine=None) -> np.ndarray:
+    "`nnqd.Conv2d`'s forward (`quantized::conv2d_dynamic`): float32 (N, C, H, W) in, float32 out, bit for bit."
+    return _qconv_dynamic(2, input, weight, bias, stride, padding, dilation, groups, padding_mode, reduce_range, engine)
+
+def qconv3d_dynamic(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode='zeros', *,
+                    reduce_range=True, engine=None) -> np.ndarray:
+    "`nnqd.Conv3d`'s forward (`quantized::conv3d_dynamic`): float32 (N, C, D, H, W) in, float32 out, bit for bit."
+    return _qconv_dynamic(3, input, weight, bias, stride, padding, dilation, groups, padding_mode, reduce_range, engine)
+
+def _qconv_transpose_dynamic(ndim, input, weight, bias, stride, padding, output_padding, groups, dilation, reduce_range, engine):
+    x = _dynamic_input(input, ndim, f"conv_transpose{ndim}d_dynamic")
+    wq = as_qarray(weight, 'weight')
+    engine = resolve_engine(engine)
+    if not isinstance(groups, (int, np.integer)) or groups < 1: raise ValueError(f"groups must be an int >= 1, got {groups!r}")
+    op = conv_tuple(output_padding, ndim, 'output_padding', 0)
+    path = conv_engine_path(engine, wq.zero_point, groups, op, True, wq.per_channel)
+    return _dynamic(x, path, reduce_range, lambda xq, s, z: _qconv_transpose(
+        ndim, xq, wq, bias, stride, padding, op, groups, dilation, s, z, 'quint8', engine))
+
+def qconv_transpose1d_dynamic(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
+                              reduce_range=True, engine=None) -> np.ndarray:
+    "`nnqd.ConvTranspose1d`'s forward (`quantized::conv_transpose1d_dynamic`): float32 in, float32 out, bit for bit."
+    return _qconv_transpose_dynamic(1, input, weight, bias, stride, padding, output_padding, groups, dilation, reduce_range, engine)
+
+def qconv_transpose2d_dynamic(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
+                              reduce_range=True, engine=None) -> np.ndarray:
+    "`nnqd.ConvTranspose2d`'s forward (`quantized::conv_transpose2d_dynamic`): float32 in, float32 out, bit for bit."
+    return _qconv_transpose_dynamic(2, input, weight, bias, stride, padding, output_padding, groups, dilation, reduce_range, engine)
+
+def qconv_transpose3d_dynamic(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
+                              reduce_range=True, engine=None) -> np.ndarray:
+    "`nnqd.ConvTranspose3d`'s forward (`quantized::conv_transpose3d_dynamic`; not qnnpack): float32 in, float32 out, bit for bit."
+    return _qconv_transpose_dynamic(3, input, weight, bias, stride, padding, output_padding, groups, dilation, reduce_range, engine)
 
 # %% ../nbs/03_conv.ipynb #4b412f73
 def _case_qarrays(case):
@@ -964,7 +1156,103 @@ def qnb_conv_output_shape(case) -> tuple:
         return (case['w'].shape[1] * case['groups'],) + conv_transpose_output_size(case['x'].shape[2:], k, case['stride'], case['padding'], case['output_padding'], case['dilation'])
     return (case['w'].shape[0],) + conv_output_size(case['x'].shape[2:], k, case['stride'], case['padding'], case['dilation'])
 
+# %% ../nbs/03_conv.ipynb #44c189da
+DYNAMIC_INPUTS = ('normal', 'ties', 'positive', 'negative', 'zero', 'tiny', 'huge', 'outliers')
+
+def random_conv_dynamic_case(rng, engine, transposed=False) -> dict:
+    """A random dynamic conv case: `random_conv_case`'s geometry and weights, a float input of one of
+    `DYNAMIC_INPUTS` (exact ties k + 1/2 on a power-of-two grid, one sign, all zero, the 6.1e-5 scale floor,
+    huge values, a few outliers), sometimes weight scales or a bias that saturate the output, and `reduce_range`."""
+    c = random_conv_case(rng, engine, transposed)
+    shape = c.pop('x').shape
+    for k in ('sx', 'zx', 'sy', 'zy'): c.pop(k)
+    kind = str(rng.choice(DYNAMIC_INPUTS))
+    x = rng.standard_normal(shape) * 10.0 ** rng.uniform(-3, 2)
+    if kind == 'ties': x = (rng.integers(-100, 150, shape) + 0.5) * 2.0 ** -int(rng.integers(0, 9))
+    if kind == 'positive': x = np.abs(x)
+    if kind == 'negative': x = -np.abs(x)
+    if kind == 'zero': x = np.zeros(shape)
+    if kind == 'tiny': x = x * 1e-7
+    if kind == 'huge': x = x * 1e30
+    if kind == 'outliers': x.reshape(-1)[rng.integers(0, x.size, 3)] *= 1e3
+    OC = c['w'].shape[1] * c['groups'] if transposed else c['w'].shape[0]
+    if rng.random() < 0.15: c['sw'] = np.asarray(c['sw']) * 2.0 ** 6 if np.ndim(c['sw']) else float(c['sw']) * 2.0 ** 6  # saturate
+    if c['bias'] is not None:          # in float units, up to the data's size; QNNPACK's qint32 bias stays in range
+        span = max(float(np.abs(x).max(initial=0)), 1e-3)
+        c['bias'] = (rng.standard_normal(OC) * span * rng.choice([1e-2, 1, 10])).astype(np.float32)
+    c.update(x=x.astype(np.float32), kind=kind, reduce_range=bool(rng.random() < 0.7), relu=False)
+    return c
+
+def torch_conv_dynamic(case) -> np.ndarray:
+    "torch's float32 output for a dynamic sweep case (prepack + `quantized::conv*_dynamic` on `case['engine']`)."
+    import torch
+    warnings.filterwarnings('ignore')
+    torch.backends.quantized.engine = case['engine']
+    _, wq = _case_qarrays(dict(case, x=np.zeros(1, np.uint8), sx=1.0, zx=0))
+    bias = None if case['bias'] is None else torch.from_numpy(np.asarray(case['bias'], np.float32))
+    d, ops, x = case['ndim'], torch.ops.quantized, torch.from_numpy(case['x'])
+    if case['transposed']:
+        packed = getattr(ops, f'conv_transpose{d}d_prepack')(wq.to_torch(), bias, case['stride'], case['padding'],
+                                                              case['output_padding'], case['dilation'], case['groups'])
+        return getattr(ops, f'conv_transpose{d}d_dynamic')(x, packed, case['reduce_range']).numpy()
+    packed = getattr(ops, f'conv{d}d_prepack')(wq.to_torch(), bias, case['stride'], case['padding'], case['dilation'], case['groups'])
+    return getattr(ops, f'conv{d}d_dynamic')(x, packed, case['reduce_range']).numpy()
+
+def qnb_conv_dynamic(case) -> np.ndarray:
+    "qnb's float32 output for a dynamic sweep case."
+    _, wq = _case_qarrays(dict(case, x=np.zeros(1, np.uint8), sx=1.0, zx=0))
+    kw = dict(stride=case['stride'], padding=case['padding'], dilation=case['dilation'], groups=case['groups'],
+              reduce_range=case['reduce_range'], engine=case['engine'])
+    if case['transposed']:
+        f = (qconv_transpose1d_dynamic, qconv_transpose2d_dynamic, qconv_transpose3d_dynamic)[case['ndim'] - 1]
+        return f(case['x'], wq, case['bias'], output_padding=case['output_padding'], **kw)
+    return (qconv1d_dynamic, qconv2d_dynamic, qconv3d_dynamic)[case['ndim'] - 1](case['x'], wq, case['bias'], **kw)
+
+def dynamic_torch_fault(case, ours, theirs):
+    """Whether a dynamic case that differs is one of torch's wrong static kernels (`torch_fault`), judged on the
+    integers of (C6). oneDNN's transposed conv (family 1) also counts when qnb's integers are a correct rounding of
+    the real result everywhere: with $s_y = s_x$ its exact ties come out of that kernel either way."""
+    path = conv_engine_path(case['engine'], case['zw'], case['groups'], case['output_padding'], case['transposed'], np.ndim(case['sw']) > 0)
+    scale, zp = dynamic_input_qparams(case['x'], path, case['reduce_range'])
+    static = dict(case, x=quantize_per_tensor(case['x'], scale, zp, 'quint8').int_repr, sx=scale, zx=zp, sy=scale, zy=zp)
+    def ints(y): return (np.rint(np.asarray(y, np.float32) / np.float32(scale)) + zp).astype(np.int64)   # (C6) inverted: exact
+    fault = torch_fault(static, ints(ours), ints(theirs))
+    if fault or not (case['transposed'] and path == 'onednn'): return fault
+    xq, wq = _case_qarrays(static)
+    zw = np.broadcast_to(wq.zero_point, (ours.shape[1],))
+    acc = conv_transpose_accumulator(xq.int_repr, zp, wq.int_repr, zw, case['stride'], case['padding'], case['output_padding'],
+                                     case['dilation'], case['groups'])
+    right = np.all(np.abs(ints(ours) - np.clip(real_conv_output(static, acc), 0, 255)) <= 0.5 + 1e-3)
+    return 'onednn-conv-transpose' if right else ''
+
+def check_conv_dynamic_cases(cases, kernel='conv_dynamic') -> 'CheckResult':
+    "Compare qnb and torch (isolated) on dynamic cases: float32 bit patterns; crashes and torch faults counted apart."
+    from qnb.verify import CheckResult, call_isolated
+    res = CheckResult(kernel, cases[0]['engine'] if cases else '-')
+    theirs_all, crashed = call_isolated('qnb.conv:torch_conv_dynamic', cases)
+    res.torch_crashes = len(crashed)
+    for case, theirs in zip(cases, theirs_all):
+        if theirs is None: continue
+        if isinstance(theirs, dict):
+            if not any(m in theirs['error'] for m in TORCH_INTERNAL_ERRORS):
+                raise AssertionError(f"torch refused a case qnb accepts: {theirs['error']}")
+            res.torch_crashes += 1; continue
+        ours = qnb_conv_dynamic(case)
+        if ours.shape == theirs.shape and np.any(ours.view(np.int32) != theirs.view(np.int32)) and dynamic_torch_fault(case, ours, theirs):
+            res.add_torch_fault(ours.size); continue
+        res.add(ours, theirs)
+    return res
+
+def _conv_dynamic_sweep(engine, rng, size):
+    cases, n = [], 0
+    while n < size:
+        c = random_conv_dynamic_case(rng, engine, transposed=bool(rng.random() < 0.4))
+        cases.append(c)
+        n += c['x'].shape[0] * math.prod(qnb_conv_output_shape(c))
+    return check_conv_dynamic_cases(cases)
+
 # %% ../nbs/03_conv.ipynb #046e209a
 from .verify import register_check
 check_conv = register_check('conv', capability_independent=True)(_conv_sweep('conv', False))
 check_conv_transpose = register_check('conv_transpose', capability_independent=True)(_conv_sweep('conv_transpose', True))
+check_conv_dynamic = register_check('conv_dynamic', capability_independent=True)(_conv_dynamic_sweep)

@@ -114,7 +114,8 @@ def qconv2d_add(input, accum, weight, bias=None, stride=1, padding=0, dilation=1
                 *, relu=False, engine=None) -> QArray:
     "Eq. (F7): `quantized::conv2d_add` (`conv2d_add_relu` with `relu=True`), oneDNN's conv with a sum post-op."
     from qnb.core import as_qarray, resolve_engine, check_scale, check_zero_point
-    from qnb.conv import (_check_conv_inputs, conv_tuple, _weight_params, _check_bias, conv_path_accumulator)
+    from qnb.conv import (_check_conv_inputs, conv_tuple, _weight_params, _check_bias, conv_path_accumulator,
+                          _check_geometry, check_empty_conv, weight_scales_beyond_float32, check_float32_weight_scales)
     from qnb.requantize import onednn_scales
     if resolve_engine(engine) != 'onednn':
         raise ValueError(f"conv2d_add exists on engine 'onednn' only (torch 2.13 has no kernel for {resolve_engine(engine)!r})")
@@ -124,17 +125,33 @@ def qconv2d_add(input, accum, weight, bias=None, stride=1, padding=0, dilation=1
     OC = wq.shape[0]
     w_scale, w_zp, per_channel = _weight_params(wq, OC, 0)
     if np.any(np.asarray(w_zp) != 0): raise ValueError("weight must be symmetric (zero points 0) for oneDNN's conv")
+    if per_channel: check_float32_weight_scales(w_scale, 'onednn')
     b = _check_bias(bias, OC)
-    acc = conv_path_accumulator('onednn', xq.int_repr, xq.zero_point, wq.int_repr, w_zp, stride, padding, dilation, groups)
+    out = _check_geometry(xq.shape, wq.shape, groups, stride, padding, dilation)
+    check_empty_conv('onednn', 'onednn', xq.shape, OC, wq.shape[1], out)
+    if 0 in xq.shape or 0 in out: acc = np.zeros((xq.shape[0], *out, OC), np.float32)   # an empty output
+    else: acc = conv_path_accumulator('onednn', xq.int_repr, xq.zero_point, wq.int_repr, w_zp, stride, padding, dilation, groups)
     out_shape = (acc.shape[0], OC) + acc.shape[1:-1]
     if aq.per_channel or aq.dtype != 'quint8' or aq.shape != out_shape:
         raise ValueError(f"accum must be a per-tensor quint8 tensor of the output's shape {out_shape}, got {aq.dtype} {aq.shape}")
     s_x, s_w, r_y = onednn_scales(xq.scale, w_scale, scale, 'conv', per_channel)
     f32 = np.float32
-    t = (np.asarray(acc, f32) * f32(s_x)) * np.asarray(s_w, f32)
-    if b is not None: t = t + np.asarray(b, f32)
-    skip = f32(aq.scale) * (np.moveaxis(aq.int_repr, 1, -1).astype(f32) - f32(aq.zero_point))
-    t = t + skip
-    if relu: t = np.maximum(t, f32(0))
-    y = np.rint(np.clip(t * f32(r_y) + f32(zero_point), 0, 255)).astype(np.uint8)
+    with np.errstate(invalid='ignore', over='ignore'):          # extreme scales and non-finite biases: as the kernel
+        t = (np.asarray(acc, f32) * f32(s_x)) * np.asarray(s_w, f32)
+        if b is not None: t = t + np.asarray(b, f32)
+        skip = f32(aq.scale) * (np.moveaxis(aq.int_repr, 1, -1).astype(f32) - f32(aq.zero_point))
+        t = t + skip
+        if relu: t = np.fmax(t, f32(0))                         # vmaxps(t, t, 0): NaN -> 0
+        t = t * f32(r_y) + f32(zero_point)
+    y = np.where(np.isnan(t), 255, np.rint(np.clip(t, 0, 255))).astype(np.uint8)   # NaN: cvtps2dq's INT_MIN, stored as 255
+    beyond = weight_scales_beyond_float32(w_scale, OC)
+    if beyond is not None:                                      # oneDNN's weight reorder breaks these channels: the real value
+        sw = np.broadcast_to(np.asarray(w_scale, np.float64), (OC,))[beyond]
+        with np.errstate(invalid='ignore', over='ignore'):
+            real = np.asarray(acc, np.float64)[..., beyond] * float(xq.scale) * sw + float(aq.scale) * (
+                np.moveaxis(aq.int_repr, 1, -1)[..., beyond].astype(np.float64) - aq.zero_point)
+            if b is not None: real = real + np.asarray(b, np.float64)[beyond]
+            if relu: real = np.fmax(real, 0)
+            real = np.rint(real / scale) + zero_point
+        y[..., beyond] = np.where(np.isnan(real), 255, np.clip(real, 0, 255))
     return QArray(np.moveaxis(y, -1, 1), scale, zero_point, 'quint8')

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import numpy as np
 from .core import QArray, as_qarray, check_memory, check_scale, check_zero_point, resolve_engine, fma_f32, wrap_int32, float32_input
-from .requantize import linear_output, onednn_scales, qnnpack_multiplier
+from .requantize import linear_output, onednn_scales, check_qnnpack_requantization
 from .eltwise import onednn_post_op, onednn_relu, requantize_onednn_eltwise
 from .conv import channels_last_accumulator, _input_bound, BLOCK_ELEMENTS, _F32_EXACT
 
@@ -41,7 +41,6 @@ class PackedLinear:
         O = self.w.shape[0]
         self.zw = np.broadcast_to(np.asarray(zw, dtype=np.int64), (O,))
         self.scale, self.per_channel, self.bias, self.bias_dtype = scale, per_channel, bias, bias_dtype
-        self.qnnpack_scales_ok = None                 # the last (input scale, output scale) QNNPACK's check passed
         wz = self.w.astype(np.float32)
         if self.zw.any(): wz -= self.zw[:, None].astype(np.float32)
         self.wt = wz.T[None]                          # (1, K, O) view of the (O, K) array: BLAS reads it transposed
@@ -91,15 +90,6 @@ def _check_bias_dtype(kind, path, engine):
     name = _TORCH_DTYPE_NAMES.get(kind, kind)
     said = f"expected scalar type Float but found {name}" if path == 'fbgemm' else f"Quantize only works on Float Tensor, got {name}"
     raise TypeError(f"bias must be a float32 tensor on engine {resolve_engine(engine)!r}, got torch.{kind} (torch: \"{said}\")")
-
-def _check_qnnpack_scale(input_scale, weight_scale, output_scale):
-    "QNNPACK refuses a requantization scale, eq. (10), that is not a normal float32 > 0: each channel's and the padding channels' (s_w = 1)."
-    m = qnnpack_multiplier(input_scale, np.append(np.ravel(weight_scale), 1.0), output_scale)
-    with np.errstate(invalid='ignore'):
-        bad = ~((m >= np.finfo(np.float32).tiny) & (m < np.inf))
-    if bad.any():
-        raise ValueError(f"scale: engine 'qnnpack' needs every requantization scale fl(s_w s_x) fl(1/scale) to be a normal float32 > 0, "
-                         f"got {m[bad][0]:.7g} (torch: \"failed to create op with requantization scale ... must be finite and positive\")")
 
 def _post_op(relu, post_op, path, engine):
     "None (plain linear), 'relu' (`linear_relu`, every engine) or the float32 function of a oneDNN-only post-op."
@@ -179,9 +169,7 @@ def qlinear_packed(input, packed, scale=1.0, zero_point=0, *, relu=False, post_o
     _check_bias_dtype(packed.bias_dtype, path, engine)
     eltwise = _post_op(relu, post_op, path, engine)
     scale, zero_point = check_scale(scale, 'scale'), check_zero_point(zero_point, 'quint8', 'zero_point')
-    if path == 'qnnpack' and packed.qnnpack_scales_ok != (xq.scale, scale):      # a model's layer: once
-        _check_qnnpack_scale(xq.scale, packed.scale, scale)
-        packed.qnnpack_scales_ok = (xq.scale, scale)
+    if path == 'qnnpack': check_qnnpack_requantization(xq.scale, packed.scale, scale)
     return _run_packed(xq, packed, scale, zero_point, eltwise, path)
 
 def _run_packed(xq, packed, scale, zero_point, eltwise, path) -> QArray:
@@ -212,7 +200,7 @@ def qlinear(input, weight, bias=None, scale=1.0, zero_point=0, *, relu=False, po
     _check_rank(xq.shape, path, engine)
     eltwise = _post_op(relu, post_op, path, engine)
     scale, zero_point = check_scale(scale, 'scale'), check_zero_point(zero_point, 'quint8', 'zero_point')
-    if path == 'qnnpack': _check_qnnpack_scale(xq.scale, wq.scale, scale)
+    if path == 'qnnpack': check_qnnpack_requantization(xq.scale, wq.scale, scale)
     return _run_packed(xq, PackedLinear(wq.int_repr, w_zp, wq.scale, wq.per_channel, bias), scale, zero_point, eltwise, path)
 
 # %% ../nbs/04_linear.ipynb #12147b6e

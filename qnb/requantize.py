@@ -12,8 +12,8 @@ from .core import dtype_range, check_dtype, resolve_engine, fma_f32, quantize_va
 
 # %% auto #0
 __all__ = ['SCHEMES', 'cvtps_epi32', 'channelwise', 'write_integers', 'saturating_output', 'requantize_fp32', 'fbgemm_multiplier',
-           'fbgemm_bias_term', 'qnnpack_multiplier', 'qnnpack_bias', 'onednn_scales', 'onednn_store',
-           'requantize_onednn', 'quantize_multiplier', 'saturating_rounding_doubling_high_mul',
+           'fbgemm_bias_term', 'qnnpack_multiplier', 'check_qnnpack_requantization', 'qnnpack_bias', 'onednn_scales',
+           'onednn_store', 'requantize_onednn', 'quantize_multiplier', 'saturating_rounding_doubling_high_mul',
            'rounding_divide_by_pot', 'requantize_fixedpoint', 'requantize', 'requantization_multiplier',
            'torch_linear_requant', 'linear_output']
 
@@ -99,6 +99,22 @@ def qnnpack_multiplier(input_scale, weight_scale, output_scale):
     "QNNPACK's requantization scale, eq. (10): fl(fl(s_w s_x) * fl(1/s_y))."
     return (np.asarray(weight_scale, dtype=np.float32) * np.float32(input_scale)) * (np.float32(1) / np.float32(output_scale))
 
+def check_qnnpack_requantization(input_scale, weight_scale, output_scale):
+    """Refuse what torch's QNNPACK refuses (`generate_requantization_scales`): every eq. (10) multiplier, including
+    the one for the 8 padding channels QNNPACK adds with weight scale 1.0, must be a normal float32."""
+    key = (float(input_scale), float(output_scale), np.asarray(weight_scale, np.float64).tobytes())
+    if _QNNPACK_CHECKED.get(key): return                        # a layer's scales: checked on its first run
+    with np.errstate(over='ignore', divide='ignore', invalid='ignore'):
+        m = qnnpack_multiplier(input_scale, np.append(np.asarray(weight_scale, np.float32).reshape(-1), np.float32(1)), output_scale)
+    bad = ~(m >= np.finfo(np.float32).tiny) | np.isinf(m)
+    if not bad.any(): _QNNPACK_CHECKED.put(key, True)
+    else:
+        raise ValueError(f"scale: the requantization scale fl(fl(s_w s_x) fl(1/s_y)) = {m[bad][0]:g} (input scale {input_scale:g}, "
+                         f"output scale {output_scale:g}) must be a normal float32 on engine 'qnnpack' (torch: \"failed to "
+                         f"create op with requantization scale ...: requantization scale must be finite and positive\")")
+
+_QNNPACK_CHECKED = RecentCache(256)
+
 def qnnpack_bias(bias, input_scale, weight_scale) -> np.ndarray:
     "The bias as QNNPACK adds it to the accumulator: qint32 with scale s_w*s_x (float64 product)."
     bias_scale = np.asarray(weight_scale, dtype=np.float64) * float(input_scale)
@@ -121,12 +137,13 @@ def onednn_scales(input_scale, weight_scale, output_scale, op='linear', per_chan
 _ONEDNN_SCALES = RecentCache(256)
 
 def _onednn_scales(input_scale, weight_scale, output_scale, op, per_channel):
-    s_x = _f32_recip(np.float32(1.0 / float(input_scale)))
-    r_y = _f32_recip(_f32_recip(np.float32(1.0 / float(output_scale))))
-    w = np.asarray(weight_scale, dtype=np.float64)
-    if op == 'conv': s_w = w.astype(np.float32)
-    elif per_channel: s_w = _f32_recip(_f32_recip(w))
-    else: s_w = _f32_recip((1.0 / w).astype(np.float32))
+    with np.errstate(over='ignore', divide='ignore'):         # scales beyond float32 become 0 or inf, as in the kernel
+        s_x = _f32_recip(np.float32(1.0 / float(input_scale)))
+        r_y = _f32_recip(_f32_recip(np.float32(1.0 / float(output_scale))))
+        w = np.asarray(weight_scale, dtype=np.float64)
+        if op == 'conv': s_w = w.astype(np.float32)
+        elif per_channel: s_w = _f32_recip(_f32_recip(w))
+        else: s_w = _f32_recip((1.0 / w).astype(np.float32))
     return s_x, s_w, r_y
 
 def onednn_store(t, output_mult, zero_point, dtype='quint8', out=None) -> np.ndarray:

@@ -168,3 +168,150 @@ def test_qnnpack_depthwise_transposed_per_channel_axis0():
     theirs = torch.ops.quantized.conv_transpose2d(x, packed, 0.05, 100).int_repr().numpy()
     ours = qconv_transpose2d(x, w, b, (2, 1), (1, 0), (1, 0), 3, 1, 0.05, 100, engine='qnnpack').int_repr
     assert (ours == theirs).all()
+
+# Issue 19: non-finite and huge biases, scales beyond float32, zero-size dimensions, dynamic convs.
+from qnb.conv import (conv_engine_path, torch_fault, qnb_conv_output_shape, weight_scales_beyond_float32, check_conv_dynamic_cases, random_conv_dynamic_case,
+                      qconv2d_dynamic, qconv_transpose2d_dynamic, qconv3d_dynamic, qconv1d_dynamic, conv_prepack, qconv_dynamic_packed)
+
+EXTREMES = ('bias_nan', 'bias_inf', 'bias_big', 'sy_big', 'sy_tiny', 'sx_big', 'sw_big', 'sw_tiny')
+
+def _extreme_case(rng, engine, transposed):
+    c = random_conv_case(rng, engine, transposed)
+    kind = str(rng.choice(EXTREMES))
+    OC = c['w'].shape[1] * c['groups'] if transposed else c['w'].shape[0]
+    if kind == 'sy_big': c['sy'] = float(rng.choice([1e39, 3.5e38, 1e38, 1e300]))
+    if kind == 'sy_tiny': c['sy'] = float(rng.choice([1e-39, 1e-45, 1e-46, 1e-300]))
+    if kind == 'sx_big': c['sx'] = float(rng.choice([1e39, 1e38, 1e30, 1e20]))
+    if kind in ('sw_big', 'sw_tiny'):
+        v = float(rng.choice([1e39, 1e38, 1e20] if kind == 'sw_big' else [1e-46, 1e-40, 1e-30]))
+        c['sw'] = np.full(OC, v) if np.ndim(c['sw']) else v
+    if kind.startswith('bias'):                  # some channels only; a float32 product that overflows for 'bias_big'
+        b = np.asarray(c['bias'] if c['bias'] is not None else np.zeros(OC, np.float32)).copy()
+        some = rng.random(OC) < 0.5
+        b[some] = {'bias_nan': np.nan, 'bias_inf': float(rng.choice([np.inf, -np.inf])), 'bias_big': float(rng.choice([3e38, -3e38]))}[kind]
+        c['bias'] = b.astype(np.float32)
+    return c
+
+def _comparable_channels(c, path):
+    "Channels where torch's value is the engine's arithmetic (not a fault family: see FAULTS.md)."
+    OC = c['w'].shape[1] * c['groups'] if c['transposed'] else c['w'].shape[0]
+    keep = np.ones(OC, bool)
+    b = None if c['bias'] is None else np.asarray(c['bias'], np.float64)
+    if path == 'onednn':
+        bad = weight_scales_beyond_float32(c['sw'], OC)                 # onednn-weight-scale-beyond-float32
+        if bad is not None: keep &= ~bad
+        if c['transposed']:      # its transposed conv is wrong (family 1): only an infinite bias decides alone; NaN gives 255
+            keep &= b is not None and np.isinf(b)                       # on its brgemm kernel, 0 on its gemm-based one
+    if path == 'qnnpack' and b is not None:                              # a bias beyond int32 wraps (family 7)
+        with np.errstate(all='ignore'):
+            q = b / (np.float64(c['sx']) * np.broadcast_to(np.asarray(c['sw'], np.float64), (OC,)))
+        keep &= ~(np.abs(q) >= 2.0**31 - 64)
+    return keep
+
+def test_nonfinite_bias_and_extreme_scales():
+    "NaN in some channels, +-inf, biases whose float32 products overflow, scales beyond float32: qnb follows each engine."
+    rng = _rng('extreme')
+    cases = [_extreme_case(rng, engine, bool(rng.random() < 0.35)) for engine in ENGINES for _ in range(80)]
+    theirs_all, crashed = call_isolated('qnb.conv:torch_conv', cases)      # one child process for all engines
+    compared = bad = refused = faults = 0
+    for i, (c, theirs) in enumerate(zip(cases, theirs_all)):
+        try: ours = qnb_conv(c)
+        except ValueError as e: ours = e
+        if i in crashed: continue
+        if isinstance(theirs, dict) or isinstance(ours, ValueError):     # both refuse (QNNPACK's requantization scale check)
+            assert isinstance(theirs, dict) and isinstance(ours, ValueError), (c['engine'], theirs, ours)
+            refused += 1; continue
+        path = conv_engine_path(c['engine'], c['zw'], c['groups'], c['output_padding'], c['transposed'], np.ndim(c['sw']) > 0)
+        keep = _comparable_channels(c, path)
+        differ = int((ours != theirs)[:, keep].sum())
+        if differ and torch_fault(c, ours, theirs): faults += 1; continue
+        compared += int(keep.sum()) * ours.size // ours.shape[1]; bad += differ
+    assert bad == 0 and compared > 40_000 and refused > 0, (bad, compared, refused, faults)
+
+def test_onednn_nan_goes_to_255():
+    "oneDNN's epilogue: max(0, t) and min(255, t) with t second pass NaN on, cvtps2dq makes it INT_MIN, vpmovusdb 255."
+    x = QArray(np.full((1, 1, 3, 3), 10, np.uint8), 0.1, 0, 'quint8')
+    w = QArray(np.ones((3, 1, 1, 1), np.int8), 0.1, 0, 'qint8')
+    b = np.array([np.nan, np.inf, -np.inf], np.float32)
+    expect = {'onednn': [255, 255, 0], 'fbgemm': [0, 0, 0]}          # FBGEMM: cvtps2dq's INT_MIN saturates to 0
+    for engine, values in expect.items():
+        assert qconv2d(x, w, b, scale=0.5, zero_point=7, engine=engine).int_repr[0, :, 0, 0].tolist() == values
+    assert qconv2d(x, w, b, scale=0.5, zero_point=7, relu=True, engine='onednn').int_repr[0, :, 0, 0].tolist() == [7, 255, 7]
+
+def _empty_case(engine, transposed, d, N=2, C=4, OC=4, G=1, S=5, k=3, pad=0):
+    rng = np.random.default_rng(0)
+    w = rng.integers(-128, 128, ((C, OC // G) if transposed else (OC, C // G)) + (k,) * d).astype(np.int8)
+    return dict(engine=engine, transposed=transposed, ndim=d, x=rng.integers(0, 256, (N, C) + (S,) * d).astype(np.uint8), sx=0.02,
+                zx=3, w=w, sw=0.01, zw=0, bias=rng.standard_normal(OC).astype(np.float32), stride=[1] * d, padding=[pad] * d,
+                output_padding=[0] * d, dilation=[1] * d, groups=G, sy=0.05, zy=7, relu=False)
+
+EMPTY = {'C=0': dict(C=0), 'OC=0': dict(OC=0), 'N=0': dict(N=0), 'C=0,OC=0': dict(C=0, OC=0), 'G=2,C=0': dict(C=0, G=2),
+         'G=2,OC=0': dict(OC=0, G=2), 'OC=0,N=0': dict(OC=0, N=0), 'C=0,N=0': dict(C=0, N=0), 'out=0': dict(S=2),
+         'out=0,N=0': dict(S=2, N=0), 'out=0,C=0': dict(S=2, C=0), 'S=0': dict(S=0, k=1), 'out<0': dict(S=1, k=5)}
+
+def _torch_crashes(c):
+    "Zero-size cases that kill torch's process (FAULTS.md): FBGEMM's prepack with no output channels, QNNPACK with none in."
+    C, OC = c['x'].shape[1], (c['w'].shape[1] * c['groups'] if c['transposed'] else c['w'].shape[0])
+    out = qnb_conv_output_shape(c)[1:]
+    path = conv_engine_path(c['engine'], 0, c['groups'], (0,), c['transposed'])
+    return path == 'fbgemm' and OC == 0 or path == 'qnnpack' and C == 0 and (OC == 0 or 0 in out) and c['x'].shape[0] > 0
+
+def test_zero_size_dimensions():
+    "Refused where torch refuses; computed (empty, or the bias alone) where torch computes, crashes or returns garbage."
+    cases = [_empty_case(e, t, 2, **spec) for t in (False, True) for spec in EMPTY.values() for e in ENGINES
+             if not (t and ('out' in str(spec) or 'S' in spec))]
+    crashing = [c for c in cases if _torch_crashes(c)]
+    cases = [c for c in cases if not _torch_crashes(c)]
+    theirs_all, crashed = call_isolated('qnb.conv:torch_conv', cases)
+    assert not crashed
+    for c, theirs in zip(cases + crashing, theirs_all + [None] * len(crashing)):
+        try: ours = qnb_conv(c)
+        except ValueError as e: ours = e
+        if theirs is None or 'INTERNAL ASSERT' in str(theirs):     # torch fails: qnb computes, or refuses as torch's own check would
+            assert not isinstance(ours, ValueError) or 'output shape' in str(ours), ours
+            continue
+        if isinstance(theirs, dict):
+            assert isinstance(ours, ValueError), (c['engine'], c['x'].shape, c['w'].shape, theirs['error'])
+            continue
+        assert not isinstance(ours, ValueError), (c['engine'], c['x'].shape, c['w'].shape, ours)
+        assert ours.shape == theirs.shape
+        path = conv_engine_path(c['engine'], 0, c['groups'], (0,), c['transposed'])
+        if c['x'].shape[1] == 0 and path == 'fbgemm': continue          # fbgemm-conv-no-input-channels: torch's memory is uninitialised
+        np.testing.assert_array_equal(ours, theirs)
+    x0, w0 = QArray(np.zeros((1, 0, 4, 4), np.uint8), 0.1, 0, 'quint8'), QArray(np.zeros((3, 0, 3, 3), np.int8), 0.1, 0, 'qint8')
+    y = qconv2d(x0, w0, np.array([0.5, -0.5, 0.0], np.float32), scale=0.25, zero_point=10, engine='fbgemm')
+    assert y.shape == (1, 3, 2, 2) and (y.int_repr[0, :, 0, 0] == [12, 8, 10]).all()       # the bias alone: 10 + b / 0.25
+    with pytest.raises(ValueError, match="in_channels and out_channels must be > 0 on engine 'onednn'"): qconv2d(x0, w0, engine='onednn')
+
+def test_conv_dynamic_sweep():
+    "Every engine's dynamic convs, float32 bit patterns (the `conv_dynamic` verify sweep, smaller; one child process)."
+    rng, cases = _rng('dynamic'), []
+    for engine in ENGINES:
+        n = 0
+        while n < 15_000:
+            cases.append(random_conv_dynamic_case(rng, engine, transposed=bool(rng.random() < 0.4)))
+            n += cases[-1]['x'].shape[0] * int(np.prod(qnb_conv_output_shape(cases[-1])))
+    r = check_conv_dynamic_cases(cases)
+    print(f"\nconv_dynamic, {len(ENGINES)} engines: {r}")
+    assert r.mismatches == 0 and r.compared >= 15_000 * len(ENGINES), r
+
+def test_conv_dynamic_packed_and_refusals():
+    import torch
+    rng = _rng('dynamic-packed')
+    x = (rng.standard_normal((2, 6, 9, 8)) * 4).astype(np.float32)
+    w = QArray(rng.integers(-128, 128, (4, 3, 3, 3)).astype(np.int8), 0.004, 0, 'qint8')
+    b = rng.standard_normal(4).astype(np.float32)
+    packed = conv_prepack(w, b, stride=2, padding=1, groups=2)
+    for engine in ENGINES:
+        np.testing.assert_array_equal(qconv_dynamic_packed(x, packed, engine=engine), qconv2d_dynamic(x, w, b, 2, 1, groups=2, engine=engine))
+        assert qconv_dynamic_packed(x, packed, False, engine=engine).dtype == np.float32
+    with pytest.raises(ValueError, match='input must be finite'): qconv2d_dynamic(np.full((1, 6, 4, 4), -np.inf, np.float32), w, groups=2)
+    with pytest.raises(ValueError, match='input must have 4 dimensions'): qconv2d_dynamic(x[0], w, groups=2)
+    with pytest.raises(TypeError, match='input must be a float32 tensor'): qconv2d_dynamic(torch.zeros(1, 6, 4, 4, dtype=torch.float64), w, groups=2)
+    with pytest.raises(ValueError, match="padding_mode must be 'zeros' or 'reflect'"): qconv2d_dynamic(x, w, groups=2, padding_mode='circular')
+    with pytest.raises(ValueError, match="'reflect' is not supported for 3-D"):
+        qconv3d_dynamic(x[..., None], QArray(np.ones((4, 3, 1, 1, 1), np.int8), 0.1, 0, 'qint8'), groups=2, padding_mode='reflect')
+    with pytest.raises(ValueError, match="no correct 3-D transposed"):
+        from qnb.conv import qconv_transpose3d_dynamic
+        qconv_transpose3d_dynamic(x[..., None], QArray(np.ones((6, 2, 1, 1, 1), np.int8), 0.1, 0, 'qint8'), engine='qnnpack')
+    assert qconv1d_dynamic(np.zeros((0, 6, 5), np.float32), QArray(np.ones((4, 3, 3), np.int8), 0.1, 0, 'qint8'), groups=2).shape == (0, 4, 3)

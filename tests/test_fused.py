@@ -40,3 +40,28 @@ def test_conv_add_refusals():
     with pytest.raises(ValueError, match="on engine 'onednn' only"): qconv2d_add(x, x, w, engine='fbgemm')
     with pytest.raises(ValueError, match="accum must be a per-tensor quint8 tensor of the output's shape"):
         qconv2d_add(x, x[:, :1], w, engine='onednn')
+
+@pytest.mark.skipif('onednn' not in torch.backends.quantized.supported_engines, reason='conv2d_add is onednn-only')
+def test_conv_add_nonfinite_and_extreme_scales():
+    "NaN/inf/huge biases and scales beyond float32: NaN gives 255 (ReLU: z_y); broken weight scales are qnb's real value."
+    import itertools
+    from qnb.conv import weight_scales_beyond_float32
+    torch.backends.quantized.engine = 'onednn'
+    g = torch.Generator().manual_seed(19)
+    nan, inf = float('nan'), float('inf')
+    compared = 0
+    for sx, sw, sy, sa, relu, bias in itertools.product([0.05, 1e39, 1e20], [0.01, 1e20], [0.25, 1e-46, 1e39], [0.125, 1e39],
+                                                        [False, True], [None, [nan, inf, -inf, 0.1], [3e38, -3e38, nan, 1.0]]):
+        x = torch._make_per_tensor_quantized_tensor(torch.randint(0, 256, (1, 3, 5, 5), dtype=torch.uint8, generator=g), sx, 60)
+        a = torch._make_per_tensor_quantized_tensor(torch.randint(0, 256, (1, 4, 5, 5), dtype=torch.uint8, generator=g), sa, 70)
+        w = torch._make_per_tensor_quantized_tensor(torch.randint(-128, 128, (4, 3, 3, 3), dtype=torch.int8, generator=g), sw, 0)
+        b = None if bias is None else torch.tensor(bias, dtype=torch.float32)
+        packed = torch.ops.quantized.conv2d_prepack(w, b, [1, 1], [1, 1], [1, 1], 1)     # fresh: torch caches post-ops
+        op = torch.ops.quantized.conv2d_add_relu if relu else torch.ops.quantized.conv2d_add
+        theirs = op(x, a.clone(), packed, sy, 100).int_repr().numpy()
+        ours = qconv2d_add(x, a, w, b, 1, 1, scale=sy, zero_point=100, relu=relu, engine='onednn').int_repr
+        np.testing.assert_array_equal(ours, theirs)
+        compared += ours.size
+    assert compared > 10_000
+    # a weight scale whose float32 is infinite: torch's reorder breaks the weights, qnb returns the real value
+    assert weight_scales_beyond_float32(1e39, 4) is not None
