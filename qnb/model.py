@@ -144,6 +144,25 @@ def _conv_transpose(ndim):
                                                          m.groups, m.dilation, m.scale, m.zero_point, engine=engine)
     return run
 
+def _conv_dynamic(ndim):
+    "`nnqd.Conv1d/2d/3d`: the input quantized on the fly (`quantized::conv{n}d_dynamic`), float32 in and out."
+    def run(m, x, reduce_range=True, *, engine):
+        from qnb import conv
+        if m.padding_mode == 'zeros':
+            packed = _packed(m, lambda w, b: conv.conv_prepack(w, b, m.stride, m.padding, m.dilation, m.groups))
+            return conv.qconv_dynamic_packed(x, packed, reduce_range, engine=engine)
+        return getattr(conv, f'qconv{ndim}d_dynamic')(x, _wq(m), _bias(m), m.stride, m.padding, m.dilation, m.groups,
+                                                     m.padding_mode, reduce_range=reduce_range, engine=engine)
+    return run
+
+def _conv_transpose_dynamic(ndim):
+    "`nnqd.ConvTranspose1d/2d/3d` (`quantized::conv_transpose{n}d_dynamic`), float32 in and out."
+    def run(m, x, reduce_range=True, *, engine):
+        from qnb import conv
+        return getattr(conv, f'qconv_transpose{ndim}d_dynamic')(x, _wq(m), _bias(m), m.stride, m.padding, m.output_padding,
+                                                               m.groups, m.dilation, reduce_range=reduce_range, engine=engine)
+    return run
+
 def _conv_add(relu=False):
     def run(m, x, extra, engine):
         from qnb.fused import qconv2d_add
@@ -456,6 +475,9 @@ def kernel_tables():
         nniq.ConvReLU1d: _conv(1, True), nniq.ConvReLU2d: _conv(2, True), nniq.ConvReLU3d: _conv(3, True),
         nniq.ConvAdd2d: _conv_add(), nniq.ConvAddReLU2d: _conv_add(True),
         nnq.ConvTranspose1d: _conv_transpose(1), nnq.ConvTranspose2d: _conv_transpose(2), nnq.ConvTranspose3d: _conv_transpose(3),
+        nnqd.Conv1d: _conv_dynamic(1), nnqd.Conv2d: _conv_dynamic(2), nnqd.Conv3d: _conv_dynamic(3),
+        nnqd.ConvTranspose1d: _conv_transpose_dynamic(1), nnqd.ConvTranspose2d: _conv_transpose_dynamic(2),
+        nnqd.ConvTranspose3d: _conv_transpose_dynamic(3),
         nnq.Linear: _linear(), nniq.LinearReLU: _linear(True),
         nniq.LinearLeakyReLU: _linear(post_op=lambda m: ('leaky_relu', m.negative_slope)), nniq.LinearTanh: _linear(post_op='tanh'), nnqd.Linear: _linear_dynamic(), nniqd.LinearReLU: _linear_dynamic(True),
         nnq.BatchNorm2d: _batch_norm(), nnq.BatchNorm3d: _batch_norm(), nniq.BNReLU2d: _batch_norm(True), nniq.BNReLU3d: _batch_norm(True),
@@ -761,10 +783,26 @@ def _wrong_convolution(gm, node, theirs, engine) -> str:
     ours = _module_kernel(modules, m)(m, QArray.from_torch(t_in), engine=engine).int_repr
     return family if qnb_right_torch_wrong(ours, t_out.int_repr().numpy(), real) else ''
 
+def _dynamic_conv_fault(gm, node, theirs, engine) -> str:
+    "A dynamic conv layer's torch fault: the static conv it runs on the input quantized on the fly (`conv.dynamic_torch_fault`)."
+    from qnb.conv import dynamic_torch_fault
+    import torch.ao.nn.quantized.dynamic as nnqd
+    m = gm.get_submodule(node.target) if node.op == 'call_module' else None
+    dynamic = (nnqd.Conv1d, nnqd.Conv2d, nnqd.Conv3d, nnqd.ConvTranspose1d, nnqd.ConvTranspose2d, nnqd.ConvTranspose3d)
+    t_in = theirs.get(getattr(node.args[0], 'name', None)) if node.args else None
+    if type(m) not in dynamic or m.padding_mode != 'zeros' or not isinstance(t_in, _torch().Tensor): return ''
+    w, transposed = QArray.from_torch(m.weight()), type(m).__name__.startswith('ConvTranspose')
+    case = dict(x=t_in.detach().numpy(), w=w.int_repr, sw=w.scale, zw=w.zero_point, bias=_bias(m), engine=engine,
+                ndim=t_in.dim() - 2, stride=m.stride, padding=m.padding, dilation=m.dilation, groups=m.groups,
+                output_padding=m.output_padding if transposed else (0,) * (t_in.dim() - 2), transposed=transposed,
+                reduce_range=True, relu=False)
+    ours = _module_kernel(kernel_tables()[0], m)(m, t_in.detach().numpy(), engine=engine)
+    return dynamic_torch_fault(case, ours, theirs[node.name].detach().numpy()) or ''
+
 def known_torch_fault(gm, node, theirs, engine) -> str:
     "The id (`qnb.faults`) of the torch fault that explains this layer's disagreement with qnb, or ''."
     torch = _torch()
-    wrong = _wrong_convolution(gm, node, theirs, engine)
+    wrong = _wrong_convolution(gm, node, theirs, engine) or _dynamic_conv_fault(gm, node, theirs, engine)
     if wrong: return wrong
     if _op_name(gm, node) in ('ConvAdd2d', 'ConvAddReLU2d') and len(node.args) > 1 and node.args[0] is node.args[1]:
         return 'onednn-conv2d-add-aliased-accum'

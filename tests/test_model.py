@@ -291,3 +291,22 @@ def test_dynamic_linear_relu_runs_bit_exact(engine):
     for s in (0.1, 1, 30):
         x = torch.randn(1025, 24) * s                      # more rows than one GEMM block
         assert torch.equal(run(q, x, engine=engine), q(x))
+
+@pytest.mark.parametrize('engine', supported_engines())
+def test_dynamic_convs_run_bit_exact(engine):
+    "nnqd.Conv1d/2d/3d and ConvTranspose1d/2d/3d: equal to torch, or torch's transposed oneDNN fault named by compare."
+    import torch.ao.nn.quantized.dynamic as nnqd
+    torch.backends.quantized.engine = engine
+    for nd in (1, 2, 3):
+        for name, pm in ((f'Conv{nd}d', 'zeros'), (f'Conv{nd}d', 'reflect'), (f'ConvTranspose{nd}d', 'zeros')):
+            if (engine == 'qnnpack' and nd == 3) or (pm == 'reflect' and nd == 3): continue   # torch: no weight() / no 3-D reflect
+            torch.manual_seed(nd)
+            kw = dict(stride=2, padding=1) if 'Transpose' in name else dict(padding=1, padding_mode=pm)
+            f = getattr(torch.nn, name)(4, 6, 3, **kw)
+            f.qconfig = torch.ao.quantization.default_dynamic_qconfig
+            net = torch.nn.Sequential(getattr(nnqd, name).from_float(f))
+            x = torch.randn(2, 4, *([7] * nd)) * 2
+            r = compare(net, x, engine=engine)
+            assert r.mismatches == 0, (name, pm, str(r))
+            if not r.torch_faults: assert torch.equal(run(net, x, engine=engine), net(x)), (name, pm)
+            else: assert 'Transpose' in name and engine in ('onednn', 'x86'), (name, str(r))
