@@ -1230,16 +1230,17 @@ def check_conv_dynamic_cases(cases, kernel='conv_dynamic') -> 'CheckResult':
     from qnb.verify import CheckResult, call_isolated
     res = CheckResult(kernel, cases[0]['engine'] if cases else '-')
     theirs_all, crashed = call_isolated('qnb.conv:torch_conv_dynamic', cases)
-    res.torch_crashes = len(crashed)
+    for i in crashed: res.add_torch_crash(conv_crash_fault(cases[i]))
     for case, theirs in zip(cases, theirs_all):
         if theirs is None: continue
         if isinstance(theirs, dict):
             if not any(m in theirs['error'] for m in TORCH_INTERNAL_ERRORS):
                 raise AssertionError(f"torch refused a case qnb accepts: {theirs['error']}")
-            res.torch_crashes += 1; continue
+            res.add_torch_crash(conv_crash_fault(case)); continue
         ours = qnb_conv_dynamic(case)
-        if ours.shape == theirs.shape and np.any(ours.view(np.int32) != theirs.view(np.int32)) and dynamic_torch_fault(case, ours, theirs):
-            res.add_torch_fault(ours.size); continue
+        fault = (dynamic_torch_fault(case, ours, theirs)
+                 if ours.shape == theirs.shape and np.any(ours.view(np.int32) != theirs.view(np.int32)) else '')
+        if fault: res.add_torch_fault(ours.size, fault); continue
         res.add(ours, theirs)
     return res
 

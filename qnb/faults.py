@@ -702,6 +702,151 @@ add_fault(
         shows_fault = code == -signal.SIGFPE
     ''')
 
+# %% ../nbs/21_faults.ipynb #85c55870
+# Convolutions: per-weight caches, scales beyond float32, no channels (conv notebook, "Extremes" and "Zero sizes")
+add_fault(
+    id='onednn-relu-primitive-cache', kind='wrong', engines=('onednn', 'x86'), op='conv1d/2d/3d_relu, linear_relu',
+    notebook='conv',
+    title="oneDNN's conv drops its ReLU after the plain conv on the same packed weight",
+    trigger="quantized::conv then conv_relu on one packed weight with the same shapes and qparams (x86: when it routes to oneDNN).",
+    effect="The ReLU is silently dropped: outputs below the zero point come back.",
+    qnb_returns="The ReLU on every call (no state).",
+    details="`PackedConvWeightsOnednn::apply_impl` caches its primitive under a key without the ReLU flag; "
+            "conv2d_add_relu has the same fault (onednn-conv2d-add-stale-relu). A converted model owns one packed weight per "
+            "module and always calls the same op, so models are not affected.",
+    repro='''
+        import torch
+        torch.backends.quantized.engine = 'onednn'
+        torch.manual_seed(0)
+        x = torch.quantize_per_tensor(torch.randn(1, 2, 4, 4), 0.02, 128, torch.quint8)
+        w = torch.quantize_per_tensor(torch.randn(3, 2, 3, 3) * 0.05, 0.005, 0, torch.qint8)
+        p = torch.ops.quantized.conv2d_prepack(w, None, [1, 1], [1, 1], [1, 1], 1)
+        torch.ops.quantized.conv2d(x, p, 0.01, 128)
+        low = int(torch.ops.quantized.conv2d_relu(x, p, 0.01, 128).int_repr().min())
+        print('smallest conv2d_relu output:', low, '(a ReLU keeps every output >= the zero point 128)')
+        shows_fault = low < 128
+    ''')
+
+add_fault(
+    id='qnnpack-stale-requantization', kind='wrong', engines=('qnnpack',), op='conv*, conv_transpose*, conv*_dynamic',
+    notebook='conv',
+    title="QNNPACK's conv keeps the first output scale and input zero point used with an input scale",
+    trigger="A second call on one packed weight with the same input scale and another output scale (or input zero point, padded).",
+    effect="Integers requantized with the first call's scale; padding taps at the first call's zero point.",
+    qnb_returns="Every call from its own arguments.",
+    details="`PackedConvWeightsQnnp::apply_impl` recomputes its requantization scales, int32 bias and padding buffer "
+            "only when the input scale changes. A model calls each layer with fixed qparams, so models are not affected.",
+    repro='''
+        import torch
+        torch.backends.quantized.engine = 'qnnpack'
+        torch.manual_seed(0)
+        x = torch.quantize_per_tensor(torch.randn(1, 2, 4, 4), 0.02, 128, torch.quint8)
+        w = torch.quantize_per_tensor(torch.randn(3, 2, 3, 3) * 0.05, 0.005, 0, torch.qint8)
+        p = torch.ops.quantized.conv2d_prepack(w, None, [1, 1], [1, 1], [1, 1], 1)
+        torch.ops.quantized.conv2d(x, p, 0.01, 128)
+        stale = torch.ops.quantized.conv2d(x, p, 0.02, 128).int_repr()
+        fresh = torch.ops.quantized.conv2d(x, torch.ops.quantized.conv2d_prepack(w, None, [1, 1], [1, 1], [1, 1], 1), 0.02, 128).int_repr()
+        print('second scale, reused weight:', stale[0, 0, 0].tolist()); print('second scale, fresh weight:', fresh[0, 0, 0].tolist())
+        shows_fault = not torch.equal(stale, fresh)
+    ''')
+
+add_fault(
+    id='onednn-weight-scale-beyond-float32', kind='wrong', engines=('onednn', 'x86'),
+    op='conv*, conv_transpose*, conv2d_add, conv*_dynamic', notebook='conv',
+    title="oneDNN's conv breaks a weight whose scale is 0 or infinite in float32",
+    trigger="A per-tensor weight scale beyond float32's range (1e39) or below it (1e-46).",
+    effect="The weight reorder scales by inf/inf or 0/0 = NaN: outputs 0 or 255 whatever the input.",
+    qnb_returns="The real-number result, rounded half to even and clamped, for those channels.",
+    details="Per-channel scales beyond float32 are refused by FBGEMM's and oneDNN's prepack (`item<float>()`), and by qnb.",
+    repro='''
+        import torch
+        torch.backends.quantized.engine = 'onednn'
+        x = torch._make_per_tensor_quantized_tensor(torch.arange(0, 256, 17, dtype=torch.uint8).reshape(1, 1, 1, -1), 0.5, 128)
+        w = torch._make_per_tensor_quantized_tensor(torch.ones(1, 1, 1, 1, dtype=torch.int8), 1e39, 0)
+        p = torch.ops.quantized.conv2d_prepack(w, None, [1, 1], [0, 0], [1, 1], 1)
+        theirs = torch.ops.quantized.conv2d(x, p, 1.0, 128).int_repr().flatten()
+        right = [0 if v < 128 else 128 if v == 128 else 255 for v in x.int_repr().flatten().tolist()]
+        print('torch:', theirs.tolist()); print('right:', right)
+        shows_fault = theirs.tolist() != right
+    ''')
+
+add_fault(
+    id='fbgemm-conv-no-input-channels', kind='undefined', engines=('fbgemm', 'x86'), op='conv*, conv_transpose*, *_relu',
+    notebook='conv',
+    title="FBGEMM's conv with no input channels returns uninitialised memory",
+    trigger="in_channels = 0 (or 0 channels per group), a non-empty batch and output.",
+    effect="Garbage that changes from run to run.",
+    qnb_returns="The bias alone through the engine's output stage (QNNPACK's value).",
+    repro='''
+        import torch
+        torch.backends.quantized.engine = 'fbgemm'
+        w = torch._make_per_tensor_quantized_tensor(torch.zeros(4, 0, 3, 3, dtype=torch.int8), 0.01, 0)
+        x = torch._make_per_tensor_quantized_tensor(torch.zeros(8, 0, 9, 9, dtype=torch.uint8), 0.02, 3)
+        p = torch.ops.quantized.conv2d_prepack(w, torch.zeros(4), [1, 1], [0, 0], [1, 1], 1)
+        theirs = torch.ops.quantized.conv2d(x, p, 0.05, 7).int_repr()
+        print('distinct torch outputs:', theirs.unique()[:8].tolist(), ' right: [7] (bias 0, zero point 7)')
+        shows_fault = bool((theirs != 7).any())
+    ''')
+
+add_fault(
+    id='fbgemm-prepack-no-output-channels', kind='crash', engines=('fbgemm', 'x86'), op='conv*_prepack, conv_transpose*_prepack',
+    notebook='conv',
+    title="FBGEMM's conv prepack of a weight with no output channels kills the process",
+    trigger="A conv weight with 0 output channels, packed on fbgemm.",
+    effect="SIGFPE in prepack.",
+    qnb_returns="A refusal when the batch is not empty (FBGEMM's own output-shape check), else the empty output.",
+    repro='''
+        import signal, subprocess, sys
+        child = """
+        import torch
+        torch.backends.quantized.engine = 'fbgemm'
+        w = torch._make_per_tensor_quantized_tensor(torch.zeros(0, 4, 3, 3, dtype=torch.int8), 0.01, 0)
+        torch.ops.quantized.conv2d_prepack(w, None, [1, 1], [0, 0], [1, 1], 1)
+        """
+        code = subprocess.run([sys.executable, '-c', child], capture_output=True).returncode
+        print('child process exit code:', code, f'(killed by {signal.Signals(-code).name})' if code < 0 else '')
+        shows_fault = code == -signal.SIGFPE
+    ''')
+
+add_fault(
+    id='qnnpack-conv-empty-crash', kind='crash', engines=('qnnpack',), op='conv*, conv_transpose*', notebook='conv',
+    title="QNNPACK's conv fails inside on some empty inputs",
+    trigger="An input with a spatial size 0 and a non-empty batch; in_channels = 0 with no outputs.",
+    effect="An internal assert (run_status == success) or a crash.",
+    qnb_returns="The empty output of the right shape.",
+    repro='''
+        import torch
+        torch.backends.quantized.engine = 'qnnpack'
+        w = torch._make_per_tensor_quantized_tensor(torch.zeros(4, 4, 1, 1, dtype=torch.int8), 0.01, 0)
+        x = torch._make_per_tensor_quantized_tensor(torch.zeros(2, 4, 0, 0, dtype=torch.uint8), 0.02, 3)
+        p = torch.ops.quantized.conv2d_prepack(w, None, [1, 1], [0, 0], [1, 1], 1)
+        try:
+            torch.ops.quantized.conv2d(x, p, 0.05, 7); failed = False
+        except RuntimeError as e:
+            print('torch:', str(e).splitlines()[0][:90]); failed = True
+        print('right: an empty (2, 4, 0, 0) output')
+        shows_fault = failed
+    ''')
+
+add_fault(
+    id='dynamic-conv-nonfinite-input', kind='undefined', engines=('fbgemm', 'x86'), op='conv*_dynamic, conv_transpose*_dynamic',
+    notebook='conv',
+    title="FBGEMM's dynamic conv steps over a NaN in its input range",
+    trigger="A NaN in the float input that is not its first element (torch refuses a first NaN and +inf on every engine).",
+    effect="A finite, meaningless output: FindMinMax skips the NaN when it chooses the input's range.",
+    qnb_returns="A refusal of any non-finite input, as for the dynamic linear.",
+    repro='''
+        import torch
+        torch.backends.quantized.engine = 'fbgemm'
+        torch.manual_seed(0)
+        w = torch.quantize_per_tensor(torch.randn(2, 2, 1, 1) * 0.1, 0.01, 0, torch.qint8)
+        p = torch.ops.quantized.conv2d_prepack(w, None, [1, 1], [0, 0], [1, 1], 1)
+        x = torch.randn(1, 2, 3, 3); x[0, 1, 2, 2] = float('nan')
+        y = torch.ops.quantized.conv2d_dynamic(x, p, True)
+        print('NaN outputs:', int(y.isnan().sum()), 'of', y.numel(), '(a NaN input makes every output meaningless)')
+        shows_fault = bool(torch.isfinite(y).all())
+    ''')
+
 # %% ../nbs/21_faults.ipynb #0b768a1d
 def run_repro(id) -> tuple[str, bool]:
     "Run fault `id`'s repro in this process (a crash runs in the repro's own child process): (what it printed, whether it showed the fault)."
