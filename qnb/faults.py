@@ -815,17 +815,19 @@ add_fault(
     effect="An internal assert (run_status == success) or a crash.",
     qnb_returns="The empty output of the right shape.",
     repro='''
+        import subprocess, sys
+        child = """
         import torch
         torch.backends.quantized.engine = 'qnnpack'
         w = torch._make_per_tensor_quantized_tensor(torch.zeros(4, 4, 1, 1, dtype=torch.int8), 0.01, 0)
         x = torch._make_per_tensor_quantized_tensor(torch.zeros(2, 4, 0, 0, dtype=torch.uint8), 0.02, 3)
         p = torch.ops.quantized.conv2d_prepack(w, None, [1, 1], [0, 0], [1, 1], 1)
-        try:
-            torch.ops.quantized.conv2d(x, p, 0.05, 7); failed = False
-        except RuntimeError as e:
-            print('torch:', str(e).splitlines()[0][:90]); failed = True
-        print('right: an empty (2, 4, 0, 0) output')
-        shows_fault = failed
+        torch.ops.quantized.conv2d(x, p, 0.05, 7)                 # spatial size 0, batch 2
+        """
+        run = subprocess.run([sys.executable, '-c', child], capture_output=True, text=True)
+        last = (run.stderr.strip().splitlines() or [''])[-1]
+        print('child process exit code:', run.returncode, '|', last[:100]); print('right: an empty (2, 4, 0, 0) output')
+        shows_fault = run.returncode != 0
     ''')
 
 add_fault(
