@@ -7,7 +7,7 @@ Docs: https://qnb-dev.github.io/qnb/conv.html.md"""
 # %% ../nbs/03_conv.ipynb #ea02839d
 from __future__ import annotations
 import math, numpy as np, warnings, functools, threading
-from .core import (QArray, as_qarray, check_scale, check_zero_point, check_dtype, resolve_engine, fma_f32, wrap_int32, RecentCache,
+from .core import (QArray, as_qarray, check_memory, check_scale, check_zero_point, check_dtype, resolve_engine, fma_f32, wrap_int32, RecentCache,
                       float32_input, quantize_per_tensor, dequantize)
 from .requantize import fbgemm_multiplier, fbgemm_bias_term, requantize_fp32, linear_output, check_qnnpack_requantization
 
@@ -678,6 +678,8 @@ def _check_geometry(in_shape, w_shape, groups, stride, padding, dilation) -> tup
         extent = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
         raise ValueError(f"kernel (dilated extent {extent}) must fit in the padded input {tuple(i + 2 * p for i, p in zip(in_size, padding))} "
                          f"(output size {out}; torch: \"Trying to create tensor with negative dimension\")")
+    padded = math.prod(i + 2 * p for i, p in zip(in_size, padding))
+    check_memory(N * (math.prod(out) * OC * 2 + C * padded * 4), 'conv')    # output, its accumulator lines; padded input
     return out
 
 def check_empty_conv(engine, path, shape, out_channels, in_channels_per_group, out_size, transposed=False):
@@ -832,6 +834,7 @@ def _qconv_transpose(ndim, input, weight, bias, stride, padding, output_padding,
     out_size = conv_transpose_output_size(in_size, kernel, stride, padding, output_padding, dilation)
     if any(o < 1 for o in out_size):
         raise ValueError(f"padding {padding} leaves no output (output size {out_size}; torch: \"Output dimension is zero\")")
+    check_memory(N * math.prod(out_size) * OCg * groups * 56, name)                  # peak bytes per output element, measured
     # QNNPACK reads per-channel parameters by output channel whatever the axis; along axis 0 that is right when
     # each input channel feeds exactly one output channel (depthwise, one output per group)
     axis = 0 if wq.per_channel and wq.axis == 0 and OCg == 1 and groups == C else 1

@@ -197,3 +197,11 @@ def test_huge_linear_outputs_are_refused():
         linear.qlinear(x, w, None, 0.1, 0)
     with pytest.raises(MemoryError, match='linear_dynamic needs about'):
         linear.qlinear_dynamic(np.zeros((10**6, 4), np.float32), w)
+
+def test_huge_conv_outputs_are_refused():
+    x = QArray(np.zeros((1, 1, 4, 4), np.uint8), 0.05, 64, 'quint8')
+    w = QArray(np.ones((4, 1, 1, 1), np.int8), 0.02, 0, 'qint8')
+    with pytest.raises(MemoryError, match='conv needs about'):
+        conv.qconv2d(x, w, None, padding=10**5, engine='x86')                  # a 2e5 x 2e5 output from a 4 x 4 input
+    with pytest.raises(MemoryError, match='conv_transpose2d needs about'):
+        conv.qconv_transpose2d(x, QArray(np.ones((1, 4, 1, 1), np.int8), 0.02, 0, 'qint8'), None, stride=10**5, engine='fbgemm')
