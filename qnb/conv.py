@@ -1124,11 +1124,14 @@ def torch_fault(case, ours, theirs) -> str:
 # %% ../nbs/03_conv.ipynb #3db5f9df
 TORCH_INTERNAL_ERRORS = ('Cannot access data pointer', 'INTERNAL ASSERT FAILED')   # torch failing, not refusing
 
-def check_conv_cases(cases, kernel) -> 'CheckResult':
-    "Compare qnb and torch (isolated) on `cases`; crashes and torch faults are counted apart."
+def check_conv_cases(cases, kernel, torch_fn='qnb.conv:torch_conv', qnb_fn=None, fault_fn=None) -> 'CheckResult':
+    """Compare qnb and torch (torch in child processes) on `cases`; crashes and torch faults are counted apart. The
+    dynamic convs pass their own three functions (float outputs: bit patterns compared)."""
     from qnb.verify import CheckResult, call_isolated
+    qnb_fn, fault_fn = qnb_fn or qnb_conv, fault_fn or torch_fault
+    bits = lambda a: a.view(np.int32) if a.dtype == np.float32 else a
     res = CheckResult(kernel, cases[0]['engine'] if cases else '-')
-    theirs_all, crashed = call_isolated('qnb.conv:torch_conv', cases)
+    theirs_all, crashed = call_isolated(torch_fn, cases)
     for i in crashed: res.add_torch_crash(conv_crash_fault(cases[i]))
     for case, theirs in zip(cases, theirs_all):
         if theirs is None: continue
@@ -1136,8 +1139,8 @@ def check_conv_cases(cases, kernel) -> 'CheckResult':
             if not any(m in theirs['error'] for m in TORCH_INTERNAL_ERRORS):
                 raise AssertionError(f"torch refused a case qnb accepts: {theirs['error']}")
             res.add_torch_crash(conv_crash_fault(case)); continue
-        ours = qnb_conv(case)
-        if np.any(ours != theirs) and (fault := torch_fault(case, ours, theirs)):
+        ours = qnb_fn(case)
+        if ours.shape == theirs.shape and np.any(bits(ours) != bits(theirs)) and (fault := fault_fn(case, ours, theirs)):
             res.add_torch_fault(0, fault); continue                     # 0: these cases stay out of `compared`
         res.add(ours, theirs)
     return res
@@ -1229,23 +1232,8 @@ def dynamic_torch_fault(case, ours, theirs):
     return 'onednn-conv-transpose' if right else ''
 
 def check_conv_dynamic_cases(cases, kernel='conv_dynamic') -> 'CheckResult':
-    "Compare qnb and torch (isolated) on dynamic cases: float32 bit patterns; crashes and torch faults counted apart."
-    from qnb.verify import CheckResult, call_isolated
-    res = CheckResult(kernel, cases[0]['engine'] if cases else '-')
-    theirs_all, crashed = call_isolated('qnb.conv:torch_conv_dynamic', cases)
-    for i in crashed: res.add_torch_crash(conv_crash_fault(cases[i]))
-    for case, theirs in zip(cases, theirs_all):
-        if theirs is None: continue
-        if isinstance(theirs, dict):
-            if not any(m in theirs['error'] for m in TORCH_INTERNAL_ERRORS):
-                raise AssertionError(f"torch refused a case qnb accepts: {theirs['error']}")
-            res.add_torch_crash(conv_crash_fault(case)); continue
-        ours = qnb_conv_dynamic(case)
-        fault = (dynamic_torch_fault(case, ours, theirs)
-                 if ours.shape == theirs.shape and np.any(ours.view(np.int32) != theirs.view(np.int32)) else '')
-        if fault: res.add_torch_fault(ours.size, fault); continue
-        res.add(ours, theirs)
-    return res
+    "`check_conv_cases` on dynamic cases: float32 bit patterns; crashes and torch faults counted apart."
+    return check_conv_cases(cases, kernel, 'qnb.conv:torch_conv_dynamic', qnb_conv_dynamic, dynamic_torch_fault)
 
 def _conv_dynamic_sweep(engine, rng, size):
     cases, n = [], 0

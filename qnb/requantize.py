@@ -164,7 +164,8 @@ def _nan_free(input_mult, weight_mult, output_mult, bias) -> bool:
     if not (0 < float(input_mult) < math.inf and 0 < float(output_mult) < math.inf): return False
     if np.ndim(weight_mult) == 0: ok = 0 < float(weight_mult) < math.inf
     else: ok = float(np.min(weight_mult, initial=math.inf)) > 0 and math.isfinite(float(np.sum(weight_mult)))
-    return ok and (bias is None or math.isfinite(float(np.dot(bias, bias))))
+    with np.errstate(over='ignore', invalid='ignore'):                 # an overflowing square only takes the slower path
+        return ok and (bias is None or math.isfinite(float(np.dot(bias, bias))))
 
 def requantize_onednn(acc, input_mult, weight_mult, output_mult, zero_point, dtype='quint8', bias=None, relu=False,
                       out=None) -> np.ndarray:
