@@ -297,12 +297,13 @@ def verify(level='default', engines=None, kernels=None, capabilities=None, seed=
 
 def format_table(rows) -> str:
     "The verify table as text."
-    head = f"{'kernel':<22}{'engine':<9}{'capability':<12}{'compared':>12}{'mismatches':>12}{'max|diff|':>11}"
+    w = max([22] + [len(r['kernel']) + 2 for r in rows])              # the decomposed ops' names are long
+    head = f"{'kernel':<{w}}{'engine':<9}{'capability':<12}{'compared':>12}{'mismatches':>12}{'max|diff|':>11}"
     lines = [head, '-' * len(head)]
     for r in rows:
         mm = 'CRASH' if r['mismatches'] < 0 else r['mismatches']
         torch_bad = ''.join(f"  torch {k.split('_')[1]}: {r[k]}" for k in ('torch_crashes', 'torch_faults') if r.get(k))
-        lines.append(f"{r['kernel']:<22}{r['engine']:<9}{r['capability']:<12}{r['compared']:>12,}{mm:>12}{r['max_abs_diff']:>11.3g}{torch_bad}")
+        lines.append(f"{r['kernel']:<{w}}{r['engine']:<9}{r['capability']:<12}{r['compared']:>12,}{mm:>12}{r['max_abs_diff']:>11.3g}{torch_bad}")
         if 'error' in r: lines.append('    ' + r['error'])
     bad = sum(r['mismatches'] != 0 for r in rows)
     lines.append(f"{'all bit-exact' if not bad else f'{bad} row(s) with mismatches or crashes'}: "
