@@ -32,6 +32,7 @@ class CheckResult:
     torch_crashes: int = 0        # cases where torch's kernel killed its process (qnb still computes them)
     torch_faults: int = 0         # cases where torch's output is not the convolution/product it claims (see notebooks)
     faults: dict = field(default_factory=dict)   # cases per known fault, crashes included: id in qnb.faults -> count
+    error: str = ''               # the exception that stopped the check (mismatches is then -1)
 
     def add(self, ours, theirs):
         """Count the elements where `ours` and `theirs` differ (float arrays compare bit patterns). `None` on a
@@ -216,8 +217,20 @@ def check_requantize(engine, rng, size):
 # %% ../nbs/02_verify.ipynb #2e63db7e
 ISOLATED_TIMEOUT = 120          # seconds a child may take beyond one second per case before it counts as hung
 
-def call_isolated(func, cases) -> tuple[list, list]:
-    "Run `func` ('module:function') on each case in child processes. Returns (results, crashed indices): a crash or a hang."
+def call_isolated(func, cases, alone=None) -> tuple[list, list]:
+    """Run `func` ('module:function') on each case in child processes. Returns (results, crashed indices): a crash or a
+    hang. The cases `alone(case)` picks (a torch kernel that corrupts its process's heap) get a child each, so what
+    they break cannot reach the cases after them."""
+    if alone is not None:
+        picked = [i for i, c in enumerate(cases) if alone(c)]
+        if picked:
+            rest = [i for i in range(len(cases)) if i not in set(picked)]
+            results, crashed = [None] * len(cases), []
+            for group in [rest] + [[i] for i in picked]:
+                r, c = call_isolated(func, [cases[i] for i in group])
+                for j, i in enumerate(group): results[i] = r[j]
+                crashed += [group[j] for j in c]
+            return results, sorted(crashed)
     import pickle, subprocess, sys
     results, crashed, i = [None] * len(cases), [], 0
     while i < len(cases):
@@ -272,7 +285,13 @@ def run_checks(size, engines=None, kernels=None, seed=0):
     "Run the registered checks in this process; a list of CheckResult."
     load_checks()
     rng = np.random.default_rng(seed)
-    return [CHECKS[k](e, rng, size) for k in (kernels or CHECKS) for e in (engines or supported_engines())]
+    return [_run_check(k, e, rng, size) for k in (kernels or CHECKS) for e in (engines or supported_engines())]
+
+def _run_check(kernel, engine, rng, size):
+    "One check; an exception becomes a row of its own (mismatches -1, the error), so the other checks' rows survive it."
+    try: return CHECKS[kernel](engine, rng, size)
+    except Exception as e:
+        return CheckResult(kernel, engine, mismatches=-1, max_abs_diff=float('nan'), error=f"{type(e).__name__}: {str(e)[:300]}")
 
 def verify(level='default', engines=None, kernels=None, capabilities=None, seed=0, out=print):
     "Run every check under every capability (a subprocess each); print the table; return the rows."
@@ -304,7 +323,7 @@ def format_table(rows) -> str:
         mm = 'CRASH' if r['mismatches'] < 0 else r['mismatches']
         torch_bad = ''.join(f"  torch {k.split('_')[1]}: {r[k]}" for k in ('torch_crashes', 'torch_faults') if r.get(k))
         lines.append(f"{r['kernel']:<{w}}{r['engine']:<9}{r['capability']:<12}{r['compared']:>12,}{mm:>12}{r['max_abs_diff']:>11.3g}{torch_bad}")
-        if 'error' in r: lines.append('    ' + r['error'])
+        if r.get('error'): lines.append('    ' + r['error'])
     bad = sum(r['mismatches'] != 0 for r in rows)
     lines.append(f"{'all bit-exact' if not bad else f'{bad} row(s) with mismatches or crashes'}: "
                  f"{sum(r['compared'] for r in rows):,} outputs compared")
