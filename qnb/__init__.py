@@ -15,6 +15,7 @@ Modules:
 - `qnb.model`: `run(model, x)` executes a converted PyTorch model (eager mode or FX) with qnb's kernels only; `compare(model, x)` runs it beside torch and reports every layer's mismatches.
 - `qnb.norm`: `quantized::layer_norm`, `quantized::group_norm`, `quantized::instance_norm`: integer statistics, float normalisation, and two kernels depending on the input's memory layout.
 - `qnb.pool`: `max_pool1d/2d/3d` (a maximum of integers), `avg_pool1d/2d/3d`, `adaptive_avg_pool2d/3d` and `mean` on quantized tensors, NCHW and channels-last kernels; all keep the input's qparams.
+- `qnb.pt2e`: `run(gm, x)` executes a converted pt2e graph as PyTorch runs it uncompiled (eager ATen on CPU) with qnb's kernels only, and `compare(gm, x)` holds every node against torch: the `quantized_decomposed` nodes and the element-wise, pooling, reduction and normalisation ops between them bit for bit; float conv/linear/matmul as exact sums rounded once, torch's differences measured and named; eqs. (G1)–(G18).
 - `qnb.upsample`: `upsample_nearest2d/3d` (and `nearest-exact`), `upsample_bilinear2d` and `F.interpolate` on quantized tensors: source indices computed in float, a bilinear blend of the raw integers, and a channels-last kernel whose multiply-adds fuse.
 - `qnb.zoo`: Five small converted models built in the repo (no downloads), each calibrated on generated data for a chosen engine, and the check that runs every one of them on every engine with 0 mismatching layers."""
 
