@@ -10,13 +10,14 @@ import contextlib, io, re, textwrap, warnings
 from dataclasses import dataclass
 
 # %% auto #0
-__all__ = ['TORCH_VERSION', 'FAULTS_PAGE', 'ENGINES', 'KINDS', 'FAULTS', 'Fault', 'add_fault', 'fault', 'describe', 'run_repro',
-           'faults_table', 'fault_section']
+__all__ = ['TORCH_VERSION', 'FAULTS_PAGE', 'ENGINES', 'LOWERINGS', 'KINDS', 'FAULTS', 'Fault', 'add_fault', 'fault', 'describe',
+           'run_repro', 'faults_table', 'fault_section']
 
 # %% ../nbs/21_faults.ipynb #ce45af15
 TORCH_VERSION = '2.13.0'                                   # the torch every entry was last checked against
 FAULTS_PAGE = 'https://qnb-dev.github.io/qnb/faults.html'
 ENGINES = ('fbgemm', 'x86', 'onednn', 'qnnpack')
+LOWERINGS = ('inductor',)                                  # pt2e paths that are not an engine: torch.compile's x86 code and its onednn:: ops
 KINDS = {'wrong': 'deterministic but wrong', 'undefined': 'undefined output', 'crash': 'crash',
          'arithmetic': "defined by the kernel's arithmetic"}
 _ID = re.compile(r'[a-z0-9]+(-[a-z0-9]+)+')
@@ -41,8 +42,8 @@ class Fault:
     def __post_init__(self):
         if not _ID.fullmatch(self.id): raise ValueError(f"id must be kebab-case (a-z, 0-9, '-'), got {self.id!r}")
         if self.kind not in KINDS: raise ValueError(f"{self.id}: kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
-        if not self.engines or not set(self.engines) <= set(ENGINES):
-            raise ValueError(f"{self.id}: engines must be a non-empty tuple of {', '.join(ENGINES)}, got {self.engines!r}")
+        if not self.engines or not set(self.engines) <= set(ENGINES + LOWERINGS):
+            raise ValueError(f"{self.id}: engines must be a non-empty tuple of {', '.join(ENGINES + LOWERINGS)}, got {self.engines!r}")
         for name in ('op', 'title', 'trigger', 'effect', 'qnb_returns', 'repro', 'notebook', 'since', 'torch_version'):
             if not isinstance(getattr(self, name), str) or not getattr(self, name).strip():
                 raise ValueError(f"{self.id}: {name} must be a non-empty string")
@@ -848,6 +849,71 @@ add_fault(
         print('NaN outputs:', int(y.isnan().sum()), 'of', y.numel(), '(a NaN input makes every output meaningless)')
         shows_fault = bool(torch.isfinite(y).all())
     ''')
+
+add_fault(
+    id='inductor-qlinear-sum-overwrites-input', kind='wrong', engines=('inductor',), op='torch.compile: qlinear_pointwise.binary sum',
+    notebook='pt2e',
+    title="Inductor's fused residual add writes the result into the model's input",
+    trigger=("torch.compile with freezing of a pt2e graph (X86InductorQuantizer) where a graph input is added to a "
+             "quantized linear's float output (`x + Linear(x)`, a pre-norm transformer block)."),
+    effect=("The add becomes qlinear_pointwise.binary's 'sum' post-op with the graph input as its accumulator: the "
+            "output is right, but the caller's input tensor is overwritten with it (and returned as the output)."),
+    qnb_returns="The output in a new array; the input left alone.",
+    repro='''
+        import subprocess, sys
+        child = """
+        import torch
+        import torch._inductor.config as cfg
+        from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e, convert_pt2e
+        from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (X86InductorQuantizer,
+            get_default_x86_inductor_quantization_config)
+        cfg.freezing = True
+        class Residual(torch.nn.Module):
+            def __init__(self): super().__init__(); self.fc = torch.nn.Linear(16, 16)
+            def forward(self, x): return x + self.fc(x)
+        torch.manual_seed(0)
+        m, x = Residual().eval(), torch.randn(4, 16)
+        q = X86InductorQuantizer().set_global(get_default_x86_inductor_quantization_config())
+        p = prepare_pt2e(torch.export.export(m, (x,)).module(), q); p(x); c = convert_pt2e(p)
+        x0 = x.clone()
+        with torch.no_grad(): y = torch.compile(c)(x)
+        print(int(torch.equal(x, x0)))
+        """
+        run = subprocess.run([sys.executable, '-c', child], capture_output=True, text=True)
+        kept = run.stdout.strip().splitlines()[-1:] == ['1']
+        print('the input is unchanged after the compiled call:', kept, '(right: True)')
+        shows_fault = run.returncode == 0 and not kept
+    ''')
+
+add_fault(
+    id='inductor-int8-activation-qconv', kind='crash', engines=('inductor',), op='torch.compile: qconv_pointwise',
+    notebook='pt2e',
+    title="Inductor lowers an int8-activation conv to oneDNN, which refuses it",
+    trigger=("torch.compile with freezing of a pt2e graph whose convs have int8 activations (the XNNPACK quantizer's, "
+             "`torchao.testing.pt2e._xnnpack_quantizer`); the same graph runs uncompiled."),
+    effect=("Compilation fails: the qconv pattern is matched whatever the activation dtype and oneDNN's prepack "
+            "refuses it ('Input tensor should have uint8 (unsigned char) or fp8 data type')."),
+    qnb_returns="Eager semantics with lowering=None; the inductor lowering refuses such a conv, naming the node.",
+    repro='''
+        import subprocess, sys
+        child = """
+        import torch
+        import torch._inductor.config as cfg
+        from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e, convert_pt2e
+        from torchao.testing.pt2e._xnnpack_quantizer import XNNPACKQuantizer, get_symmetric_quantization_config
+        cfg.freezing = True
+        m, x = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU()).eval(), torch.randn(1, 3, 8, 8)
+        q = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+        p = prepare_pt2e(torch.export.export(m, (x,)).module(), q); p(x); c = convert_pt2e(p)
+        c(x)                                          # uncompiled: fine
+        with torch.no_grad(): torch.compile(c)(x)
+        """
+        run = subprocess.run([sys.executable, '-c', child], capture_output=True, text=True)
+        said = 'should have uint8' in run.stderr
+        print('child process exit code:', run.returncode, '| oneDNN refused the int8 input:', said)
+        shows_fault = run.returncode != 0 and said
+    ''')
+
 
 # %% ../nbs/21_faults.ipynb #0b768a1d
 def run_repro(id) -> tuple[str, bool]:

@@ -719,11 +719,22 @@ def _to_torch(v):
     if isinstance(v, np.ndarray): return torch.from_numpy(v)
     return v
 
-def run(model, x, *, engine=None):
+def _pt2e_or_none(model, lowering):
+    "`qnb.pt2e` when `model` is a converted pt2e graph (it takes `lowering`); None for eager/FX models, which refuse one."
+    from qnb import pt2e
+    if pt2e.is_pt2e_graph(model): return pt2e
+    if lowering is not None:
+        raise ValueError(f"lowering={lowering!r} applies to pt2e graphs (convert_pt2e's); this model is an eager/FX "
+                         "quantized model: leave lowering=None")
+    return None
+
+def run(model, x, *, engine=None, lowering=None):
     """Run converted `model` on float input `x` with qnb's kernels only; returns what the model returns. `engine`
     should be the one the model was converted (or loaded) under: torch's convs and linears keep that engine's kernels.
     Where torch's kernel is known to be wrong, undefined or crashing (the faults page) the layer gets the right value,
-    and where torch's odd result is what its arithmetic defines (rounding, wrapping, saturation), torch's."""
+    and where torch's odd result is what its arithmetic defines (rounding, wrapping, saturation), torch's. A pt2e graph
+    (`convert_pt2e`'s) runs by `qnb.pt2e.run` with `lowering` (None: as PyTorch runs it uncompiled)."""
+    if (pt2e := _pt2e_or_none(model, lowering)) is not None: return pt2e.run(model, x, lowering=lowering)
     torch = _torch()
     gm = model_graph(model)
     out = run_graph(gm, x, engine)
@@ -916,8 +927,9 @@ def torch_node_outputs(gm, x, engine):
         torch.backends.quantized.engine = saved
     return theirs, final
 
-def compare(model, x, *, engine=None) -> ModelReport:
-    "Run `model` with torch and with qnb on `x` and report, per layer, outputs compared and mismatches."
+def compare(model, x, *, engine=None, lowering=None) -> ModelReport:
+    "Run `model` with torch and with qnb on `x` and report, per layer, outputs compared and mismatches (pt2e graphs: `qnb.pt2e.compare`)."
+    if (pt2e := _pt2e_or_none(model, lowering)) is not None: return pt2e.compare(model, x, lowering=lowering)
     torch = _torch()
     gm = model_graph(model)
     engine = resolve_engine(engine)

@@ -3,7 +3,7 @@ import ast, json, re
 from dataclasses import fields
 from pathlib import Path
 import pytest
-from qnb.faults import FAULTS, KINDS, ENGINES, Fault, fault, describe, run_repro, faults_table, fault_section
+from qnb.faults import FAULTS, KINDS, ENGINES, LOWERINGS, Fault, fault, describe, run_repro, faults_table, fault_section
 
 ROOT = Path(__file__).resolve().parents[1]
 ID = re.compile(r'[a-z0-9]+(-[a-z0-9]+)+')
@@ -12,7 +12,7 @@ REPORTERS = ('describe', 'fault', 'add_torch_fault', 'add_torch_crash')   # call
 def test_every_entry_is_complete():
     assert len(FAULTS) >= 20
     for id, f in FAULTS.items():
-        assert f.id == id and ID.fullmatch(id) and f.kind in KINDS and f.engines and set(f.engines) <= set(ENGINES), f
+        assert f.id == id and ID.fullmatch(id) and f.kind in KINDS and f.engines and set(f.engines) <= set(ENGINES + LOWERINGS), f
         for name in (fl.name for fl in fields(Fault) if fl.name != 'details'):          # details is optional
             v = getattr(f, name)
             assert v and (isinstance(v, tuple) or v.strip()), (id, name)

@@ -130,3 +130,12 @@ def test_refusals():
     with pytest.raises(ValueError, match="approximate='tanh' is not supported"): P.gelu(np.ones(3, np.float32), 'tanh')
     with pytest.raises(TypeError, match="must be a float32 tensor"): P.relu(np.ones(3))
     with pytest.raises(ValueError, match="not reproduced"): P.mean(np.ones((2, 3, 4), np.float32), 0)
+
+def test_model_run_and_compare_take_pt2e_graphs():
+    from qnb import model as M
+    gm, x = _model('mobilenet_v2', 'x86')
+    assert all(torch.equal(a, b) for a, b in zip(M.run(gm, x), P.run(gm, x)))
+    assert isinstance(M.compare(gm, x), P.Pt2eReport)
+    with pytest.raises(NotImplementedError, match="lowering='inductor'"): M.run(gm, x, lowering='inductor')
+    net = torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(torch.nn.Linear(4, 4)).eval())
+    with pytest.raises(ValueError, match="applies to pt2e graphs"): M.run(net, torch.randn(2, 4), lowering='inductor')
