@@ -1856,9 +1856,14 @@ def function_call(target, args, kwargs):
 
 # %% ../nbs/16_explain.ipynb #5d07af67
 def explain_layer(model, x, layer, index, engine=None, printed=None, **params) -> Explanation:
-    "Explain output `index` of layer `layer` (node name or module path) of converted `model` run on float input `x`."
+    """Explain output `index` of layer `layer` (node name or module path) of converted `model` run on float input `x`;
+    a pt2e graph (`convert_pt2e`'s) goes to `qnb.pt2e_explain.explain_node`."""
     import torch
     from qnb.model import model_graph, _op_name, _map, torch_node_outputs
+    from qnb import pt2e
+    if pt2e.is_pt2e_graph(model):
+        from qnb.pt2e_explain import explain_node
+        return explain_node(model, x, layer, index)
     gm = model_graph(model)
     engine = resolve_engine(engine)
     nodes = [n for n in gm.graph.nodes if n.op in ('call_module', 'call_function', 'call_method')]
