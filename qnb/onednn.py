@@ -19,7 +19,7 @@ __all__ = ['UNARY_POST_OPS', 'qconv1d_pointwise', 'qconv2d_pointwise', 'qconv3d_
            'qlinear_pointwise_tensor', 'qlinear_pointwise_binary', 'qlinear_pointwise_binary_tensor', 'qconv_pointwise',
            'qconv_pointwise_tensor', 'qconv2d_pointwise_binary', 'qconv2d_pointwise_binary_tensor',
            'random_qlinear_case', 'torch_qlinear', 'qnb_qlinear', 'random_qconv_case', 'torch_qconv', 'qnb_qconv',
-           'conv_sums_probe']
+           'conv_sums_probe', 'infinite_weight_scales']
 
 # %% ../nbs/23_onednn.ipynb #e60c7496
 from .core import fma_f32, wrap_int32, RecentCache, check_memory
@@ -111,9 +111,9 @@ def _first_nan(t, op) -> np.ndarray:
     return t
 
 def _store(t, dtype, kernel, out):
-    "Eq. (O6)/(O7): float32 `t` as `dtype`; integers by `onednn_store` (jit: NaN to 255/-128) or clamp and round (ref: NaN to 0)."
+    "Eq. (O6)/(O7): float32 `t` as `dtype`; integers by `onednn_store` (jit, gemm: NaN to 255/-128) or clamp and round (ref: NaN to 0)."
     if dtype in _INT_OUT:
-        if kernel == 'jit': return onednn_store(t, 1, 0, _INT_OUT[dtype], out)
+        if kernel != 'ref': return onednn_store(t, 1, 0, _INT_OUT[dtype], out)
         lo, hi = (0, 255) if dtype == 'uint8' else (-128, 127)
         q = np.rint(np.clip(t, lo, hi))
         q[np.isnan(q)] = 0                                  # (int)NaN is INT_MIN: its low byte
@@ -717,9 +717,13 @@ def _refused(f):
     try: return f()
     except (ValueError, TypeError, RuntimeError, IndexError): return None
 
+def _engine_size(engine, size) -> int:
+    "The quantized engine never reaches the onednn:: ops: the full sweep on x86 (inductor's backend), a tenth on the others."
+    return size if engine == 'x86' else max(1, size // 10)
+
 def _linear_check(name, binary):
     def check(engine, rng, size):
-        res = CheckResult(name, engine)
+        res, size = CheckResult(name, engine), _engine_size(engine, size)
         while res.compared < size:
             case = random_qlinear_case(rng, binary)
             ours, theirs = _refused(lambda: qnb_qlinear(case)), _refused(lambda: torch_qlinear(case))
@@ -828,10 +832,19 @@ def conv_sums_probe(case) -> dict:
             'unary': 'none', 'args': [], 'binary': None, 'accum': None}
 
 # %% ../nbs/23_onednn.ipynb #7169bc6c
+def infinite_weight_scales(case) -> np.ndarray:
+    "Which output channels have a weight scale that is ±inf in float32 (`onednn-weight-scale-beyond-float32`)."
+    return np.broadcast_to(np.isinf(np.asarray(case['sw'], np.float32)), (case['w'].shape[0],))
+
+def _differ_only_in(ours, theirs, channels) -> bool:
+    "Whether every output whose bits differ lies in one of `channels` (a mask over axis 1)."
+    bits = lambda a: np.ascontiguousarray(a).view(f'u{a.itemsize}')
+    return bool(channels.any()) and not (bits(ours) != bits(theirs))[:, ~channels].any()
+
 def _conv_check(name, binary, batch=64):
     def check(engine, rng, size):
         from qnb.faults import fault
-        res = CheckResult(name, engine)
+        res, size = CheckResult(name, engine), _engine_size(engine, size)
         while res.compared < size:
             cases = [random_qconv_case(rng, binary) for _ in range(batch)]
             theirs_all, crashed = call_isolated('qnb.onednn:torch_qconv', cases)
@@ -844,6 +857,8 @@ def _conv_check(name, binary, batch=64):
                     if _same(qnb_qconv(case, alpha=1.0), theirs):
                         res.add_torch_fault(ours.size); continue
                 if ours is None or theirs is None or _same(ours, theirs): res.add(ours, theirs)
+                elif ours.shape == theirs.shape and _differ_only_in(ours, theirs, infinite_weight_scales(case)):
+                    res.add_torch_fault(ours.size, fault('onednn-weight-scale-beyond-float32').id)   # the prepack broke those channels
                 else: differ.append((case, ours, theirs))
             probes, _ = call_isolated('qnb.onednn:torch_qconv', [conv_sums_probe(c) for c, _, _ in differ])
             for (case, ours, theirs), sums in zip(differ, probes):

@@ -11,7 +11,7 @@ SIZES = {'onednn_qlinear_pointwise': 40_000, 'onednn_qlinear_pointwise_binary': 
 
 @pytest.mark.parametrize('name', sorted(SIZES))
 def test_check(name):
-    res = CHECKS[name]('onednn', np.random.default_rng(sorted(SIZES).index(name) + 7), SIZES[name])
+    res = CHECKS[name]('x86', np.random.default_rng(sorted(SIZES).index(name) + 7), SIZES[name])
     assert res.compared >= SIZES[name] and res.mismatches == 0, res
 
 def test_36_not_37():
