@@ -19,7 +19,7 @@ __all__ = ['UNARY_POST_OPS', 'qconv1d_pointwise', 'qconv2d_pointwise', 'qconv3d_
            'qlinear_pointwise_tensor', 'qlinear_pointwise_binary', 'qlinear_pointwise_binary_tensor', 'qconv_pointwise',
            'qconv_pointwise_tensor', 'qconv2d_pointwise_binary', 'qconv2d_pointwise_binary_tensor',
            'random_qlinear_case', 'torch_qlinear', 'qnb_qlinear', 'random_qconv_case', 'torch_qconv', 'qnb_qconv',
-           'conv_sums_probe', 'infinite_weight_scales']
+           'conv_sums_probe', 'broken_weight_scales']
 
 # %% ../nbs/23_onednn.ipynb #e60c7496
 from .core import fma_f32, wrap_int32, RecentCache, check_memory
@@ -832,9 +832,10 @@ def conv_sums_probe(case) -> dict:
             'unary': 'none', 'args': [], 'binary': None, 'accum': None}
 
 # %% ../nbs/23_onednn.ipynb #7169bc6c
-def infinite_weight_scales(case) -> np.ndarray:
-    "Which output channels have a weight scale that is ±inf in float32 (`onednn-weight-scale-beyond-float32`)."
-    return np.broadcast_to(np.isinf(np.asarray(case['sw'], np.float32)), (case['w'].shape[0],))
+def broken_weight_scales(case) -> np.ndarray:
+    "Which output channels have a weight scale that is 0 or ±inf in float32 (`onednn-weight-scale-beyond-float32`)."
+    sw = np.asarray(case['sw'], np.float32)
+    return np.broadcast_to(np.isinf(sw) | (sw == 0), (case['w'].shape[0],))
 
 def _differ_only_in(ours, theirs, channels) -> bool:
     "Whether every output whose bits differ lies in one of `channels` (a mask over axis 1)."
@@ -857,7 +858,7 @@ def _conv_check(name, binary, batch=64):
                     if _same(qnb_qconv(case, alpha=1.0), theirs):
                         res.add_torch_fault(ours.size); continue
                 if ours is None or theirs is None or _same(ours, theirs): res.add(ours, theirs)
-                elif ours.shape == theirs.shape and _differ_only_in(ours, theirs, infinite_weight_scales(case)):
+                elif ours.shape == theirs.shape and _differ_only_in(ours, theirs, broken_weight_scales(case)):
                     res.add_torch_fault(ours.size, fault('onednn-weight-scale-beyond-float32').id)   # the prepack broke those channels
                 else: differ.append((case, ours, theirs))
             probes, _ = call_isolated('qnb.onednn:torch_qconv', [conv_sums_probe(c) for c, _, _ in differ])
