@@ -109,10 +109,12 @@ def onednn_logistic(x) -> np.ndarray:
         return np.where(bits & np.uint32(0x80000000), y, np.float32(1) - y)
 
 def onednn_swish(x, alpha=1.0) -> np.ndarray:
-    "oneDNN's `eltwise_swish`, eq. (D5): fl(x logistic(fl(alpha x)))."
+    "oneDNN's `eltwise_swish`, eq. (D5): fl(x logistic(fl(alpha x))), the logistic's NaN kept where both are NaN."
     x = np.asarray(x, dtype=np.float32)
     with np.errstate(invalid='ignore', over='ignore'):
-        return onednn_logistic(x * np.float32(alpha)) * x               # this operand order: which NaN a product keeps
+        s = onednn_logistic(x * np.float32(alpha))
+        # vmulps(s, x) returns s where s is NaN; NumPy's vector body does too, its scalar tail may return x's NaN
+        return np.where(np.isnan(s), s, s * x)
 
 # %% ../nbs/20_eltwise.ipynb #ed403f0e
 def onednn_clip(x, lower, upper) -> np.ndarray:
