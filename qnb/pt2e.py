@@ -605,11 +605,8 @@ def op_table() -> dict:
 LOWERINGS = (None, 'inductor')
 
 def check_lowering(lowering):
-    "None runs the graph as PyTorch's eager ATen does; 'inductor' (torch.compile's code) is not implemented yet."
-    if lowering is None: return None
-    if lowering == 'inductor':
-        raise NotImplementedError("lowering='inductor' (what torch.compile makes of the graph: oneDNN qconv/qlinear "
-                                  "and fused C++ loops) is not implemented yet; use lowering=None (eager ATen)")
+    "None runs the graph as PyTorch's eager ATen does; 'inductor' as torch.compile's code does (`qnb.inductor`)."
+    if lowering in LOWERINGS: return lowering
     raise ValueError(f"lowering must be None or 'inductor', got {lowering!r}")
 
 def _is_decomposed(target) -> bool:
@@ -699,9 +696,11 @@ def _map_arrays(v, f):
 
 def run(gm, x, *, lowering=None, capability=None, num_threads=None):
     """Run converted pt2e graph `gm` on `x` (a tensor or array, or a list of them) with qnb's kernels only, as PyTorch
-    runs it uncompiled (`lowering=None`); returns what the graph returns (torch tensors if `x` was one)."""
+    runs it uncompiled (`lowering=None`) or compiled (`lowering='inductor'`: `qnb.inductor`); returns what the graph returns (torch tensors if `x` was one)."""
     import torch
-    check_lowering(lowering)
+    if check_lowering(lowering) == 'inductor':
+        from qnb.inductor import run as inductor_run
+        return inductor_run(gm, x, capability=capability)
     check_pt2e_graph(gm)
     placeholders, xs = _inputs(gm, x)
     ctx = _context(capability, num_threads)
@@ -769,7 +768,9 @@ def compare(gm, x, *, lowering=None) -> Pt2eReport:
     (torch's integers); layers torch computes with float sums, and quantize nodes after them, are marked with the cause."""
     import torch
     from qnb.model import _diff
-    check_lowering(lowering)
+    if check_lowering(lowering) == 'inductor':
+        from qnb.inductor import compare as inductor_compare
+        return inductor_compare(gm, x)
     check_pt2e_graph(gm)
     _, xs = _inputs(gm, x)
     ctx = _context()
