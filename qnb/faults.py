@@ -99,7 +99,8 @@ add_fault(
     ''')
 
 add_fault(
-    id='onednn-conv-padding', kind='wrong', engines=('onednn', 'x86'), op='conv1d/2d/3d', notebook='conv',
+    id='onednn-conv-padding', kind='wrong', engines=('onednn', 'x86', 'inductor'),
+    op='conv1d/2d/3d; onednn::qconv_pointwise, qconv2d_pointwise.binary', notebook='conv',
     title="oneDNN's convolution reads wrong input rows under large padding or stride",
     trigger="Padding as large as the kernel, or a stride larger than it; mostly depthwise, 16 channels or more.",
     effect="Some output rows computed from the wrong input rows.",
@@ -122,7 +123,8 @@ add_fault(
     ''')
 
 add_fault(
-    id='onednn-conv-segfault', kind='crash', engines=('onednn', 'x86'), op='conv2d', notebook='conv',
+    id='onednn-conv-segfault', kind='crash', engines=('onednn', 'x86', 'inductor'), op='conv2d; onednn::qconv_pointwise',
+    notebook='conv',
     title="oneDNN's convolution segfaults on some padded, strided, dilated grouped convs",
     trigger="Relatives of onednn-conv-padding, e.g. the issue's grouped conv with stride (1, 3), padding 2, dilation (1, 2).",
     effect="SIGSEGV.",
@@ -554,7 +556,8 @@ add_fault(
     ''')
 
 add_fault(
-    id='onednn-linear-zero-in-features', kind='crash', engines=('onednn',), op='linear, linear_relu', notebook='linear',
+    id='onednn-linear-zero-in-features', kind='crash', engines=('onednn', 'inductor'),
+    op='linear, linear_relu; onednn::qlinear_pointwise', notebook='linear',
     title="oneDNN's static linear with no input features kills the process",
     trigger="quantized::linear on onednn with in_features = 0 (any number of rows).",
     effect="SIGFPE.",
@@ -752,8 +755,8 @@ add_fault(
     ''')
 
 add_fault(
-    id='onednn-weight-scale-beyond-float32', kind='wrong', engines=('onednn', 'x86'),
-    op='conv*, conv_transpose*, conv2d_add, conv*_dynamic', notebook='conv',
+    id='onednn-weight-scale-beyond-float32', kind='wrong', engines=('onednn', 'x86', 'inductor'),
+    op='conv*, conv_transpose*, conv2d_add, conv*_dynamic; onednn::qconv_pointwise, qconv2d_pointwise.binary', notebook='conv',
     title="oneDNN's conv breaks a weight whose scale is 0 or infinite in float32",
     trigger="A per-tensor weight scale beyond float32's range (1e39) or below it (1e-46).",
     effect="The weight reorder scales by inf/inf or 0/0 = NaN: outputs 0 or 255 whatever the input.",
@@ -912,6 +915,99 @@ add_fault(
         said = 'should have uint8' in run.stderr
         print('child process exit code:', run.returncode, '| oneDNN refused the int8 input:', said)
         shows_fault = run.returncode != 0 and said
+    ''')
+
+
+add_fault(
+    id='onednn-pointwise-weight-zero-point-ignored', kind='wrong', engines=('inductor',),
+    op='onednn::qlinear_pointwise, qconv_pointwise, qconv2d_pointwise.binary (all overloads)', notebook='onednn',
+    title="The onednn:: pointwise ops ignore the weight zero point",
+    trigger="A nonzero w_zero_point (inductor always passes zeros: the X86 quantizer's weights are symmetric).",
+    effect="The result is the one for weight zero points 0: w_zero_point never reaches oneDNN.",
+    qnb_returns="The op the arguments describe: (O1) with q_w - z_w.",
+    repro='''
+        import torch
+        x = torch.full((1, 4), 10, dtype=torch.uint8)
+        wp = torch.ops.onednn.qlinear_prepack(torch.ones(2, 4, dtype=torch.int8), [1, 4])
+        f = lambda zw: torch.ops.onednn.qlinear_pointwise(x, 1.0, 0, wp, torch.ones(2), torch.full((2,), zw), None,
+                                                          1.0, 0, torch.float32, 'none', [], '')
+        print('weight zero point 0:', f(0).tolist(), '| 3:', f(3).tolist(), '| right for 3: 10 * 4 * (1 - 3) = -80')
+        shows_fault = torch.equal(f(0), f(3))
+    ''')
+
+add_fault(
+    id='onednn-qconv-sum-alpha-ignored', kind='wrong', engines=('inductor',), op='onednn::qconv2d_pointwise.binary',
+    notebook='onednn',
+    title="oneDNN's conv with a sum post-op ignores alpha",
+    trigger="alpha other than 1 (inductor passes 1; qlinear_pointwise.binary refuses any other value).",
+    effect="The result is conv + accum, not conv + alpha * accum.",
+    qnb_returns="conv + alpha * accum_scale * (q_a - z_a), the sum scale fl32(alpha * accum_scale).",
+    repro='''
+        import torch
+        x, w = torch.full((1, 1, 1, 1), 10, dtype=torch.uint8), torch.ones(1, 1, 1, 1, dtype=torch.int8)
+        wp = torch.ops.onednn.qconv_prepack(w, torch.ones(1), 1.0, 0, [1, 1], [0, 0], [1, 1], 1, [1, 1, 1, 1])
+        acc = torch.full((1, 1, 1, 1), 5, dtype=torch.uint8)
+        f = lambda a: torch.ops.onednn.qconv2d_pointwise.binary(x, 1.0, 0, wp, torch.ones(1), torch.zeros(1, dtype=torch.long),
+                acc.clone(), None, [1, 1], [0, 0], [1, 1], 1, 1.0, 0, None, 1.0, 0, 'sum', a, 'none', [], None).item()
+        print('alpha 1:', f(1.0), '| alpha 2:', f(2.0), '| right for alpha 2: 10 + 2 * 5 = 20')
+        shows_fault = f(1.0) == f(2.0) == 15
+    ''')
+
+add_fault(
+    id='onednn-pointwise-weight-scales-length', kind='undefined', engines=('inductor',),
+    op='onednn::qlinear_pointwise, qconv_pointwise, qconv2d_pointwise.binary', notebook='onednn',
+    title="The onednn:: pointwise ops read w_scale past its end",
+    trigger="A w_scale with more than one but fewer than out_channels entries (a longer one is read for its first out_channels).",
+    effect="The channels without a scale get whatever follows the scales in memory.",
+    qnb_returns="A ValueError: w_scale must hold 1 or out_channels scales.",
+    repro='''
+        import torch
+        torch.manual_seed(0)
+        x = torch.randint(0, 256, (2, 16), dtype=torch.uint8)
+        w = torch.randint(-128, 128, (8, 16), dtype=torch.int8)
+        wp = torch.ops.onednn.qlinear_prepack(w, [2, 16])
+        y = torch.ops.onednn.qlinear_pointwise(x, 0.05, 0, wp, torch.full((2,), 0.01), torch.zeros(8, dtype=torch.long),
+                                               None, 1.0, 0, torch.float32, 'none', [], '')
+        right = (x.double() * 0.05) @ (w.double() * 0.01).T
+        print('channels 2..7, torch:', [f'{v:.3g}' for v in y[0, 2:].tolist()])
+        print('         with 0.01 :', [f'{v:.3g}' for v in right[0, 2:].tolist()], '(there is no scale for them: torch should refuse)')
+        shows_fault = not torch.allclose(y[0, 2:].double(), right[0, 2:], rtol=1e-3)   # not the outputs of any scale read right
+    ''')
+
+add_fault(
+    id='onednn-qlinear-add-broadcast', kind='wrong', engines=('inductor',),
+    op="onednn::qlinear_pointwise.binary (+.binary_tensor), binary_post_op='add'", notebook='onednn',
+    title="oneDNN's linear adds the first row of an operand that broadcasts by NumPy's rules",
+    trigger="An `other` that broadcasts to the output, but not along whole rows or columns of the flattened (rows, out) output, e.g. (B, 1, N) against an input (B, M, K).",
+    effect="torch reshapes `other` to (-1, N) and oneDNN broadcasts any dimension that differs: every row gets other's first row.",
+    qnb_returns="A ValueError for such shapes (the output's shape, one row for all, or one value per row).",
+    repro='''
+        import torch
+        x = torch.ones(3, 2, 4, dtype=torch.uint8)
+        wp = torch.ops.onednn.qlinear_prepack(torch.zeros(3, 4, dtype=torch.int8), [6, 4])
+        other = torch.arange(9.).reshape(3, 1, 3)
+        y = torch.ops.onednn.qlinear_pointwise.binary(x, 1.0, 0, wp, torch.ones(3), torch.zeros(3, dtype=torch.long), other,
+                None, 1.0, 0, torch.float32, 1.0, 0, 'add', 1.0, 'none', [], '')
+        print('torch, batch 2:', y[2].tolist(), '| x @ 0 + other:', (torch.zeros(3, 2, 3) + other)[2].tolist())
+        shows_fault = not torch.equal(y, torch.zeros(3, 2, 3) + other)
+    ''')
+
+add_fault(
+    id='onednn-qlinear-sum-shape', kind='wrong', engines=('inductor',),
+    op="onednn::qlinear_pointwise.binary (+.binary_tensor), binary_post_op='sum'", notebook='onednn',
+    title="oneDNN's linear with a sum post-op writes into an operand of another shape",
+    trigger="An `other` (the output, written in place) whose shape is not the output's.",
+    effect="No check: the outputs are written into other's memory row-major, and other, with its own shape, is returned.",
+    qnb_returns="A ValueError: other must have the output's shape.",
+    repro='''
+        import torch
+        x = torch.full((2, 4), 10, dtype=torch.uint8)
+        wp = torch.ops.onednn.qlinear_prepack(torch.ones(3, 4, dtype=torch.int8), [2, 4])
+        other = torch.zeros(2, 4, dtype=torch.uint8)                 # the output is (2, 3)
+        y = torch.ops.onednn.qlinear_pointwise.binary(x, 1.0, 0, wp, torch.ones(3), torch.zeros(3, dtype=torch.long), other,
+                None, 1.0, 0, None, 1.0, 0, 'sum', 1.0, 'none', [], '')
+        print('torch returns shape', tuple(y.shape), y.tolist(), '| right: a (2, 3) output of 40s')
+        shows_fault = tuple(y.shape) != (2, 3)
     ''')
 
 

@@ -729,7 +729,7 @@ def _linear_check(name, binary):
             ours, theirs = _refused(lambda: qnb_qlinear(case)), _refused(lambda: torch_qlinear(case))
             if case['zw'] and ours is not None and theirs is not None and not _same(ours, theirs):
                 if _same(qnb_qlinear(case, zw=0), theirs):   # torch ignores weight zero points
-                    res.add_torch_fault(ours.size); continue
+                    res.add_torch_fault(ours.size, 'onednn-pointwise-weight-zero-point-ignored'); continue
             res.add(ours, theirs)
         return res
     return check
@@ -856,7 +856,7 @@ def _conv_check(name, binary, batch=64):
                 theirs = None if isinstance(theirs, dict) else theirs
                 if ours is not None and theirs is not None and case['alpha'] != 1:      # torch ignores alpha
                     if _same(qnb_qconv(case, alpha=1.0), theirs):
-                        res.add_torch_fault(ours.size); continue
+                        res.add_torch_fault(ours.size, 'onednn-qconv-sum-alpha-ignored'); continue
                 if ours is None or theirs is None or _same(ours, theirs): res.add(ours, theirs)
                 elif ours.shape == theirs.shape and _differ_only_in(ours, theirs, broken_weight_scales(case)):
                     res.add_torch_fault(ours.size, fault('onednn-weight-scale-beyond-float32').id)   # the prepack broke those channels
