@@ -18,6 +18,7 @@ from qnb.linear import linear_prepack, qlinear_packed
 from qnb.batchnorm import qbatch_norm
 from qnb.elementwise import qadd
 from qnb.pool import qavg_pool2d
+from qnb import onednn as qnb_onednn
 from timing import engines, median_time
 
 warnings.filterwarnings('ignore')
@@ -107,6 +108,36 @@ def linear_case(M, K, N):
     return dict(name=f"linear {M}x{K}->{N}", ours=lambda e: lambda: qlinear_packed(x, packed, 0.5, 128, engine=e),
                 theirs=theirs, macs=M * K * N, kind='linear', floor=gemm_floor(M, K, N))
 
+def onednn_conv_case(name, shape, oc, k, stride, pad, groups=1):
+    "`onednn::qconv_pointwise` (inductor's conv, ReLU fused, uint8 out) on the shape of a `conv_case`: the same bar."
+    x, w = _qx(shape), _qw((oc, shape[1] // groups, k, k))
+    b, ws, wz = RNG.standard_normal(oc).astype(np.float32), np.full(oc, 0.005, np.float32), np.zeros(oc, np.int64)
+    geometry = ([stride] * 2, [pad] * 2, [1, 1], groups)
+    ours = lambda engine: lambda: qnb_onednn.qconv_pointwise(x.int_repr, 0.02, 3, w.int_repr, ws, wz, b, *geometry, 0.5, 128,
+                                                              None, 'relu', [], '')
+    xt, wt, bt, wst, wzt = (torch.from_numpy(v) for v in (x.int_repr, w.int_repr, b, ws, wz))
+    def theirs(engine):
+        packed = torch.ops.onednn.qconv_prepack(wt, wst, 0.02, 3, *geometry, list(shape))
+        return lambda: torch.ops.onednn.qconv_pointwise(xt, 0.02, 3, packed, wst, wzt, bt, *geometry, 0.5, 128, None, 'relu', [], '')
+    oh, ow = ((shape[2] + 2 * pad - k) // stride + 1), ((shape[3] + 2 * pad - k) // stride + 1)
+    pixels = shape[0] * oh * ow
+    floor = depthwise_floor(pixels, oc, k * k) if groups > 1 else gemm_floor(pixels, shape[1] // groups * k * k, oc)
+    return dict(name='onednn:: ' + name, ours=ours, theirs=theirs, macs=pixels * oc * shape[1] // groups * k * k, kind='conv',
+                floor=floor, torch_engines=['x86'])
+
+def onednn_linear_case(M, K, N):
+    "`onednn::qlinear_pointwise` (inductor's linear, float32 out as a classifier's) on the shape of a `linear_case`."
+    x, w = _qx((M, K)), _qw((N, K))
+    b, ws, wz = RNG.standard_normal(N).astype(np.float32), np.full(N, 0.005, np.float32), np.zeros(N, np.int64)
+    ours = lambda engine: lambda: qnb_onednn.qlinear_pointwise(x.int_repr, 0.02, 3, w.int_repr, ws, wz, b, 1.0, 0, torch.float32,
+                                                                'none', [], '')
+    xt, wt, bt, wst, wzt = (torch.from_numpy(v) for v in (x.int_repr, w.int_repr, b, ws, wz))
+    def theirs(engine):
+        packed = torch.ops.onednn.qlinear_prepack(wt, [M, K])
+        return lambda: torch.ops.onednn.qlinear_pointwise(xt, 0.02, 3, packed, wst, wzt, bt, 1.0, 0, torch.float32, 'none', [], '')
+    return dict(name=f"onednn:: linear {M}x{K}->{N}", ours=ours, theirs=theirs, macs=M * K * N, kind='linear',
+                floor=gemm_floor(M, K, N), torch_engines=['x86'])
+
 def batch_norm_case(shape=(32, 64, 56, 56)):
     x, C = _qx(shape), shape[1]
     prm = [RNG.standard_normal(C).astype(np.float32) for _ in range(3)] + [RNG.uniform(0.5, 2, C).astype(np.float32)]
@@ -186,6 +217,9 @@ def cases(quick):
     out += [conv_case('mobilenetv2 depthwise 3x3', (1, 144, 56, 56), 144, 3, 1, 1, 144),
              conv_case('mobilenetv2 pointwise 1x1', (1, 24, 56, 56), 144, 1, 1, 0)]
     out += [linear_case(1, 4096, 1000), linear_case(128, 768, 3072), batch_norm_case(), add_case(), avg_pool_case()]
+    out += [onednn_conv_case(*c) for c in (r18[1:3] if quick else r18[1:3] + r18[5:])]     # pt2e + inductor: the same shapes
+    out += [onednn_conv_case('mobilenetv2 depthwise 3x3', (1, 144, 56, 56), 144, 3, 1, 1, 144),
+            onednn_linear_case(1, 4096, 1000), onednn_linear_case(128, 768, 3072)]
     z = zoo_case()
     if z: out.append(z)
     return out
