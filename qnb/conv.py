@@ -1131,8 +1131,14 @@ def check_conv_cases(cases, kernel, torch_fn='qnb.conv:torch_conv', qnb_fn=None,
     qnb_fn, fault_fn = qnb_fn or qnb_conv, fault_fn or torch_fault
     bits = lambda a: a.view(np.int32) if a.dtype == np.float32 else a
     res = CheckResult(kernel, cases[0]['engine'] if cases else '-')
-    theirs_all, crashed = call_isolated(torch_fn, cases, alone=lambda c: conv_fault_family(c) == 'fbgemm-depthwise3d-small-input')
-    for i in crashed: res.add_torch_crash(conv_crash_fault(cases[i]))
+    # FBGEMM's 3-D depthwise kernel on an input smaller than its kernel reads out of bounds: its output is undefined and it can
+    # break the child's heap for the cases after it, so torch does not run those cases (counted as the fault; qnb computes them)
+    run = [i for i, c in enumerate(cases) if conv_fault_family(c) != 'fbgemm-depthwise3d-small-input']
+    for _ in range(len(cases) - len(run)): res.add_torch_fault(0, 'fbgemm-depthwise3d-small-input')
+    got, crashed = call_isolated(torch_fn, [cases[i] for i in run])
+    theirs_all = [None] * len(cases)
+    for j, i in enumerate(run): theirs_all[i] = got[j]
+    for j in crashed: res.add_torch_crash(conv_crash_fault(cases[run[j]]))
     for case, theirs in zip(cases, theirs_all):
         if theirs is None: continue
         if isinstance(theirs, dict):                                    # torch raised on a valid case

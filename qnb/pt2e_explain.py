@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 # %% auto #0
-__all__ = ['region_value', 'ulps_apart', 'explain_node']
+__all__ = ['ONEDNN_OPS', 'region_value', 'ulps_apart', 'explain_node', 'explain_onednn']
 
 # %% ../nbs/26_pt2e_explain.ipynb #ad3a8d4a
 from . import pt2e as P
@@ -143,4 +143,94 @@ def explain_node(gm, x, node: str, index, *, lowering=None) -> Explanation:
         e.result, e.result_float = own[i], float(np.float32(own[i])) if np.asarray(own[i]).dtype.kind == 'f' else float(own[i])
         if not np.array_equal(ours[i], own[i], equal_nan=True):
             e.notes.append(f"on the exact sums upstream (qnb's own run) this element is {np.float32(ours[i]):.9g}: {P.FLOAT_SUMS}")
+    return e
+
+# %% ../nbs/26_pt2e_explain.ipynb #3392c545
+import inspect
+from . import onednn as O
+from .conv import conv_accumulator
+
+def _onednn_accumulator(a, index):
+    "Eq. (O1) at `index`: the int32 sum of a conv's receptive field or a linear's row (weight zero points included)."
+    x, w = O._array(a['qx'], 'qx').astype(np.int64), O._array(a['qw'], 'qw').astype(np.int64)
+    zw = O._weight_zero_points(a['w_zero_point'], w.shape[0]).astype(np.int64)
+    if 'stride' not in a:                                  # linear: index is (*rows, out_feature)
+        row = x.reshape(-1, x.shape[-1])[np.ravel_multi_index(index[:-1], x.shape[:-1])] if x.ndim > 1 else x
+        return int(np.dot(row - int(a['x_zero_point']), w[index[-1]] - zw[index[-1]]))
+    nd = w.ndim - 2
+    g = lambda v: [v] * nd if isinstance(v, int) else list(v)
+    acc = conv_accumulator(x, int(a['x_zero_point']), w, zw, g(a['stride']), g(a['padding']), g(a['dilation']), a['groups'])
+    return int(acc[index])
+
+def _torch_onednn(op, a):
+    "torch's `onednn::` op on the same arguments (prepacking the weight as inductor does), as NumPy; None without torch."
+    try: import torch
+    except ImportError: return None
+    t = lambda v: torch.as_tensor(np.ascontiguousarray(v)) if v is not None and not isinstance(v, torch.Tensor) else v
+    od = a['output_dtype'] if a['output_dtype'] is None or not isinstance(a['output_dtype'], str) else getattr(torch, a['output_dtype'])
+    x, w, ws, wz = t(a['qx']), t(a['qw']), t(np.asarray(a['w_scale'], np.float32)), t(np.asarray(a['w_zero_point'], np.int64))
+    if op == 'qlinear_pointwise':
+        wp = torch.ops.onednn.qlinear_prepack(w, [max(1, int(np.prod(x.shape[:-1]))), x.shape[-1]])
+        y = torch.ops.onednn.qlinear_pointwise(x, a['x_scale'], a['x_zero_point'], wp, ws, wz, t(a['bias']), a['output_scale'],
+                                               a['output_zero_point'], od, a['post_op_name'], a['post_op_args'], a['post_op_algorithm'])
+    else:
+        nd = w.dim() - 2
+        g = lambda v: [v] * nd if isinstance(v, int) else list(v)
+        geometry = (g(a['stride']), g(a['padding']), g(a['dilation']), a['groups'])
+        wp = torch.ops.onednn.qconv_prepack(w, ws, a['x_scale'], a['x_zero_point'], *geometry, list(x.shape))
+        y = torch.ops.onednn.qconv_pointwise(x, a['x_scale'], a['x_zero_point'], wp, ws, wz, t(a['bias']), *geometry,
+                                             a['output_scale'], a['output_zero_point'], od, a['attr'], a['scalars'], a['algorithm'])
+    return O._torch_out(y)
+
+# %% ../nbs/26_pt2e_explain.ipynb #03755438
+ONEDNN_OPS = ('qconv_pointwise', 'qlinear_pointwise')
+
+def explain_onednn(op: str, *args, index, **kwargs) -> Explanation:
+    """How element `index` of `onednn::<op>` (`op` in ONEDNN_OPS; the arguments as torch's op takes them, the weight
+    plain) is computed, stage by stage as the kernel oneDNN picks on this CPU does, eqs. (O1)-(O7), beside torch's."""
+    if op not in ONEDNN_OPS: raise ValueError(f"op must be one of {', '.join(ONEDNN_OPS)}, got {op!r}")
+    f = getattr(O, op)
+    a = inspect.signature(f).bind(*args, **kwargs).arguments
+    full = f(*args, **kwargs)
+    i = check_index(index, full.shape)
+    f32 = np.float32
+    w = O._array(a['qw'], 'qw')
+    oc = i[-1] if op == 'qlinear_pointwise' else i[1]
+    s_x, s_w, r_y = O.pointwise_scales(a['x_scale'], O._weight_scales(a['w_scale'], w.shape[0], 'qlinear' if op == 'qlinear_pointwise' else 'qconv'), a['output_scale'])
+    s_w = np.broadcast_to(s_w, (w.shape[0],))[oc]
+    bias = None if a['bias'] is None else f32(np.asarray(O._array(a['bias'], 'bias'), np.float32).reshape(-1)[oc])
+    if op == 'qlinear_pointwise':
+        spec = O.unary_post_op(a['post_op_name'], a['post_op_args'], a['post_op_algorithm'], 'qlinear')
+        kernel = O.linear_kernel(str(O._array(a['qx'], 'qx').dtype), O._bias_kind(a['bias']), O.dtype_name(a['output_dtype']) or str(O._array(a['qx'], 'qx').dtype))
+    else:
+        spec = O.unary_post_op(a['attr'], a['scalars'], a['algorithm'], f'qconv{w.ndim - 2}d')
+        kernel = O.conv_kernel(w.ndim - 2, O._array(a['qx'], 'qx').shape[1], w.shape[0], a['groups'],
+                               [a['dilation']] * (w.ndim - 2) if isinstance(a['dilation'], int) else a['dilation'])
+    dtype = O.dtype_name(a['output_dtype']) or (str(O._array(a['qx'], 'qx').dtype) if op == 'qlinear_pointwise' else 'uint8')   # None: as torch defaults it
+    acc = _onednn_accumulator(a, i)
+    with np.errstate(all='ignore'):
+        steps = [Step('sum', 'exact int32 sum of (q_x - z_x)(q_w - z_w) (O1)', acc)]
+        t = f32(acc)
+        steps.append(Step('fl(sum)', 'to float32, nearest even', t))
+        if kernel == 'gemm':
+            t = f32(t * f32(s_x * s_w)); steps.append(Step('scaled', f'fl(fl(sum) · fl(S_x · S_w)), one factor (O8)', t))
+        else:
+            t = f32(t * s_x); steps.append(Step('times S_x', f'fl(fl(sum) · {float(s_x)!r}) (O2)', t))
+            t = f32(t * s_w); steps.append(Step('times S_w', f'fl(· · {float(s_w)!r}) (O2)', t))
+        if bias is not None: t = f32(t + bias); steps.append(Step('biased', f'fl(· + {float(bias)!r}) (O3)', t))
+        if spec is not None:
+            t = f32(np.asarray(O.eltwise_function(spec, kernel)(np.array([t], f32)))[0])
+            steps.append(Step('post-op', f"{spec[0]} as oneDNN's {'reference' if kernel == 'ref' else 'JIT'} kernel computes it (O4)", t))
+        if dtype in ('uint8', 'int8'):
+            if kernel == 'ref': t = f32(t / f32(a['output_scale'])); steps.append(Step('scaled', f'fl(· / {float(f32(a["output_scale"]))!r}) (O7)', t))
+            else: t = f32(t * r_y); steps.append(Step('scaled', f'fl(· · R_y), R_y = fl(1 / s_y) = {float(r_y)!r} (O5)', t))
+            t = f32(t + f32(a['output_zero_point'])); steps.append(Step('zero point', f'fl(· + {int(a["output_zero_point"])}) (O5)', t))
+        y = O._store(np.array([t], f32), dtype, kernel, None)[0]
+    steps.append(Step('stored', f'{dtype}: nearest even, saturated (O6)' if dtype in ('uint8', 'int8') else f'as {dtype} (O6)', y))
+    theirs = _torch_onednn(op, a)
+    e = Explanation(f"onednn::{op} at {i}, {kernel} kernel", i, 'onednn:: (inductor)', steps, y,
+                    float(y) if dtype not in ('uint8', 'int8') else float(f32(a['output_scale']) * f32(int(y) - int(a['output_zero_point']))),
+                    kernel=full[i], torch=None if theirs is None else theirs[i])
+    if not np.array_equal(np.asarray(y), np.asarray(full[i]), equal_nan=True):
+        raise AssertionError(f"the stages give {y}, the op {full[i]}: explain_onednn is out of step with qnb.onednn")
     return e

@@ -217,20 +217,8 @@ def check_requantize(engine, rng, size):
 # %% ../nbs/02_verify.ipynb #2e63db7e
 ISOLATED_TIMEOUT = 120          # seconds a child may take beyond one second per case before it counts as hung
 
-def call_isolated(func, cases, alone=None) -> tuple[list, list]:
-    """Run `func` ('module:function') on each case in child processes. Returns (results, crashed indices): a crash or a
-    hang. The cases `alone(case)` picks (a torch kernel that corrupts its process's heap) get a child each, so what
-    they break cannot reach the cases after them."""
-    if alone is not None:
-        picked = [i for i, c in enumerate(cases) if alone(c)]
-        if picked:
-            rest = [i for i in range(len(cases)) if i not in set(picked)]
-            results, crashed = [None] * len(cases), []
-            for group in [rest] + [[i] for i in picked]:
-                r, c = call_isolated(func, [cases[i] for i in group])
-                for j, i in enumerate(group): results[i] = r[j]
-                crashed += [group[j] for j in c]
-            return results, sorted(crashed)
+def call_isolated(func, cases, retry=True) -> tuple[list, list]:
+    "Run `func` ('module:function') on each case in child processes. Returns (results, crashed indices): a crash or a hang."
     import pickle, subprocess, sys
     results, crashed, i = [None] * len(cases), [], 0
     while i < len(cases):
@@ -247,11 +235,11 @@ def call_isolated(func, cases, alone=None) -> tuple[list, list]:
         i += k
         if p.returncode != 0 and i < len(cases):   # the case being computed killed the child
             crashed.append(i); i += 1
-    if len(cases) > 1:                            # an error is torch's answer only if a fresh process gives it too
-        for i in [i for i, r in enumerate(results) if isinstance(r, dict) and 'error' in r]:
-            r, c = call_isolated(func, [cases[i]])
-            results[i] = r[0]
-            if c: crashed = sorted(crashed + [i])
+    errors = [i for i, r in enumerate(results) if isinstance(r, dict) and 'error' in r]
+    if retry and errors and len(errors) < len(cases):   # an error is torch's answer only if a fresh process gives it too
+        r, c = call_isolated(func, [cases[i] for i in errors], retry=False)
+        for j, i in enumerate(errors): results[i] = r[j]
+        crashed = sorted(crashed + [errors[j] for j in c])
     return results, crashed
 
 def _isolated_worker(func):
