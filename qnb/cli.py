@@ -23,8 +23,8 @@ def _export_command(a):
     from qnb.export import export_tables, golden_vectors
     if (a.model is None) == (a.case is None): raise SystemExit("qnb export: give exactly one of --model and --case")
     if a.case:
-        from qnb.explain import _seed004_model
-        model, x = _seed004_model()
+        from qnb.explain import _conv_30_not_31_model
+        model, x = _conv_30_not_31_model()
         engine = a.engine or 'fbgemm'
     else:
         import importlib
@@ -43,12 +43,20 @@ def _export_command(a):
         return 0 if report.qnb_mismatches == 0 else 1
     return 0
 
+def _case_name(name):
+    "A `--case` value: a deprecated first name becomes the case's name, with a note on stderr."
+    from qnb.explain import FORUM_CASE_ALIASES
+    if name in FORUM_CASE_ALIASES:
+        print(f"qnb: --case {name} is deprecated, use --case {FORUM_CASE_ALIASES[name]}", file=sys.stderr)
+        return FORUM_CASE_ALIASES[name]
+    return name
+
 def add_explain_commands(sub):
     "Register `qnb explain` and `qnb export` on the subparsers `sub` of the `qnb` command."
     from qnb.explain import FORUM_CASES
     e = sub.add_parser('explain', help='explain one output element of a forum case, step by step',
                        epilog='cases: ' + '; '.join(f'{k}: {v}' for k, v in FORUM_CASES.items()))
-    e.add_argument('--case', required=True, choices=list(FORUM_CASES), help='the forum case to explain')
+    e.add_argument('--case', required=True, type=_case_name, choices=list(FORUM_CASES), help='the forum case to explain')
     e.add_argument('--engine', help='quantized engine (default: the case\'s own)')
     e.add_argument('--markdown', action='store_true', help='print Markdown instead of plain text')
     e.set_defaults(run=_explain_command)
@@ -57,7 +65,7 @@ def add_explain_commands(sub):
     x.add_argument('--model', help='MODULE:CALLABLE, a function returning the converted model (quantized modules do not pickle)')
     x.add_argument('--input', help='a float input tensor saved with torch.save: also write golden vectors')
     x.add_argument('--shape', help='or the shape of a random float input (seed 0), e.g. 1,3,32,32')
-    x.add_argument('--case', choices=['conv-seed004'], help="a built-in model instead of --model (with its input)")
+    x.add_argument('--case', type=_case_name, choices=['conv-30-not-31'], help="a built-in model instead of --model (with its input)")
     x.add_argument('--engine', help='quantized engine (default: torch\'s current one)')
     x.set_defaults(run=_export_command)
 

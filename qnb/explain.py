@@ -7,7 +7,7 @@ Docs: https://qnb-dev.github.io/qnb/explain.html.md"""
 
 # %% ../nbs/16_explain.ipynb #c96a807a
 from __future__ import annotations
-import inspect, html, math
+import inspect, html, math, warnings
 from dataclasses import dataclass, field
 import numpy as np
 from .core import (check_num_threads, QArray, as_qarray, resolve_engine, resolve_capability, dtype_range, fma_f32, wrap_int32,
@@ -16,12 +16,12 @@ from .requantize import (fbgemm_multiplier, fbgemm_bias_term, cvtps_epi32, satur
                             qnnpack_bias, onednn_scales, quantize_multiplier, requantize_fixedpoint, linear_output)
 
 # %% auto #0
-__all__ = ['STAGE_PATHS', 'ACTIVATION_EQS', 'COVERED', 'FORUM_CASES', 'Step', 'fmt', 'Explanation', 'check_index', 'output_stage',
-           'check_steps', 'fixedpoint_stage', 'hand_table', 'engines_table', 'explain_conv', 'explain_linear',
-           'explain_batch_norm', 'explain_clamp', 'explain_add', 'explain_max_pool', 'explain_quantize',
-           'explain_conv_transpose', 'explain_conv_add', 'explain_linear_dynamic', 'explain_mul', 'explain_add_scalar',
-           'explain_mul_scalar', 'explain_cat', 'explain_avg_pool', 'explain_adaptive_avg_pool', 'explain_mean',
-           'explain_norm', 'explain_activation', 'explain_softmax', 'explain_upsample', 'kernel_table',
+__all__ = ['STAGE_PATHS', 'ACTIVATION_EQS', 'COVERED', 'FORUM_CASES', 'FORUM_CASE_ALIASES', 'Step', 'fmt', 'Explanation',
+           'check_index', 'output_stage', 'check_steps', 'fixedpoint_stage', 'hand_table', 'engines_table',
+           'explain_conv', 'explain_linear', 'explain_batch_norm', 'explain_clamp', 'explain_add', 'explain_max_pool',
+           'explain_quantize', 'explain_conv_transpose', 'explain_conv_add', 'explain_linear_dynamic', 'explain_mul',
+           'explain_add_scalar', 'explain_mul_scalar', 'explain_cat', 'explain_avg_pool', 'explain_adaptive_avg_pool',
+           'explain_mean', 'explain_norm', 'explain_activation', 'explain_softmax', 'explain_upsample', 'kernel_table',
            'torch_reference', 'module_call', 'function_call', 'explain_layer', 'explain', 'forum_case']
 
 # %% ../nbs/16_explain.ipynb #b89a0748
@@ -1925,8 +1925,8 @@ def explain(op, *inputs, index, engine=None, layer=None, printed=None, **params)
     return _explain_call(_kernel_name(op), inputs, params, index, engine, printed)
 
 # %% ../nbs/16_explain.ipynb #b9194172
-def _seed004_model():
-    "Seed 004's model, rebuilt as in `qnb.conv`'s notebook: a 1×1 conv (weight 0.4808, bias 0.0317), fbgemm, seed 0."
+def _conv_30_not_31_model():
+    "The conv forum thread's model, rebuilt as in `qnb.conv`'s notebook: a 1×1 conv (weight 0.4808, bias 0.0317), fbgemm, seed 0."
     import torch, torch.nn as nn
     from torch.ao.quantization import QuantStub, DeQuantStub, QConfig, prepare, convert
     from torch.ao.quantization.observer import HistogramObserver, PerChannelMinMaxObserver
@@ -1950,8 +1950,8 @@ def _seed004_model():
     x = torch.arange(0, 64).view(4, 16).to(torch.uint8).unsqueeze(0).unsqueeze(0) / 255
     return net, x
 
-def _seed002_conv():
-    "Seed 002's first fused conv, channel 0: its int8 weights, scale 5.4946e-05, float bias 5.8286, input (10.0395, 22)."
+def _fused_conv_bias_case():
+    "The QAT forum thread's first fused conv, channel 0: its int8 weights, scale 5.4946e-05, float bias 5.8286, input (10.0395, 22)."
     w = QArray(np.array([-128, 51, -69, 60, 24, -68, -5, 16, -65], np.int8).reshape(1, 1, 3, 3), np.array([5.4946e-05]),
                np.array([0]), 'qint8', axis=0)
     b = np.array([5.8286], np.float32)
@@ -1964,21 +1964,27 @@ def _seed002_conv():
     return x, w, b
 
 FORUM_CASES = {
-    'conv-seed004': "seed 004: input 24, weight 127, bias 0.0317 — 31 by hand, 30 from PyTorch",
-    'batchnorm-seed000': "seeds 000/001: QuantizedBatchNorm2d takes 0.299066 (q 38) to -110.886795 (q 52)",
-    'relu6-seed002': "seed 002: what ReLU6's bound 6 becomes at input scale 0.019743409007787704",
-    'fused-bias-seed002': "seed 002: where the float bias of a fused conv-BN-ReLU enters the integer arithmetic",
+    'conv-30-not-31': "a 1×1 conv, input 24, weight 127, bias 0.0317 — 31 by hand, 30 from PyTorch",
+    'batchnorm-by-hand': "QuantizedBatchNorm2d takes 0.299066 (q 38) to -110.886795 (q 52)",
+    'relu6-bounds': "what ReLU6's bound 6 becomes at input scale 0.019743409007787704",
+    'fused-conv-bias': "where the float bias of a fused conv-BN-ReLU enters the integer arithmetic",
 }
+# The cases' first names: still accepted (with a DeprecationWarning), no longer listed.
+FORUM_CASE_ALIASES = {'conv-seed004': 'conv-30-not-31', 'batchnorm-seed000': 'batchnorm-by-hand',
+                      'relu6-seed002': 'relu6-bounds', 'fused-bias-seed002': 'fused-conv-bias'}
 
 def forum_case(name, engine=None) -> Explanation:
     "The explanation that answers one of the forum threads in `FORUM_CASES`."
+    if name in FORUM_CASE_ALIASES:
+        warnings.warn(f"case {name!r} is now {FORUM_CASE_ALIASES[name]!r}", DeprecationWarning, stacklevel=2)
+        name = FORUM_CASE_ALIASES[name]
     if name not in FORUM_CASES: raise ValueError(f"case must be one of {', '.join(FORUM_CASES)}, got {name!r}")
-    if name == 'conv-seed004':
-        net, x = _seed004_model()
+    if name == 'conv-30-not-31':
+        net, x = _conv_30_not_31_model()
         e = explain(net, x, layer='conv1', index=(0, 0, 3, 0), engine=engine or 'fbgemm',
                     printed=dict(s_x=0.0078, s_w=0.0038, s_y=0.0040, b=0.0317))
         e.notes.append("the model was converted under fbgemm as in the thread; the printed values are the asker's 4-digit scales")
-    elif name == 'batchnorm-seed000':
+    elif name == 'batchnorm-by-hand':
         mean = np.array([0.565347611904144287109375, 0.431774944067001342773437, 0.367271929979324340820312], np.float32)
         var = np.array([0.079505279660224914550781, 0.062080144882202148437500, 0.053845494985580444335937], np.float32)
         gamma, beta = np.ones(3, np.float32), np.array([-109.94, 0, 0], np.float32)
@@ -1986,12 +1992,12 @@ def forum_case(name, engine=None) -> Explanation:
         e = explain('batch_norm', x, gamma, beta, mean, var, 1e-5, 5.280323505401611, 73, index=(0, 0, 0, 0), engine=engine)
         e.notes.append("γ and β came from a checkpoint the thread does not show: γ = 1, β = −109.94 reproduce its output "
                        "(any pair putting t in (−21.5, −20.5) would); mean, var, eps and the qparams are the thread's")
-    elif name == 'relu6-seed002':
+    elif name == 'relu6-bounds':
         x = QArray(np.arange(0, 256, 17).astype(np.uint8).reshape(1, 1, 4, 4), 0.019743409007787704, 0, 'quint8')
         e = explain('relu6', x, index=(0, 0, 3, 3), engine=engine)
         e.notes.append("6/s = 303.9 is past 255: the upper bound saturates, and ReLU6 clips nothing a tensor at this scale can hold")
     else:
-        x, w, b = _seed002_conv()
+        x, w, b = _fused_conv_bias_case()
         e = explain('conv2d', x, w, b, padding=0, scale=0.13664968311786652, zero_point=0, relu=True, index=(0, 0, 0, 0),
                     engine=engine or 'fbgemm')
         e.notes.append("the bias is the float one conv-BN fusion leaves; each engine adds it at a different point (table above)")

@@ -35,7 +35,7 @@ def test_libm_emulation(name, ours):
     ref = np.array([f(float(v)) for v in x], np.float32)
     assert (ours(x).view(np.uint32) == ref.view(np.uint32)).all()
 
-def test_seed_002_relu6_bound_saturates():
+def test_relu6_bound_6_saturates_at_the_forum_scale():
     assert quantize_bound(6.0, 0.019743409007787704, 0, 'quint8') == 255
 
 X = QArray(np.arange(10, dtype=np.uint8).reshape(2, 5), 0.1, 3, 'quint8')

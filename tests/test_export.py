@@ -130,7 +130,7 @@ def test_cli_export(tmp_path, capsys):
                  '--engine', 'fbgemm']) == 0
     assert (tmp_path / 'out.npz').exists() and (tmp_path / 'out.h').exists() and (tmp_path / 'out_golden.npz').exists()
     assert 'integer-only requantization vs torch' in capsys.readouterr().out
-    assert main(['export', str(tmp_path / 's'), '--case', 'conv-seed004']) == 0
+    assert main(['export', str(tmp_path / 's'), '--case', 'conv-30-not-31']) == 0
     with np.load(tmp_path / 's_golden.npz') as z: assert z['conv1'][0, 0, 3, 0] == 30
 
 def test_fx_model(tmp_path):
