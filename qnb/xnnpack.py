@@ -341,7 +341,7 @@ def _case_add(rng, mul=False):
 
 def _case_mean(rng):
     torch, dq, q, Q = _qd()
-    x = _i8(rng, (int(rng.integers(1, 3)), int(rng.integers(1, 64)), int(rng.integers(1, 40)), int(rng.integers(1, 40))))
+    x = _i8(rng, (int(rng.integers(1, 9)), int(rng.integers(1, 600)), int(rng.integers(1, 30)), int(rng.integers(1, 30))))   # many channels: one output each
     (si, so), (zi, zo) = _qparams(rng, 2)
     adaptive = bool(rng.random() < 0.5)
     def fn(self, x):
