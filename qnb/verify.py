@@ -266,7 +266,7 @@ def supported_capabilities():
     order = ['default', 'avx2', 'avx512']
     return order[:order.index(best) + 1] if best in order else ['default']
 
-KERNEL_MODULES = ('qnb.conv', 'qnb.linear', 'qnb.batchnorm', 'qnb.norm', 'qnb.activation', 'qnb.elementwise', 'qnb.pool', 'qnb.upsample', 'qnb.zoo', 'qnb.decomposed', 'qnb.onednn', 'qnb.pt2e', 'qnb.inductor')   # modules whose import registers more checks
+KERNEL_MODULES = ('qnb.conv', 'qnb.linear', 'qnb.batchnorm', 'qnb.norm', 'qnb.activation', 'qnb.elementwise', 'qnb.pool', 'qnb.upsample', 'qnb.zoo', 'qnb.decomposed', 'qnb.onednn', 'qnb.pt2e', 'qnb.inductor', 'qnb.xnnpack')   # modules whose import registers more checks
 
 def load_checks():
     "Import every kernel module so its checks are registered; returns CHECKS."
