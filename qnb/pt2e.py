@@ -602,12 +602,13 @@ def op_table() -> dict:
     return _OP_TABLE
 
 # %% ../nbs/24_pt2e.ipynb #5b97232d
-LOWERINGS = (None, 'inductor')
+LOWERINGS = (None, 'inductor', 'xnnpack')
 
 def check_lowering(lowering):
-    "None runs the graph as PyTorch's eager ATen does; 'inductor' as torch.compile's code does (`qnb.inductor`)."
+    """None runs the graph as PyTorch's eager ATen does; 'inductor' as torch.compile's code does (`qnb.inductor`);
+    'xnnpack' as ExecuTorch's XNNPACK delegate runs its .pte (`qnb.xnnpack`)."""
     if lowering in LOWERINGS: return lowering
-    raise ValueError(f"lowering must be None or 'inductor', got {lowering!r}")
+    raise ValueError(f"lowering must be None, 'inductor' or 'xnnpack', got {lowering!r}")
 
 def _is_decomposed(target) -> bool:
     return getattr(target, 'namespace', None) == 'quantized_decomposed'
@@ -696,12 +697,18 @@ def _map_arrays(v, f):
 
 def run(gm, x, *, lowering=None, capability=None, num_threads=None):
     """Run converted pt2e graph `gm` on `x` (a tensor or array, or a list of them) with qnb's kernels only, as PyTorch
-    runs it uncompiled (`lowering=None`) or compiled (`lowering='inductor'`: `qnb.inductor`); returns what the graph returns (torch tensors if `x` was one)."""
+    runs it uncompiled (`lowering=None`), compiled (`lowering='inductor'`: `qnb.inductor`) or lowered to ExecuTorch's
+    XNNPACK delegate (`lowering='xnnpack'`: `qnb.xnnpack`); returns what the graph returns (torch tensors if `x` was one)."""
     import torch
     if check_lowering(lowering) == 'inductor':
         from qnb.inductor import run as inductor_run
         return inductor_run(gm, x, capability=capability)
     check_pt2e_graph(gm)
+    if lowering == 'xnnpack':
+        from qnb import xnnpack
+        out = xnnpack.run(gm, x)
+        as_torch = any(isinstance(v, torch.Tensor) for v in (x if isinstance(x, (list, tuple)) else [x]))
+        return _map_arrays(out, torch.from_numpy) if as_torch else out
     placeholders, xs = _inputs(gm, x)
     ctx = _context(capability, num_threads)
     env = {p.name: _numpy(torch.as_tensor(v)) for p, v in zip(placeholders, xs)}
@@ -772,6 +779,7 @@ def compare(gm, x, *, lowering=None) -> Pt2eReport:
         from qnb.inductor import compare as inductor_compare
         return inductor_compare(gm, x)
     check_pt2e_graph(gm)
+    if lowering == 'xnnpack': return _compare_xnnpack(gm, x)
     _, xs = _inputs(gm, x)
     ctx = _context()
     seen = torch_outputs(gm, xs)
@@ -800,6 +808,20 @@ def compare(gm, x, *, lowering=None) -> Pt2eReport:
             report.layers.append(LayerResult(node.name, op_name(node), tuple(t.shape), compared, bad, worst))
             if inexact: report.notes[node.name] = FLOAT_SUMS
         carried[node.name], sums[node.name] = ran, up + (node.name,) if inexact else up
+    return report
+
+def _compare_xnnpack(gm, x) -> Pt2eReport:
+    "The .pte ExecuTorch runs (lowered here) against `qnb.xnnpack.run`: its outputs, the only values a delegate shows."
+    from qnb import xnnpack
+    from qnb.model import _diff
+    if not xnnpack.executorch_available():
+        raise ImportError("lowering='xnnpack' compares against ExecuTorch's runtime: pip install -e \".[executorch]\"")
+    theirs = xnnpack.run_pte(xnnpack.lower_pt2e(gm, x), [x])
+    ours = xnnpack.run(gm, x)
+    report = Pt2eReport("ExecuTorch XNNPACK delegate (.pte)")
+    for k, (o, t) in enumerate(zip(ours if isinstance(ours, list) else [ours], theirs)):
+        compared, bad, worst = _diff(o, t)
+        report.layers.append(LayerResult(f'output {k}', 'executorch .pte output', tuple(np.shape(t)), compared, bad, worst))
     return report
 
 # %% ../nbs/24_pt2e.ipynb #b797cb5a

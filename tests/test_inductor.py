@@ -58,7 +58,7 @@ def test_reduction_orders_against_inductor():
 def test_refusals():
     with pytest.raises(ValueError, match='inductor-int8-activation-qconv'):
         I.run(*P.build_pt2e('mobilenet_v2', 'xnnpack'))
-    with pytest.raises(ValueError, match="lowering must be None or 'inductor'"):
+    with pytest.raises(ValueError, match="lowering must be None, 'inductor' or 'xnnpack'"):
         P.run(*P.build_pt2e('transformer', 'x86'), lowering='aot')
     with pytest.raises(NotImplementedError, match='Welford'):
         I.var_mean(np.ones((2, 2000), np.float32), [1], 0, True, (2000, 1))

@@ -106,7 +106,7 @@ def test_report_names_the_causes():
 def test_lowering_argument():
     gm, x = _model('resnet', 'x86')
     assert P.check_lowering('inductor') == 'inductor'          # run/compare hand it to qnb.inductor (tests/test_inductor.py)
-    with pytest.raises(ValueError, match="lowering must be None or 'inductor'"): P.run(gm, x, lowering='eager')
+    with pytest.raises(ValueError, match="lowering must be None, 'inductor' or 'xnnpack'"): P.run(gm, x, lowering='eager')
 
 def _quantized(module, x, quantizer='x86', convert=True):
     from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e, convert_pt2e

@@ -69,3 +69,20 @@ def test_model_against_runtime():
     for i in range(5):
         r = X.compare(gm, torch.randn(2, 3, 16, 16) * (1 + i), buf)
         assert r.compared == 10 and r.mismatches == 0, r
+
+def test_pt2e_lowering_xnnpack_dispatches_here():
+    "`qnb.pt2e.run(gm, x, lowering='xnnpack')` (and qnb.model.run) is qnb.xnnpack.run; without executorch, compare says what to install."
+    torch = pytest.importorskip('torch')
+    pytest.importorskip('torchao')
+    from qnb import pt2e as P, xnnpack as X
+    from qnb.model import run as model_run
+    gm, x = P.build_pt2e('resnet', 'xnnpack')
+    ours = P.run(gm, x, lowering='xnnpack')
+    ours = ours[0] if isinstance(ours, (list, tuple)) else ours
+    direct = X.run(gm, x)
+    direct = direct[0] if isinstance(direct, list) else direct
+    assert isinstance(ours, torch.Tensor) and np.array_equal(ours.numpy(), direct)
+    m = model_run(gm, x, lowering='xnnpack')
+    assert np.array_equal((m[0] if isinstance(m, (list, tuple)) else m).numpy(), direct)
+    if not X.executorch_available():
+        with pytest.raises(ImportError, match='executorch'): P.compare(gm, x, lowering='xnnpack')
