@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 # %% auto #0
-__all__ = ['ONEDNN_OPS', 'region_value', 'ulps_apart', 'explain_node', 'explain_onednn']
+__all__ = ['ONEDNN_OPS', 'XNNPACK_OPS', 'region_value', 'ulps_apart', 'explain_node', 'explain_onednn', 'explain_xnnpack']
 
 # %% ../nbs/26_pt2e_explain.ipynb #ad3a8d4a
 from . import pt2e as P
@@ -233,4 +233,50 @@ def explain_onednn(op: str, *args, index, **kwargs) -> Explanation:
                     kernel=full[i], torch=None if theirs is None else theirs[i])
     if not np.array_equal(np.asarray(y), np.asarray(full[i]), equal_nan=True):
         raise AssertionError(f"the stages give {y}, the op {full[i]}: explain_onednn is out of step with qnb.onednn")
+    return e
+
+# %% ../nbs/26_pt2e_explain.ipynb #cf509a6a
+from . import xnnpack as X
+
+XNNPACK_OPS = ('conv', 'fully_connected')
+
+def explain_xnnpack(op: str, *args, index, **kwargs) -> Explanation:
+    """How element `index` of `qnb.xnnpack.<op>` (`op` in XNNPACK_OPS, its arguments as that function takes them) is
+    computed, stage by stage as XNNPACK's fp32-requantizing kernels do, eqs. (X1)-(X4)."""
+    if op not in XNNPACK_OPS: raise ValueError(f"op must be one of {', '.join(XNNPACK_OPS)}, got {op!r}")
+    f = getattr(X, op)
+    a = inspect.signature(f).bind(*args, **kwargs)
+    a.apply_defaults()
+    a = a.arguments
+    full = f(*args, **kwargs)
+    i = check_index(index, full.shape)
+    x, w = np.asarray(a['x']), np.asarray(a['w'])
+    if op == 'conv':
+        c = i[1]
+        acc = X.conv_accumulator(x, int(a['x_zero_point']), w, a['stride'], a['padding'], a['dilation'], a['groups'],
+                                 a['transposed'], a['output_padding'])[i]
+    else:
+        c = i[-1]
+        acc = np.dot(x.reshape(-1, x.shape[-1])[np.ravel_multi_index(i[:-1], x.shape[:-1])].astype(np.int64) - int(a['x_zero_point']),
+                     w[c].astype(np.int64))
+    ws = a['w_scales']
+    steps = [Step('sum', 'exact int32 sum of (q_x - z_x) q_w', int(acc))]
+    if a['bias'] is not None:
+        qb = int(np.asarray(X.quantize_bias(a['bias'], ws if np.ndim(ws) else float(ws), float(a['x_scale']))).reshape(-1)[c if np.ndim(ws) else c])
+        steps.append(Step('int32 bias', 'bias / fl(s_w[c] · fl(s_x)), rounded half to even (X3)', qb))
+        acc = int(acc) + qb
+        steps.append(Step('accumulator', 'sum + bias', acc))
+    m = np.broadcast_to(X.conv_scale(a['x_scale'], ws, a['out_scale']), (w.shape[1] * a['groups'] if op == 'conv' and a['transposed'] else w.shape[0],))[c]
+    scaled = np.float32(np.float32(acc) * m)
+    rounded = int(np.rint(scaled))
+    ys, yz = float(a['out_scale']), int(a['out_zero_point'])
+    lo, hi = X.quantize_bound(a['out_min'], ys, yz), X.quantize_bound(a['out_max'], ys, yz)
+    y = np.int8(min(max(rounded + yz, lo), hi))
+    steps += [Step('multiplier', f'fl(fl(s_x · s_w[c]) / s_y), a division (X2)', m),
+              Step('scaled', 'fl(fl(accumulator) · multiplier) (X1)', scaled),
+              Step('rounded', 'half to even', rounded),
+              Step('output', f'rounded + {yz}, clamped to [{int(lo)}, {int(hi)}] (X1), (X4)', y)]
+    if y != full[i]: raise AssertionError(f"the stages give {y}, the op {full[i]}: explain_xnnpack is out of step with qnb.xnnpack")
+    e = Explanation(f"XNNPACK {op} at {i} (ExecuTorch's delegate)", i, 'xnnpack', steps, y, ys * (int(y) - yz), kernel=full[i])
+    e.notes.append("torch does not run XNNPACK's kernels: qnb.xnnpack's runtime sweeps hold these stages to ExecuTorch's")
     return e

@@ -49,3 +49,14 @@ def test_bad_input(mlp):
     with pytest.raises(ValueError, match=r"index\[0\] must be in \[0, 63\]"): explain_node(gm, x, 'linear', (64, 0))
     with pytest.raises(TypeError, match="node must be a node name"): explain_node(gm, x, None, (0, 0))
     with pytest.raises(NotImplementedError, match="lowering='inductor'"): explain_node(gm, x, 'linear', (0, 0), lowering='inductor')
+
+def test_explain_onednn_and_xnnpack_stages_are_the_ops():
+    from qnb.pt2e_explain import explain_onednn, explain_xnnpack
+    rng = np.random.default_rng(3)
+    x, w = rng.integers(0, 256, (2, 24)).astype(np.uint8), rng.integers(-128, 128, (5, 24)).astype(np.int8)
+    ws, wz, b = np.full(5, 0.004, np.float32), np.zeros(5, np.int64), rng.standard_normal(5).astype(np.float32)
+    for post in (('none', [], ''), ('relu', [], ''), ('hardtanh', [0.0, 6.0], '')):
+        e = explain_onednn('qlinear_pointwise', x, 0.03, 7, w, ws, wz, b, 0.05, 3, None, *post, index=(1, 4))
+        assert e.match, str(e)
+    e = explain_xnnpack('fully_connected', x.astype(np.int16).clip(-128, 127).astype(np.int8), 0.03, 7, w, ws, b, 0.05, 3, index=(0, 2))
+    assert e.steps[-1].value == e.kernel
