@@ -13,13 +13,13 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['ISAS', 'UNARY_POST_OPS', 'qconv1d_pointwise', 'qconv2d_pointwise', 'qconv3d_pointwise', 'qconv2d_pointwise_tensor',
-           'EXTREME_SCALES', 'check_qlinear_pointwise', 'check_qlinear_pointwise_binary', 'check_qconv_pointwise',
-           'check_qconv2d_pointwise_binary', 'pointwise_scales', 'bfloat16_round', 'ref_eltwise', 'conv_kernel',
-           'linear_kernel', 'cpu_isa', 'onednn_isa', 'gemm_k_blocks', 'pair_saturation', 'linear_pairs',
-           'conv_pair_saturation', 'output_stage', 'dtype_name', 'unary_post_op', 'eltwise_function',
+           'EXTREME_SCALES', 'ISA_SWEEP_FRACTION', 'check_qlinear_pointwise', 'check_qlinear_pointwise_binary',
+           'check_qconv_pointwise', 'check_qconv2d_pointwise_binary', 'pointwise_scales', 'bfloat16_round',
+           'ref_eltwise', 'conv_kernel', 'linear_kernel', 'cpu_isa', 'onednn_isa', 'gemm_k_blocks', 'pair_saturation',
+           'linear_pairs', 'conv_pair_saturation', 'output_stage', 'dtype_name', 'unary_post_op', 'eltwise_function',
            'qlinear_pointwise', 'qlinear_pointwise_tensor', 'qlinear_pointwise_binary',
            'qlinear_pointwise_binary_tensor', 'qconv_pointwise', 'qconv_pointwise_tensor', 'qconv2d_pointwise_binary',
-           'qconv2d_pointwise_binary_tensor', 'random_qlinear_case', 'torch_qlinear', 'qnb_qlinear',
+           'qconv2d_pointwise_binary_tensor', 'random_qlinear_case', 'torch_qlinear', 'qnb_qlinear', 'sweep_isas',
            'random_qconv_case', 'torch_qconv', 'qnb_qconv', 'conv_sums_probe', 'broken_weight_scales']
 
 # %% ../nbs/23_onednn.ipynb #e60c7496
@@ -98,7 +98,7 @@ def linear_kernel(x_dtype, bias_dtype, out_dtype, per_row_other=False, isa='avx5
     """Eq. (O8): the oneDNN kernel `qlinear_pointwise` runs on an AVX512-VNNI CPU without AMX or AVX512-FP16: 'ref'
     (`ref_int8`) for an int8 input, a float16 bias, float16 output or a per-row 'add' operand, else 'jit' (`brg_matmul`)."""
     if isa == 'avx2':                                  # (O12): gemm_x8s8s32x_matmul, no bfloat16/float16 there
-        return 'ref' if per_row_other or 'float16' in (bias_dtype, out_dtype) or 'bfloat16' in (bias_dtype, out_dtype) else 'gemm'
+        return 'ref' if per_row_other or 'float16' in (bias_dtype, out_dtype) or 'bfloat16' in (bias_dtype, out_dtype) else 'gemm_ip'
     return 'ref' if x_dtype == 'int8' or bias_dtype == 'float16' or out_dtype == 'float16' or per_row_other else 'jit'
 
 # %% ../nbs/23_onednn.ipynb #ea64e7f8
@@ -169,7 +169,7 @@ def pair_saturation(x, w, first, second) -> np.ndarray:
 def linear_pairs(K, kernel, isa) -> tuple | None:
     "Eq. (O10)-(O11): the `vpmaddubsw` pairs over K of the linear kernel: none (VNNI, ref), in blocks of 4 (brgemm), per GEMM K block (AVX2)."
     if isa == 'avx512_core_vnni' or kernel == 'ref': return None
-    return _pair_index(K, gemm_k_blocks(K) if kernel == 'gemm' else None)
+    return _pair_index(K, gemm_k_blocks(K) if kernel == 'gemm_ip' else None)
 
 def conv_pair_saturation(x, w, stride, padding, dilation, groups) -> np.ndarray | None:
     """Eq. (O10) for a conv: the correction (lines, out[-1], OC) for pairs of input channels (2j, 2j+1) of a group at one
@@ -207,8 +207,9 @@ def _first_nan(t, op) -> np.ndarray:
 def _store(t, dtype, kernel, out):
     "Eq. (O6)/(O7): float32 `t` as `dtype`; integers by `onednn_store` (jit, gemm: NaN to 255/-128) or clamp and round (ref: NaN to 0)."
     if dtype in _INT_OUT:
-        if kernel != 'ref': return onednn_store(t, 1, 0, _INT_OUT[dtype], out)
         lo, hi = (0, 255) if dtype == 'uint8' else (-128, 127)
+        if kernel == 'gemm_ip': t = np.where(np.isnan(t), np.float32(lo), t)    # (O12): AVX2 matmul's store: NaN to the lower bound
+        if kernel != 'ref': return onednn_store(t, 1, 0, _INT_OUT[dtype], out)
         q = np.rint(np.clip(t, lo, hi))
         q[np.isnan(q)] = 0                                  # (int)NaN is INT_MIN: its low byte
         if out is None: return q.astype(dtype)
@@ -228,7 +229,7 @@ def output_stage(acc, s_x, s_w, bias, eltwise, binary, relu_after, s_y, z_y, dty
     t = np.array(acc, dtype=f32)                                # vcvtdq2ps / static_cast<float>: to nearest even
     first = _first_nan if dtype not in _INT_OUT else lambda t, op: op(t)    # a NaN's bits matter in float outputs only
     with np.errstate(invalid='ignore', over='ignore', divide='ignore', under='ignore'):
-        if kernel == 'gemm': t = first(t, lambda t: channelwise(np.multiply, t, f32(s_x) * s_w))   # precompute_scales: fl(S_x S_w)
+        if kernel in ('gemm', 'gemm_ip'): t = first(t, lambda t: channelwise(np.multiply, t, f32(s_x) * s_w))   # precompute_scales: fl(S_x S_w)
         else:
             if s_x != 1: t *= s_x
             t = first(t, lambda t: channelwise(np.multiply, t, s_w))
@@ -476,7 +477,9 @@ def _qlinear(qx, x_scale, x_zero_point, qw, w_scale, w_zero_point, other, bias, 
     s_w, z_w, b = _weight_scales(w_scale, N, 'qlinear'), _weight_zero_points(w_zero_point, N), _bias(bias, N, 'qlinear')
     per_row = binary == 'add' and rows.shape[1] == 1 and N > 1 and rows.shape[0] > 1
     kernel = linear_kernel(x.dtype.name, _bias_kind(bias), out, per_row, isa)
-    pairs = linear_pairs(K, kernel, isa)
+    if isa == 'avx2' and kernel != 'ref' and (x.dtype == np.int8 or (spec or ('',))[0].startswith('gelu')):
+        raise NotImplementedError("isa AVX2: qnb does not derive gemm_x8s8s32x_matmul for an int8 input or a GELU post-op yet (torch: gemm:jit)")
+    pairs = linear_pairs(K, kernel, isa) if x.dtype == np.uint8 or z_x == 0 else None     # (O11): an s8 input with a zero point: exact
     eltwise = eltwise_function(spec, kernel) if binary == 'none' else None     # with a binary post-op, its ReLU comes after it
     M = math.prod(lead)
     check_memory(M * N * 5 + min(M, LINEAR_GEMM_ROWS) * N * 8, 'qlinear_pointwise')
@@ -589,6 +592,7 @@ def _qconv(qx, x_scale, x_zero_point, qw, w_scale, w_zero_point, accum, bias, st
            output_scale, output_zero_point, output_dtype, accum_scale, accum_zero_point, binary, alpha, unary, scalars,
            algorithm, isa=None) -> np.ndarray:
     isa = onednn_isa(isa)
+    if isa == 'avx2': raise NotImplementedError("isa AVX2: qnb does not derive oneDNN's AVX2 int8 convolutions yet (jit_uni_int8, ref:any)")
     x = _ints(qx, 'qx', ('uint8',))
     if x.ndim not in (3, 4, 5): raise ValueError(f"qx must be (N, C, L), (N, C, H, W) or (N, C, D, H, W), got shape {x.shape}")
     nd = x.ndim - 2
@@ -797,16 +801,16 @@ def torch_qlinear(case) -> np.ndarray:
                                                       c['unary'], c['args'], c['algorithm'])
     return _torch_out(y)
 
-def qnb_qlinear(case, zw=None) -> np.ndarray:
+def qnb_qlinear(case, zw=None, isa=None) -> np.ndarray:
     "qnb's output for a `random_qlinear_case` (`zw`: weight zero points other than the case's)."
     c = case
     bias, other = _linear_args(c, False)
     zw = np.full(c['w'].shape[0], c['zw'] if zw is None else zw, np.int64)
     if c['binary'] == 'none':
         return qlinear_pointwise(c['x'], c['sx'], c['zx'], c['w'], c['sw'], zw, bias, c['sy'], c['zy'], c['out'], c['unary'],
-                                 c['args'], c['algorithm'])
+                                 c['args'], c['algorithm'], isa=isa)
     return qlinear_pointwise_binary(c['x'], c['sx'], c['zx'], c['w'], c['sw'], zw, other, bias, c['sy'], c['zy'], c['out'],
-                                    c['so'], c['zo'], c['binary'], c['alpha'], c['unary'], c['args'], c['algorithm'])
+                                    c['so'], c['zo'], c['binary'], c['alpha'], c['unary'], c['args'], c['algorithm'], isa=isa)
 
 # %% ../nbs/23_onednn.ipynb #69fcd844
 def _same(a, b) -> bool:
@@ -823,16 +827,41 @@ def _engine_size(engine, size) -> int:
     "The quantized engine never reaches the onednn:: ops: the full sweep on x86 (inductor's backend), a tenth on the others."
     return size if engine == 'x86' else max(1, size // 10)
 
-def _linear_check(name, binary):
+def sweep_isas() -> list:
+    """(O9): the ISAs the sweeps compare, each with torch under `ONEDNN_MAX_CPU_ISA`: this process's own first (None: no
+    child needed), then every lower one qnb derives (AVX2_VNNI and AMX would need a CPU that has them)."""
+    own = onednn_isa()
+    return [None] + [i for i in reversed(ISAS) if ISAS.index(i) < ISAS.index(own)]
+
+ISA_SWEEP_FRACTION = 4          # a lower ISA runs a quarter of the sweep: (O10)-(O12) are few, cheap paths
+
+def _isa_env(isa) -> dict | None: return None if isa is None else {'ONEDNN_MAX_CPU_ISA': isa.upper()}
+
+def _not_derived(f) -> bool:
+    "Whether qnb declines the case on this ISA (NotImplementedError): it is left out of the comparison."
+    try: f(); return False
+    except NotImplementedError: return True
+    except Exception: return False
+
+def _linear_check(name, binary, batch=32):
     def check(engine, rng, size):
         res, size = CheckResult(name, engine), _engine_size(engine, size)
-        while res.compared < size:
-            case = random_qlinear_case(rng, binary)
-            ours, theirs = _refused(lambda: qnb_qlinear(case)), _refused(lambda: torch_qlinear(case))
-            if case['zw'] and ours is not None and theirs is not None and not _same(ours, theirs):
-                if _same(qnb_qlinear(case, zw=0), theirs):   # torch ignores weight zero points
-                    res.add_torch_fault(ours.size, 'onednn-pointwise-weight-zero-point-ignored'); continue
-            res.add(ours, theirs)
+        for isa in sweep_isas():
+            target = res.compared + (size if isa is None else max(1, size // ISA_SWEEP_FRACTION))
+            while res.compared < target:
+                cases = [random_qlinear_case(rng, binary) for _ in range(batch if isa else 1)]
+                cases = [c for c in cases if not _not_derived(lambda: qnb_qlinear(c, isa=isa))]
+                if not cases and isa: break                             # nothing of this op derived on this ISA
+                if isa is None: theirs_all = [_refused(lambda: torch_qlinear(c)) for c in cases]
+                else:
+                    theirs_all, crashed = call_isolated('qnb.onednn:torch_qlinear', cases, env=_isa_env(isa))
+                    theirs_all = [None if isinstance(t, dict) or i in crashed else t for i, t in enumerate(theirs_all)]
+                for case, theirs in zip(cases, theirs_all):
+                    ours = _refused(lambda: qnb_qlinear(case, isa=isa))
+                    if case['zw'] and ours is not None and theirs is not None and not _same(ours, theirs):
+                        if _same(qnb_qlinear(case, zw=0, isa=isa), theirs):   # torch ignores weight zero points
+                            res.add_torch_fault(ours.size, 'onednn-pointwise-weight-zero-point-ignored'); continue
+                    res.add(ours, theirs)
         return res
     return check
 
@@ -916,7 +945,7 @@ def torch_qconv(case) -> np.ndarray:
                                                       c['zy'], od, c['sa'], c['za'], 'sum', c['alpha'], c['unary'], [], None)
     return _torch_out(y)
 
-def qnb_qconv(case, alpha=None) -> np.ndarray:
+def qnb_qconv(case, alpha=None, isa=None) -> np.ndarray:
     "qnb's output for a `random_qconv_case` (`alpha`: another conv alpha than the case's)."
     c = case
     geometry = (c['stride'], c['padding'], c['dilation'], c['groups'])
@@ -924,9 +953,9 @@ def qnb_qconv(case, alpha=None) -> np.ndarray:
     zw = np.full(c['w'].shape[0], c['zw'], np.int64)
     if c['binary'] is None:
         return qconv_pointwise(c['x'], c['sx'], c['zx'], c['w'], c['sw'], zw, bias, *geometry, c['sy'], c['zy'], c['out'],
-                               c['unary'], c['args'], None)
+                               c['unary'], c['args'], None, isa=isa)
     return qconv2d_pointwise_binary(c['x'], c['sx'], c['zx'], c['w'], c['sw'], zw, acc, bias, *geometry, c['sy'], c['zy'],
-                                    c['out'], c['sa'], c['za'], 'sum', c['alpha'] if alpha is None else alpha, c['unary'], [], None)
+                                    c['out'], c['sa'], c['za'], 'sum', c['alpha'] if alpha is None else alpha, c['unary'], [], None, isa=isa)
 
 def conv_sums_probe(case) -> dict:
     "The case's geometry with unit scales, no bias, no post-op and float32 output: torch's outputs are then fl(A), its sums."
@@ -948,24 +977,27 @@ def _conv_check(name, binary, batch=64):
     def check(engine, rng, size):
         from qnb.faults import fault
         res, size = CheckResult(name, engine), _engine_size(engine, size)
-        while res.compared < size:
-            cases = [random_qconv_case(rng, binary) for _ in range(batch)]
-            theirs_all, crashed = call_isolated('qnb.onednn:torch_qconv', cases)
+        for isa in sweep_isas():
+          target, env = res.compared + (size if isa is None else max(1, size // ISA_SWEEP_FRACTION)), _isa_env(isa)
+          while res.compared < target:
+            cases = [c for c in (random_qconv_case(rng, binary) for _ in range(batch)) if not _not_derived(lambda: qnb_qconv(c, isa=isa))]
+            if not cases: break                                     # nothing of this op derived on this ISA (AVX2)
+            theirs_all, crashed = call_isolated('qnb.onednn:torch_qconv', cases, env=env)
             differ = []
             for i, (case, theirs) in enumerate(zip(cases, theirs_all)):
                 if i in crashed: res.add_torch_crash(fault('onednn-conv-segfault').id); continue
-                ours = _refused(lambda: qnb_qconv(case))
+                ours = _refused(lambda: qnb_qconv(case, isa=isa))
                 theirs = None if isinstance(theirs, dict) else theirs
                 if ours is not None and theirs is not None and case['alpha'] != 1:      # torch ignores alpha
-                    if _same(qnb_qconv(case, alpha=1.0), theirs):
+                    if _same(qnb_qconv(case, alpha=1.0, isa=isa), theirs):
                         res.add_torch_fault(ours.size, 'onednn-qconv-sum-alpha-ignored'); continue
                 if ours is None or theirs is None or _same(ours, theirs): res.add(ours, theirs)
                 elif ours.shape == theirs.shape and _differ_only_in(ours, theirs, broken_weight_scales(case)):
                     res.add_torch_fault(ours.size, fault('onednn-weight-scale-beyond-float32').id)   # the prepack broke those channels
                 else: differ.append((case, ours, theirs))
-            probes, _ = call_isolated('qnb.onednn:torch_qconv', [conv_sums_probe(c) for c, _, _ in differ])
+            probes, _ = call_isolated('qnb.onednn:torch_qconv', [conv_sums_probe(c) for c, _, _ in differ], env=env)
             for (case, ours, theirs), sums in zip(differ, probes):
-                if isinstance(sums, np.ndarray) and not _same(sums, qnb_qconv(conv_sums_probe(case))):
+                if isinstance(sums, np.ndarray) and not _same(sums, qnb_qconv(conv_sums_probe(case), isa=isa)):
                     res.add_torch_fault(ours.size, fault('onednn-conv-padding').id)       # torch's own sums are wrong
                 else: res.add(ours, theirs)
         return res

@@ -217,26 +217,26 @@ def check_requantize(engine, rng, size):
 # %% ../nbs/02_verify.ipynb #2e63db7e
 ISOLATED_TIMEOUT = 120          # seconds a child may take beyond one second per case before it counts as hung
 
-def call_isolated(func, cases, alone=None) -> tuple[list, list]:
+def call_isolated(func, cases, alone=None, env=None) -> tuple[list, list]:
     """Run `func` ('module:function') on each case in child processes. Returns (results, crashed indices): a crash or a
     hang. The cases `alone(case)` picks (a torch kernel that corrupts its process's heap) get a child each, so what
-    they break cannot reach the cases after them."""
+    they break cannot reach the cases after them. `env`: variables to set in the children (ONEDNN_MAX_CPU_ISA, ...)."""
     if alone is not None:
         picked = [i for i, c in enumerate(cases) if alone(c)]
         if picked:
             rest = [i for i in range(len(cases)) if i not in set(picked)]
             results, crashed = [None] * len(cases), []
             for group in [rest] + [[i] for i in picked]:
-                r, c = call_isolated(func, [cases[i] for i in group])
+                r, c = call_isolated(func, [cases[i] for i in group], env=env)
                 for j, i in enumerate(group): results[i] = r[j]
                 crashed += [group[j] for j in c]
             return results, sorted(crashed)
-    import pickle, subprocess, sys
+    import os, pickle, subprocess, sys
     results, crashed, i = [None] * len(cases), [], 0
     while i < len(cases):
         try:                              # a deadlocked torch kernel (FBGEMM's 3-D depthwise fault) must not hang the sweep
             p = subprocess.run([sys.executable, '-m', 'qnb.verify', '--isolated', func], input=pickle.dumps(cases[i:]),
-                               capture_output=True, timeout=ISOLATED_TIMEOUT + len(cases[i:]))
+                               capture_output=True, timeout=ISOLATED_TIMEOUT + len(cases[i:]), env={**os.environ, **env} if env else None)
         except subprocess.TimeoutExpired as e:
             p = subprocess.CompletedProcess(e.cmd, -9, e.stdout or b'', e.stderr or b'')
         out, k = p.stdout, 0
@@ -249,7 +249,7 @@ def call_isolated(func, cases, alone=None) -> tuple[list, list]:
             crashed.append(i); i += 1
     if len(cases) > 1:                            # an error is torch's answer only if a fresh process gives it too
         for i in [i for i, r in enumerate(results) if isinstance(r, dict) and 'error' in r]:
-            r, c = call_isolated(func, [cases[i]])
+            r, c = call_isolated(func, [cases[i]], env=env)
             results[i] = r[0]
             if c: crashed = sorted(crashed + [i])
     return results, crashed
