@@ -33,6 +33,7 @@ class CheckResult:
     torch_faults: int = 0         # cases where torch's output is not the convolution/product it claims (see notebooks)
     faults: dict = field(default_factory=dict)   # cases per known fault, crashes included: id in qnb.faults -> count
     error: str = ''               # the exception that stopped the check (mismatches is then -1)
+    skipped: int = 0              # cases left out on both sides: qnb does not derive them (NotImplementedError), torch not run
 
     def add(self, ours, theirs):
         """Count the elements where `ours` and `theirs` differ (float arrays compare bit patterns). `None` on a
@@ -327,6 +328,7 @@ def format_table(rows) -> str:
     for r in rows:
         mm = 'CRASH' if r['mismatches'] < 0 else r['mismatches']
         torch_bad = ''.join(f"  torch {k.split('_')[1]}: {r[k]}" for k in ('torch_crashes', 'torch_faults') if r.get(k))
+        if r.get('skipped'): torch_bad += f"  skipped: {r['skipped']:,} cases not derived"
         lines.append(f"{r['kernel']:<{w}}{r['engine']:<9}{r['capability']:<12}{r['compared']:>12,}{mm:>12}{r['max_abs_diff']:>11.3g}{torch_bad}")
         if r.get('error'): lines.append('    ' + r['error'])
     bad = sum(r['mismatches'] != 0 for r in rows)
