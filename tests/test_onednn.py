@@ -134,3 +134,20 @@ def test_isa_in_a_child(isa):
     if O.ISAS.index(isa.lower()) > O.ISAS.index(O.cpu_isa() if O.cpu_isa() in O.ISAS else 'avx512_core_vnni'): pytest.skip('CPU lacks it')
     out = subprocess.run([sys.executable, '-c', ISA_CHILD], env={**os.environ, 'ONEDNN_MAX_CPU_ISA': isa}, capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.split() == ['ok', isa.lower()], out.stderr[-2000:]
+
+def test_lower_isas_have_checks_of_their_own():
+    "(O9): one check per lower ISA; cases qnb does not derive there are skipped on both sides, not compared."
+    for isa in O.lower_isas():
+        assert f'onednn_qconv_pointwise@{isa}' in CHECKS and f'onednn_qlinear_pointwise@{isa}' in CHECKS
+    if 'avx2' in O.lower_isas():
+        res = CHECKS['onednn_qconv_pointwise@avx2']('x86', np.random.default_rng(0), 1000)   # AVX2 convs: not derived
+        assert res.compared == 0 and res.mismatches == 0 and res.skipped > 0, res
+
+def test_avx2_refuses_a_bfloat16_add_operand():
+    "torch under ONEDNN_MAX_CPU_ISA=AVX2 creates no matmul for a bfloat16 'add' operand; qnb refuses it too."
+    x, w = np.full((2, 4), 3, np.uint8), np.ones((3, 4), np.int8)
+    other = torch.zeros(2, 3, dtype=torch.bfloat16)
+    call = lambda isa: O.qlinear_pointwise_binary(x, 0.1, 0, w, np.full(3, 0.1, np.float32), np.zeros(3, np.int64), other, None,
+                                                 1.0, 0, 'float32', 1.0, 0, 'add', 1.0, 'none', [], '', isa=isa)
+    with pytest.raises(TypeError, match='other'): call('avx2')
+    assert call('avx512_core').shape == (2, 3)
