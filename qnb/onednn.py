@@ -635,6 +635,8 @@ def _qconv(qx, x_scale, x_zero_point, qw, w_scale, w_zero_point, accum, bias, st
     if isa != 'avx512_core_vnni' and kernel != 'ref' and (kernel == 'gemm' or w.shape[1] == 1):   # (O10): pairs not derived
         raise NotImplementedError(f"isa {isa.upper()}: qnb does not derive oneDNN's pairs for one input channel per group "
                                   "(depthwise, brdgmm/relocated brgemm) or the gemm conv yet")
+    if isa != 'avx512_core_vnni' and part is not None and math.prod(out_size) == 1:      # a 1x1 qaccum is plain (abcd): ref:any
+        raise NotImplementedError(f"isa {isa.upper()}: qnb does not derive oneDNN's ref:any conv (a 'sum' into a 1x1 output) yet")
     corr = conv_pair_saturation(x, w, stride, padding, dilation, groups) if kernel != 'ref' and isa != 'avx512_core_vnni' else None
     eltwise = eltwise_function(spec, 'jit')                       # the gemm kernel's post-ops are the same JIT injectors
     y = np.empty((shape[0], *out_size, OC), dtype=np.float32 if out == 'bfloat16' else out)
