@@ -33,6 +33,7 @@ class CheckResult:
     torch_faults: int = 0         # cases where torch's output is not the convolution/product it claims (see notebooks)
     faults: dict = field(default_factory=dict)   # cases per known fault, crashes included: id in qnb.faults -> count
     error: str = ''               # the exception that stopped the check (mismatches is then -1)
+    skipped: int = 0              # cases left out on both sides: qnb does not derive them (NotImplementedError), torch not run
 
     def add(self, ours, theirs):
         """Count the elements where `ours` and `theirs` differ (float arrays compare bit patterns). `None` on a
@@ -217,14 +218,15 @@ def check_requantize(engine, rng, size):
 # %% ../nbs/02_verify.ipynb #2e63db7e
 ISOLATED_TIMEOUT = 120          # seconds a child may take beyond one second per case before it counts as hung
 
-def call_isolated(func, cases, retry=True) -> tuple[list, list]:
-    "Run `func` ('module:function') on each case in child processes. Returns (results, crashed indices): a crash or a hang."
-    import pickle, subprocess, sys
+def call_isolated(func, cases, retry=True, env=None) -> tuple[list, list]:
+    """Run `func` ('module:function') on each case in child processes. Returns (results, crashed indices): a crash or a
+    hang. `env`: variables to set in the children (ONEDNN_MAX_CPU_ISA, ...)."""
+    import os, pickle, subprocess, sys
     results, crashed, i = [None] * len(cases), [], 0
     while i < len(cases):
         try:                              # a deadlocked torch kernel (FBGEMM's 3-D depthwise fault) must not hang the sweep
             p = subprocess.run([sys.executable, '-m', 'qnb.verify', '--isolated', func], input=pickle.dumps(cases[i:]),
-                               capture_output=True, timeout=ISOLATED_TIMEOUT + len(cases[i:]))
+                               capture_output=True, timeout=ISOLATED_TIMEOUT + len(cases[i:]), env={**os.environ, **env} if env else None)
         except subprocess.TimeoutExpired as e:
             p = subprocess.CompletedProcess(e.cmd, -9, e.stdout or b'', e.stderr or b'')
         out, k = p.stdout, 0
@@ -237,7 +239,7 @@ def call_isolated(func, cases, retry=True) -> tuple[list, list]:
             crashed.append(i); i += 1
     errors = [i for i, r in enumerate(results) if isinstance(r, dict) and 'error' in r]
     if retry and errors and len(errors) < len(cases):   # an error is torch's answer only if a fresh process gives it too
-        r, c = call_isolated(func, [cases[i] for i in errors], retry=False)
+        r, c = call_isolated(func, [cases[i] for i in errors], retry=False, env=env)
         for j, i in enumerate(errors): results[i] = r[j]
         crashed = sorted(crashed + [errors[j] for j in c])
     return results, crashed
@@ -315,6 +317,7 @@ def format_table(rows) -> str:
     for r in rows:
         mm = 'CRASH' if r['mismatches'] < 0 else r['mismatches']
         torch_bad = ''.join(f"  torch {k.split('_')[1]}: {r[k]}" for k in ('torch_crashes', 'torch_faults') if r.get(k))
+        if r.get('skipped'): torch_bad += f"  skipped: {r['skipped']:,} cases not derived"
         lines.append(f"{r['kernel']:<{w}}{r['engine']:<9}{r['capability']:<12}{r['compared']:>12,}{mm:>12}{r['max_abs_diff']:>11.3g}{torch_bad}")
         if r.get('error'): lines.append('    ' + r['error'])
     bad = sum(r['mismatches'] != 0 for r in rows)

@@ -111,3 +111,43 @@ def test_bad_input():
     assert lin(qx=np.zeros((2, 0, 4), np.uint8)).shape == (2, 0, 3)           # torch: (0, 3) (onednn-linear-empty-shape)
     b = np.float32([1, 2, 3])
     assert lin(qx=np.zeros((2, 0), np.uint8), qw=np.zeros((3, 0), np.int8), bias=b).tolist() == [[10, 20, 30]] * 2   # torch: SIGFPE
+
+ISA_CHILD = """
+import numpy as np, torch
+from qnb import onednn as O
+rng = np.random.default_rng(4)
+cases = [(np.uint8([[255, 255]]), np.int8([[70, 60]]), 0),                      # one saturating pair: 31 on VNNI, 30 without
+         (np.full((3, 257), 255, np.uint8), np.full((2, 257), 127, np.int8), 5),  # every pair saturates; AVX2's K halves
+         (rng.integers(0, 256, (4, 64)).astype(np.uint8), rng.integers(-128, 128, (3, 64)).astype(np.int8), 100)]
+for x, w, zx in cases:
+    wp = torch.ops.onednn.qlinear_prepack(torch.from_numpy(w), list(x.shape))
+    for od, sy in ((None, 0.13514), (torch.float32, 1.0)):
+        t = torch.ops.onednn.qlinear_pointwise(torch.from_numpy(x), 0.05, zx, wp, torch.full((w.shape[0],), 0.0025), torch.zeros(w.shape[0], dtype=torch.long), None, sy, 0, od, 'none', [], '').numpy()
+        q = O.qlinear_pointwise(x, 0.05, zx, w, np.full(w.shape[0], 0.0025, np.float32), np.zeros(w.shape[0]), None, sy, 0, od, 'none', [], '')
+        assert np.array_equal(t, q), (x.shape, od, t, q)
+print('ok', O.onednn_isa())
+"""
+
+@pytest.mark.parametrize('isa', ['AVX2', 'AVX512_CORE', 'AVX512_CORE_VNNI'])
+def test_isa_in_a_child(isa):
+    "(O9)-(O11): torch under ONEDNN_MAX_CPU_ISA=isa and qnb's default isa (read from the same variable) agree, saturating pairs included."
+    if O.ISAS.index(isa.lower()) > O.ISAS.index(O.cpu_isa() if O.cpu_isa() in O.ISAS else 'avx512_core_vnni'): pytest.skip('CPU lacks it')
+    out = subprocess.run([sys.executable, '-c', ISA_CHILD], env={**os.environ, 'ONEDNN_MAX_CPU_ISA': isa}, capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.split() == ['ok', isa.lower()], out.stderr[-2000:]
+
+def test_lower_isas_have_checks_of_their_own():
+    "(O9): one check per lower ISA; cases qnb does not derive there are skipped on both sides, not compared."
+    for isa in O.lower_isas():
+        assert f'onednn_qconv_pointwise@{isa}' in CHECKS and f'onednn_qlinear_pointwise@{isa}' in CHECKS
+    if 'avx2' in O.lower_isas():
+        res = CHECKS['onednn_qconv_pointwise@avx2']('x86', np.random.default_rng(0), 1000)   # AVX2 convs: not derived
+        assert res.compared == 0 and res.mismatches == 0 and res.skipped > 0, res
+
+def test_avx2_refuses_a_bfloat16_add_operand():
+    "torch under ONEDNN_MAX_CPU_ISA=AVX2 creates no matmul for a bfloat16 'add' operand; qnb refuses it too."
+    x, w = np.full((2, 4), 3, np.uint8), np.ones((3, 4), np.int8)
+    other = torch.zeros(2, 3, dtype=torch.bfloat16)
+    call = lambda isa: O.qlinear_pointwise_binary(x, 0.1, 0, w, np.full(3, 0.1, np.float32), np.zeros(3, np.int64), other, None,
+                                                 1.0, 0, 'float32', 1.0, 0, 'add', 1.0, 'none', [], '', isa=isa)
+    with pytest.raises(TypeError, match='other'): call('avx2')
+    assert call('avx512_core').shape == (2, 3)
