@@ -882,14 +882,14 @@ def _linear_check(name, binary, isa=None, batch=32):
         return res
     return check
 
-def _register_linear(name, binary):
-    "The check on this process's ISA under `name`, and one per lower ISA under `name@isa`."
-    own = register_check(name, capability_independent=True)(_linear_check(name, binary))
-    for isa in lower_isas(): register_check(f'{name}@{isa}', capability_independent=True)(_linear_check(f'{name}@{isa}', binary, isa))
+def _register_isas(name, make_check, binary):
+    "`make_check`'s check on this process's ISA under `name`, and one per lower ISA under `name@isa`."
+    own = register_check(name, capability_independent=True)(make_check(name, binary))
+    for isa in lower_isas(): register_check(f'{name}@{isa}', capability_independent=True)(make_check(f'{name}@{isa}', binary, isa))
     return own
 
-check_qlinear_pointwise = _register_linear('onednn_qlinear_pointwise', False)
-check_qlinear_pointwise_binary = _register_linear('onednn_qlinear_pointwise_binary', True)
+check_qlinear_pointwise = _register_isas('onednn_qlinear_pointwise', _linear_check, False)
+check_qlinear_pointwise_binary = _register_isas('onednn_qlinear_pointwise_binary', _linear_check, True)
 
 # %% ../nbs/23_onednn.ipynb #892dfb12
 def random_qconv_case(rng, binary=False) -> dict:
@@ -1032,11 +1032,5 @@ def _conv_check(name, binary, isa=None, batch=64):
         return res
     return check
 
-def _register_conv(name, binary):
-    "The check on this process's ISA under `name`, and one per lower ISA under `name@isa`."
-    own = register_check(name, capability_independent=True)(_conv_check(name, binary))
-    for isa in lower_isas(): register_check(f'{name}@{isa}', capability_independent=True)(_conv_check(f'{name}@{isa}', binary, isa))
-    return own
-
-check_qconv_pointwise = _register_conv('onednn_qconv_pointwise', False)
-check_qconv2d_pointwise_binary = _register_conv('onednn_qconv2d_pointwise_binary', True)
+check_qconv_pointwise = _register_isas('onednn_qconv_pointwise', _conv_check, False)
+check_qconv2d_pointwise_binary = _register_isas('onednn_qconv2d_pointwise_binary', _conv_check, True)

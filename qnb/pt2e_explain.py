@@ -37,19 +37,15 @@ def ulps_apart(a, b) -> int:
     return abs(ordered(a) - ordered(b))
 
 # %% ../nbs/26_pt2e_explain.ipynb #3b113e23
-def _per_channel(node, i):
-    "(scale, zero point) of a per-channel (de)quantize node at output index `i`; per-tensor ones read their arguments."
-    a = list(node.args)
-    if 'per_channel' not in str(node.target): return float(np.asarray(a[1]).reshape(-1)[0]), int(np.asarray(a[2]).reshape(-1)[0])
-    return a[1], a[2]
+def _qparams_at(node, args, i) -> tuple:
+    "(scale, zero point) a (de)quantize node applies at output index `i`: its channel's for a per-channel node."
+    scale, zp = np.asarray(args[1]).reshape(-1), np.asarray(args[2]).reshape(-1)
+    k = i[args[3]] if 'per_channel' in str(node.target) else 0
+    return float(scale[k]), int(zp[k])
 
 def _quantize_steps(node, x_torch, x_qnb, args, i):
     "Steps of a quantize_per_tensor / per_channel node at index `i`: the two inputs, reciprocal, scaled, rounded, biased, clamped."
-    scale, zp, qmin, qmax = args[1], args[2], args[-3], args[-2]
-    if 'per_channel' in str(node.target):
-        axis = args[3]
-        scale, zp = np.asarray(scale).reshape(-1)[i[axis]], np.asarray(zp).reshape(-1)[i[axis]]
-    scale, zp = float(np.asarray(scale).reshape(-1)[0]), int(np.asarray(zp).reshape(-1)[0])
+    (scale, zp), qmin, qmax = _qparams_at(node, args, i), args[-3], args[-2]
     inv = np.float32(1.0 / scale)
     steps = [Step('input (torch)', 'the float torch quantizes', np.float32(x_torch))]
     if x_qnb != x_torch: steps.append(Step('input (qnb)', 'the same element with exact sums in its region', np.float32(x_qnb)))
@@ -128,8 +124,7 @@ def explain_node(gm, x, node: str, index, *, lowering=None) -> Explanation:
             e.notes.append(P.AFTER_FLOAT_SUMS)
     elif 'dequantize' in str(n.target):
         q = args[0][i]
-        scale, zp = _per_channel(n, i) if 'per_channel' not in str(n.target) else (
-            np.asarray(args[1]).reshape(-1)[i[args[3]]], np.asarray(args[2]).reshape(-1)[i[args[3]]])
+        scale, zp = _qparams_at(n, args, i)
         e.steps = [Step('input', 'the integer', int(q)),
                    Step('centred', f'fl32(q - {int(zp)})', np.float32(int(q) - int(zp))),
                    Step('scaled', f'fl32(centred · {float(scale)!r}) (D3)', ours[i])]
